@@ -1,0 +1,3 @@
+from r1zero.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The verdict every verifier returns, and the registry that finds verifiers by name.
+
+A verifier is a plain callable ``(response: str, gold: str, **meta) -> Verdict`` that never raises:
+bad input gets ``reward=0`` and a ``reason`` code. This module imports no torch and does no I/O
+beyond importing verifier modules on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+__all__ = [
+    "REASONS",
+    "Verdict",
+    "Verifier",
+    "available_verifiers",
+    "get_verifier",
+    "register",
+]
+
+#: Short reason codes a Verdict may carry (verifiers may add their own; these are the shared ones).
+REASONS = (
+    "correct",  # the answer checks out
+    "wrong",  # an answer was found and it is not equivalent to the gold
+    "no_answer",  # nothing answer-like was found where the verifier looks
+    "unparseable",  # an answer was found but cannot be interpreted
+    "bad_format",  # the completion breaks the required tag format
+    "timeout",  # the check ran past its wall-clock limit
+    "rejected",  # the answer was refused before checking (too big, hostile, hedged)
+    "bad_gold",  # the reference answer itself cannot be interpreted: never rewarded
+    "error",  # the verifier raised; caught so that training goes on
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one response against one gold answer.
+
+    Attributes:
+        reward: Scalar reward used for RL.
+        correct: Whether the extracted answer is equivalent to the gold.
+        formatted: Whether the response keeps the required format (e.g. R1-Zero tags).
+        reason: Short code explaining the verdict (see ``REASONS``).
+        extracted: The answer text that was checked, if any.
+        parts: Reward components (e.g. ``{"accuracy": 1.0, "format": 0.1}``) for logging.
+    """
+
+    reward: float
+    correct: bool
+    formatted: bool
+    reason: str
+    extracted: str | None = None
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "reward": self.reward,
+            "correct": self.correct,
+            "formatted": self.formatted,
+            "reason": self.reason,
+            "extracted": self.extracted,
+            "parts": dict(self.parts),
+        }
+
+
+class Verifier(Protocol):
+    def __call__(self, response: str, gold: str, **meta) -> Verdict: ...
+
+
+_REGISTRY: dict[str, Verifier] = {}
+_BUILTINS_LOADED = False
+
+
+def register(name: str) -> Callable[[Verifier], Verifier]:
+    """Decorator that registers a verifier under ``name``; a duplicate name is an error.
+
+    >>> @register("doc_example_always_wrong")
+    ... def always_wrong(response: str, gold: str, **meta) -> Verdict:
+    ...     return Verdict(0.0, False, False, "wrong")
+    >>> get_verifier("doc_example_always_wrong")("x", "y").reason
+    'wrong'
+    """
+
+    def decorate(fn: Verifier) -> Verifier:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not fn:
+            raise ValueError(f"verifier name {name!r} is already registered (by {_qualname(existing)})")
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorate
+
+
+def available_verifiers() -> list[str]:
+    """Names of all registered verifiers, the built-in ones included."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_verifier(spec: str) -> Verifier:
+    """Find a verifier by registry name, ``"package.module:function"``, or ``"path/to/file.py[:function]"``.
+
+    A ``.py`` file is imported (its ``@register`` decorators run); with no ``:function`` it must
+    register exactly one verifier, or define a function named ``verify``.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"verifier spec must be a non-empty string, got {spec!r}")
+    _load_builtins()
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    path_part, _, func_name = spec.partition(":") if not _is_windows_drive(spec) else (spec, "", "")
+    if path_part.endswith(".py"):
+        return _load_from_file(Path(path_part), func_name or None)
+    if func_name:
+        module = importlib.import_module(path_part)
+        fn = getattr(module, func_name, None)
+        if not callable(fn):
+            raise ValueError(f"{spec!r}: module {path_part!r} has no callable {func_name!r}")
+        return fn
+    raise ValueError(f"unknown verifier {spec!r}; registered: {', '.join(available_verifiers())}")
+
+
+def _load_from_file(path: Path, func_name: str | None) -> Verifier:
+    if not path.is_file():
+        raise ValueError(f"verifier file {str(path)!r} does not exist")
+    before = set(_REGISTRY)
+    module_name = f"r1zero_user_verifier_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if func_name:
+        fn = getattr(module, func_name, None)
+        if not callable(fn):
+            raise ValueError(f"verifier file {str(path)!r} has no callable {func_name!r}")
+        return fn
+    added = sorted(set(_REGISTRY) - before)
+    if len(added) == 1:
+        return _REGISTRY[added[0]]
+    if callable(getattr(module, "verify", None)):
+        return module.verify
+    raise ValueError(
+        f"verifier file {str(path)!r} registers {len(added)} verifiers ({added}); "
+        "name one with 'file.py:function' or define a function named 'verify'"
+    )
+
+
+def _load_builtins() -> None:
+    """Import every module of this package, so a new verifier is one new file and no other edit."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    package = importlib.import_module(__package__)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def _qualname(fn: object) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _is_windows_drive(spec: str) -> bool:
+    return len(spec) > 2 and spec[1] == ":" and spec[2] in "\\/"
