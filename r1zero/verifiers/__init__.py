@@ -7,7 +7,15 @@ True
 
 from r1zero.verifiers.base import REASONS, Verdict, Verifier, available_verifiers, get_verifier, register
 
-__all__ = ["REASONS", "Verdict", "Verifier", "available_verifiers", "get_verifier", "register", "verify_batch"]
+__all__ = [
+    "REASONS",
+    "Verdict",
+    "Verifier",
+    "available_verifiers",
+    "get_verifier",
+    "register",
+    "verify_batch",
+]
 
 
 def __getattr__(name: str):
