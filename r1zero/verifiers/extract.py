@@ -1,0 +1,172 @@
+"""Find the final answer in a model output: answer tag, boxed, "the answer is", GSM8K ``####``, last expression.
+
+Rules, in order; the first that finds something wins:
+
+1. ``<answer>…</answer>`` content (a ``\\boxed{}`` inside it is unwrapped). Several answer blocks that
+   disagree are *conflicting*: the verifier refuses them rather than picking one (a policy could
+   otherwise list every candidate).
+2. The last ``\\boxed{…}`` / ``\\fbox{…}``, braces nested to any depth.
+3. The last "the (final) answer is …".
+4. The last GSM8K ``#### n``.
+5. Free-form text: the last math expression (``$…$``, ``\\(…\\)``, ``\\[…\\]``), else the last number.
+
+When the output has a think block, only the text after the last ``</think>`` is searched; an output
+that opens ``<think>`` and never closes it has no answer. An answer written only while thinking is no
+answer (the R1-Zero template asks for it after the reasoning).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from r1zero.verifiers.format import strip_eos
+
+__all__ = ["SOURCES", "Extraction", "extract_answer", "find_boxed"]
+
+#: Where an extracted answer came from.
+SOURCES = ("answer_tag", "boxed", "answer_is", "gsm8k", "final_expr")
+
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_IS = re.compile(r"(?:final\s+)?answer\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
+_GSM8K = re.compile(r"####\s*([^\n]+)")
+_MATH_ENV = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_NUMBER = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+")
+# End of an "answer is" sentence: a period/semicolon not inside a number, or a line break.
+_SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.(?=\s|\Z)|;|\n")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """An extracted answer.
+
+    Attributes:
+        answer: The answer text (stripped), or None when nothing answer-like was found.
+        source: Which rule found it (one of :data:`SOURCES`), or None.
+        conflicting: True when several answer blocks give different answers.
+    """
+
+    answer: str | None
+    source: str | None
+    conflicting: bool = False
+
+
+def extract_answer(response: str) -> Extraction:
+    """Extract the final answer from a whole model output.
+
+    >>> extract_answer("<think>maybe 3</think> <answer>\\\\boxed{4}</answer>")
+    Extraction(answer='4', source='answer_tag', conflicting=False)
+    >>> extract_answer("so $x = \\\\frac{1}{2}$ and the answer is $\\\\boxed{\\\\frac{1}{2}}$.").answer
+    '\\\\frac{1}{2}'
+    >>> extract_answer("She pays 5 + 7 = 12 dollars.\\n#### 12").source
+    'gsm8k'
+    >>> extract_answer("<think>the answer is 4").answer is None  # only inside the think block
+    True
+    >>> extract_answer("<answer>4</answer> <answer>5</answer>").conflicting
+    True
+    """
+    text = strip_eos(response)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    elif "<think>" in text:
+        return Extraction(None, None)
+    for rule in (_from_answer_tags, _from_boxed, _from_answer_is, _from_gsm8k, _from_final_expression):
+        found = rule(text)
+        if found is not None:
+            return found
+    return Extraction(None, None)
+
+
+def find_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{}``/``\\fbox{}``, with nested braces; None when there is none.
+
+    >>> find_boxed(r"\\boxed{1} then \\boxed{\\frac{a}{b^{2}}}")
+    '\\\\frac{a}{b^{2}}'
+    >>> find_boxed(r"\\boxed{unclosed") is None
+    True
+    """
+    for match in reversed(list(_BOXED.finditer(text))):
+        content = _balanced(text, match.end())
+        if content is not None:
+            return content
+    return None
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """Text from ``start`` up to the brace that closes the one just before ``start``."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{" and text[i - 1] != "\\":
+            depth += 1
+        elif text[i] == "}" and text[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return None
+
+
+def _from_answer_tags(text: str) -> Extraction | None:
+    blocks = _ANSWER_BLOCK.findall(text)
+    if not blocks:
+        return None
+    answers = [_unbox(block) for block in blocks]
+    answers = [a for a in answers if a]
+    if not answers:
+        return Extraction(None, "answer_tag")
+    distinct = {" ".join(a.split()) for a in answers}
+    return Extraction(answers[-1], "answer_tag", conflicting=len(distinct) > 1)
+
+
+def _unbox(block: str) -> str:
+    boxed = find_boxed(block)
+    return (boxed if boxed is not None else block).strip()
+
+
+def _from_boxed(text: str) -> Extraction | None:
+    boxed = find_boxed(text)
+    if boxed is None:
+        return None
+    return Extraction(boxed.strip() or None, "boxed")
+
+
+def _from_answer_is(text: str) -> Extraction | None:
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :]
+    end = _SENTENCE_END.search(_skip_math(rest))
+    answer = _strip_math_delimiters(rest[: end.start()] if end else rest)
+    return Extraction(answer or None, "answer_is") if answer else None
+
+
+def _skip_math(text: str) -> str:
+    """Blank out the inside of ``$…$`` so that a period inside math does not end the sentence."""
+    return _MATH_ENV.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _from_gsm8k(text: str) -> Extraction | None:
+    matches = _GSM8K.findall(text)
+    if not matches:
+        return None
+    return Extraction(matches[-1].strip() or None, "gsm8k")
+
+
+def _from_final_expression(text: str) -> Extraction | None:
+    maths = list(_MATH_ENV.finditer(text))
+    numbers = list(_NUMBER.finditer(text))
+    if maths and (not numbers or maths[-1].end() >= numbers[-1].end()):
+        inner = next(g for g in maths[-1].groups() if g is not None).strip()
+        if inner:
+            return Extraction(inner, "final_expr")
+    if numbers:
+        return Extraction(numbers[-1].group(0).strip(), "final_expr")
+    return None
+
+
+def _strip_math_delimiters(answer: str) -> str:
+    answer = answer.strip().rstrip(".").strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left) + len(right):
+            return answer[len(left) : -len(right)].strip()
+    return answer

@@ -1,0 +1,180 @@
+"""The ``math`` verifier: is the final answer of a model output equivalent to a gold answer?
+
+Built on math-verify (``parse``/``verify``) and sympy, hardened against what breaks peers' rewards:
+
+1. **Gold first.** A gold that cannot be read gives reward 0 with reason ``bad_gold``, never 1.
+   Golds are parsed once per distinct string (``lru_cache``): GRPO checks each gold G times.
+2. **Extraction** (:mod:`r1zero.verifiers.extract`): answer tag, boxed, "the answer is", ``####``, final
+   expression; nothing inside ``<think>`` counts.
+3. **Hedges are refused** (reason ``rejected``): several different ``<answer>`` blocks, or "12 or 13",
+   "12 and 13", ``\\pm`` when the gold is a single value (math-verify alone picks one candidate and
+   rewards a policy that lists many).
+4. **Guards** (:mod:`r1zero.verifiers.guards`) refuse huge or hostile text (power towers, ``100000!``,
+   deep nesting) before sympy sees it (reason ``rejected``).
+5. **Fast exact path** (:mod:`r1zero.verifiers.normalize`): numbers, fractions, decimals, percentages,
+   sets/tuples/intervals of them, choice letters and words are compared in-process without sympy.
+6. **Symbolic path**: everything else runs math-verify + sympy under a wall-clock limit in a killable
+   child process (``sandbox.run_isolated``; no ``SIGALRM``, so it works in any thread); inside a
+   ``verify_batch`` worker, which is already time-bounded, it runs directly. A rational answer against
+   an irrational gold is compared exactly (math-verify's rounding would accept ``3.14159265`` for ``\\pi``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+from r1zero.verifiers import sandbox
+from r1zero.verifiers.base import Verdict, register
+from r1zero.verifiers.extract import extract_answer, find_boxed
+from r1zero.verifiers.format import check_format
+from r1zero.verifiers.guards import guard_answer
+from r1zero.verifiers.normalize import (
+    ExactValue,
+    choice_letter,
+    exact_equal,
+    normalize,
+    parse_exact,
+    split_top_level,
+)
+from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
+
+__all__ = ["DEFAULT_TIMEOUT", "symbolic_check", "verify_math"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the symbolic check of one answer may take.
+DEFAULT_TIMEOUT = 5.0
+
+_HEDGE = re.compile(r"\b(?:or|and|either|maybe|possibly)\b|\\(?:lor|vee|pm|mp)\b|±|∓")
+_CONNECTOR = re.compile(r"\b(?:or|and)\b|\\text\{\s*(?:or|and)\s*\}")
+_WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
+
+
+@dataclass(frozen=True)
+class _Gold:
+    text: str  # normalised
+    exact: ExactValue | None
+    choice: str | None  # multiple-choice letter
+    word: str | None  # a word answer (casefolded), e.g. "monday"
+    multi: bool  # several parts (a list or set of more than one element)
+    bad: bool  # refused by the guards or empty
+
+
+@register("math")
+def verify_math(
+    response: str,
+    gold: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    weights: RewardWeights = ACCURACY_ONLY,
+    **meta,
+) -> Verdict:
+    """Check a whole model output against a gold answer; never raises.
+
+    >>> verify_math("<think>1/2 + 1/4</think> <answer>\\\\frac{3}{4}</answer>", "0.75").reason
+    'correct'
+    >>> verify_math("The answer is 12 or 13.", "12").reason
+    'rejected'
+    >>> verify_math("<answer>4</answer>", r"\\frac{").reason
+    'bad_gold'
+    """
+    formatted = False
+    try:
+        formatted = check_format(response).ok
+        reason, extracted = _judge(response, gold, timeout)
+    except Exception:  # a verifier never raises: training goes on and the row is counted as an error
+        logger.exception("math verifier failed on gold %r", str(gold)[:200])
+        reason, extracted = "error", None
+    reward, parts = compose_reward(reason == "correct", formatted, weights)
+    return Verdict(reward, reason == "correct", formatted, reason, extracted, parts)
+
+
+def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
+    gold_info = _read_gold(gold if isinstance(gold, str) else "")
+    if gold_info.bad:
+        return "bad_gold", None
+    found = extract_answer(response)
+    if found.answer is None:
+        return "no_answer", None
+    answer = found.answer
+    if found.conflicting or (not gold_info.multi and _HEDGE.search(answer) and not _HEDGE.search(gold)):
+        return "rejected", answer
+    if guard_answer(answer) is not None:
+        return "rejected", answer
+    if gold_info.choice is not None:
+        return ("correct" if choice_letter(answer) == gold_info.choice else "wrong"), answer
+    normal = normalize(_CONNECTOR.sub(",", answer) if gold_info.multi else answer)
+    if gold_info.word is not None:
+        return ("correct" if normal.casefold() == gold_info.word else "wrong"), answer
+    exact = parse_exact(normal)
+    if gold_info.exact is not None and exact is not None:
+        return ("correct" if exact_equal(gold_info.exact, exact) else "wrong"), answer
+    rational = _as_rational(exact)
+    try:
+        if sandbox.in_worker():
+            return symbolic_check(gold_info.text, normal, rational), answer
+        return sandbox.run_isolated(symbolic_check, gold_info.text, normal, rational, timeout=timeout), answer
+    except sandbox.VerifierTimeout:
+        return "timeout", answer
+
+
+@lru_cache(maxsize=4096)
+def _read_gold(gold: str) -> _Gold:
+    boxed = find_boxed(gold)
+    raw = boxed if boxed is not None else gold
+    text = normalize(raw)
+    if not text or guard_answer(raw) is not None:
+        return _Gold(text, None, None, None, False, bad=True)
+    exact = parse_exact(text)
+    choice = choice_letter(text) if re.fullmatch(r"\(?[A-J]\)?", text) else None
+    word = text.casefold() if _WORD.match(text) and len(text) >= 3 and re.search("[aeiouy]", text) else None
+    enclosed = text.startswith(("(", "[", r"\{")) and len(split_top_level(text[1:-1])) > 1
+    multi = (exact is not None and exact.kind == "set" and len(exact.items) > 1) or (
+        not enclosed and len(split_top_level(text)) > 1
+    )
+    return _Gold(text, exact, choice, word, multi, bad=False)
+
+
+def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:
+    if value is None or value.kind != "number" or value.percent or not isinstance(value.items[0], Fraction):
+        return None
+    return value.items[0].numerator, value.items[0].denominator
+
+
+def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = None) -> str:
+    """Compare normalised gold and answer with math-verify/sympy; returns a reason code.
+
+    Runs in the sandbox child (a top-level function, so it pickles by reference). No timeout inside:
+    the caller bounds it. ``rational`` is the answer's exact value when it is a plain number.
+
+    >>> symbolic_check(r"\\frac{\\sqrt{3}}{2}", r"\\frac{1}{2}\\sqrt{3}")
+    'correct'
+    >>> symbolic_check(r"\\pi", "3.14159265", (314159265, 100000000))
+    'wrong'
+    """
+    import math_verify
+    import sympy
+
+    gold_parsed = _parse_gold_symbolic(gold)
+    if not gold_parsed:
+        return "bad_gold"
+    gold_expr = gold_parsed[0]
+    if rational is not None and isinstance(gold_expr, sympy.Expr) and gold_expr.is_number:
+        return "correct" if sympy.simplify(gold_expr - sympy.Rational(*rational)) == 0 else "wrong"
+    answer_parsed = math_verify.parse(f"${answer}$", fallback_mode="no_fallback", parsing_timeout=None)
+    if not answer_parsed:
+        return "unparseable"
+    return (
+        "correct" if math_verify.verify(list(gold_parsed), answer_parsed, timeout_seconds=None) else "wrong"
+    )
+
+
+@lru_cache(maxsize=4096)
+def _parse_gold_symbolic(gold: str) -> tuple:
+    import math_verify
+
+    return tuple(math_verify.parse(f"${gold}$", fallback_mode="no_fallback", parsing_timeout=None))

@@ -1,0 +1,266 @@
+"""Answer normalisation and the exact fast path (no sympy) for numbers and simple structures.
+
+``normalize`` rewrites the surface forms that mean the same answer into one: unicode minus, thousands
+separators, ``\\text{}`` units, degrees, ``\\dfrac``, mixed numbers (``7 3/4``), ``x = 3``, ordinal
+suffixes, "3 million". ``parse_exact`` then reads numbers, fractions, decimals, percentages and
+sets/lists/tuples/intervals of them into exact :class:`fractions.Fraction` values, so that most
+answers are checked in microseconds without sympy.
+
+Semantics (documented choices):
+
+- Decimals are exact: ``0.5 == 1/2`` but ``0.333 != 1/3`` (MATH-style answers are exact).
+- ``\\{…\\}`` and bare comma lists (``1, 2``) are unordered sets; every element is required.
+- ``(a, b)`` / ``[a, b)`` etc. are ordered and the bracket types must match (a tuple or an interval).
+- ``50%`` equals ``50`` and ``0.5``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = ["ExactValue", "choice_letter", "exact_equal", "normalize", "parse_exact", "split_top_level"]
+
+_CHAR_MAP = str.maketrans(
+    {
+        "−": "-",
+        "–": "-",
+        "—": "-",
+        "﹣": "-",
+        "－": "-",
+        "，": ",",
+        "×": r"\times ",
+        "·": r"\cdot ",
+        "÷": r"\div ",
+        "√": r"\sqrt",
+        "π": r"\pi ",
+        "∞": r"\infty ",
+        "°": r"^\circ",
+        "²": "^2",
+        "³": "^3",
+        "⁄": "/",
+        **{chr(0xFF10 + i): str(i) for i in range(10)},
+    }
+)
+_DROP = re.compile(
+    r"\\left|\\right|\\displaystyle|\\[!,;: ]|\\q?quad\b|~|\$|\\\(|\\\)|\\\[|\\\]|\\bigl|\\bigr|\\Bigl|\\Bigr"
+)
+_TEXT_CMD = re.compile(
+    r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
+)
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*\bdegrees?\b")
+_ORDINAL = re.compile(r"(\d)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)\b\}?")
+_SCALE = re.compile(r"(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
+_ASSIGNMENT = re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([a-z]\))?\s*=\s*(?P<rhs>[^=]+)$")
+_MIXED = re.compile(
+    r"^(?P<sign>-?)(?P<whole>\d+)\s*(?:\s(?P<n1>\d+)/(?P<d1>\d+)|\\frac\{(?P<n2>\d+)\}\{(?P<d2>\d+)\})$"
+)
+_UNITS_TAIL = re.compile(r"^(?P<num>[-+]?[\d./]+%?)\s*(?:[a-zA-Z]{2,}\.?(?:\^?\d)?[\s/]*)+$")
+_CURRENCY = re.compile(r"\\?\$|\bdollars?\b|\bUSD\b|\bcents?\b")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_FRACTION = re.compile(
+    r"^(?P<sign>[+-]?)(?:(?P<n1>-?\d+(?:\.\d+)?)/(?P<d1>\d+(?:\.\d+)?)"
+    r"|\\frac\{(?P<n2>-?\d+(?:\.\d+)?)\}\{(?P<d2>\d+(?:\.\d+)?)\}|\\frac(?P<n3>\d)(?P<d3>\d))$"
+)
+_INFINITY = re.compile(r"^(?P<sign>[+-]?)\\infty$")
+_CHOICE = re.compile(r"^\(?\s*(?P<letter>[A-J])\s*\)?(?:[.:)]|\s|$)")
+
+Number = Fraction | float  # float only for ±inf
+
+
+@dataclass(frozen=True)
+class ExactValue:
+    """An answer read exactly.
+
+    Attributes:
+        kind: ``"number"``, ``"set"`` (unordered; also bare comma lists) or ``"sequence"`` (ordered,
+            brackets matter: tuples and intervals).
+        items: The numbers (one for ``"number"``); ``float("inf")`` for infinity.
+        brackets: Opening and closing bracket of a sequence, e.g. ``"[)"``.
+        percent: The number was written with ``%``.
+    """
+
+    kind: str
+    items: tuple[Number, ...]
+    brackets: str = ""
+    percent: bool = False
+
+
+def normalize(text: str) -> str:
+    """Rewrite equivalent surface forms of an answer into one form (still LaTeX-ish text).
+
+    >>> normalize(r"\\$1{,}234.50")
+    '1234.50'
+    >>> normalize(r"x = \\dfrac{3}{4}")
+    '\\\\frac{3}{4}'
+    >>> normalize("7 3/4"), normalize("−5"), normalize("3 million"), normalize("21st")
+    ('31/4', '-5', '3000000', '21')
+    >>> normalize(r"45^\\circ"), normalize(r"12\\text{ cm}^2"), normalize(r"50\\%")
+    ('45', '12', '50%')
+    """
+    text = text.translate(_CHAR_MAP)
+    text = text.replace("{,}", ",").replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
+    text = text.replace(r"\%", "%").replace(r"\dbinom", r"\binom").replace(r"\tbinom", r"\binom")
+    text = _CURRENCY.sub("", text)
+    text = _DROP.sub(" ", text)
+    for _ in range(3):
+        text = _TEXT_CMD.sub(r"\1", text)
+    text = _DEGREES.sub("", text)
+    text = re.sub(r"\s*\bpercent\b", "%", text)
+    text = _ORDINAL.sub(r"\1", text)
+    if not text.lstrip().startswith(("(", "[", r"\{", "{")):
+        text = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
+    text = _SCALE.sub(lambda m: _scaled(m.group(1), m.group(2)), text)
+    text = " ".join(text.split()).strip().rstrip(".").strip()
+    if (assignment := _ASSIGNMENT.match(text)) is not None:
+        text = assignment.group("rhs").strip()
+    if (units := _UNITS_TAIL.match(text)) is not None:
+        text = units.group("num")
+    if (mixed := _MIXED.match(text)) is not None:
+        text = _mixed(mixed)
+    return text
+
+
+def _scaled(number: str, word: str) -> str:
+    value = Fraction(number) * _SCALES[word.lower()]
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def _mixed(match: re.Match) -> str:
+    numerator = int(match.group("n1") or match.group("n2"))
+    denominator = int(match.group("d1") or match.group("d2"))
+    if denominator == 0 or numerator >= denominator:  # "2 3/2" is not a mixed number
+        return match.group(0)
+    value = int(match.group("whole")) + Fraction(numerator, denominator)
+    value = -value if match.group("sign") else value
+    return f"{value.numerator}/{value.denominator}"
+
+
+def choice_letter(text: str) -> str | None:
+    """The multiple-choice letter an answer starts with, if any.
+
+    >>> choice_letter(r"(B)"), choice_letter("C) 12"), choice_letter("D"), choice_letter("Dog")
+    ('B', 'C', 'D', None)
+    """
+    match = _CHOICE.match(normalize(text))
+    return match.group("letter") if match else None
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside brackets and braces.
+
+    >>> split_top_level(r"(1,2), \\frac{1}{2}, [3,4)")
+    ['(1,2)', '\\\\frac{1}{2}', '[3,4)']
+    """
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def parse_exact(text: str) -> ExactValue | None:
+    """Read a normalised answer exactly, or None when it needs symbolic maths.
+
+    >>> parse_exact("-3/4")
+    ExactValue(kind='number', items=(Fraction(-3, 4),), brackets='', percent=False)
+    >>> parse_exact(r"\\{2, 1\\}").kind, parse_exact("[1, 2)").brackets, parse_exact(r"\\sqrt{2}")
+    ('set', '[)', None)
+    """
+    text = text.strip()
+    if text.startswith(r"\{") and text.endswith(r"\}"):
+        items = _parse_items(text[2:-2])
+        return None if items is None else ExactValue("set", items)
+    if text[:1] in "([" and text[-1:] in ")]" and _encloses(text):
+        items = _parse_items(text[1:-1])
+        if items is None or len(items) < 2:
+            return None
+        return ExactValue("sequence", items, brackets=text[0] + text[-1])
+    if "," in text:
+        items = _parse_items(text)
+        return None if items is None else ExactValue("set", items)
+    percent = text.endswith("%")
+    number = parse_number(text[:-1].strip() if percent else text)
+    return None if number is None else ExactValue("number", (number,), percent=percent)
+
+
+def _encloses(text: str) -> bool:
+    """True when the first bracket closes at the last character."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+def _parse_items(text: str) -> tuple[Number, ...] | None:
+    items = []
+    for part in split_top_level(text):
+        number = parse_number(part)
+        if number is None:
+            return None
+        items.append(number)
+    return tuple(items)
+
+
+def parse_number(text: str) -> Number | None:
+    """An integer, decimal, fraction (``a/b``, ``\\frac{a}{b}``, ``\\frac12``) or ±infinity, else None.
+
+    >>> parse_number(r"-\\frac{6}{8}"), parse_number("2.50"), parse_number("1/0")
+    (Fraction(-3, 4), Fraction(5, 2), None)
+    """
+    text = text.strip().replace(" ", "")
+    if _NUMBER.match(text):
+        return Fraction(text)
+    if (inf := _INFINITY.match(text)) is not None:
+        return float("-inf") if inf.group("sign") == "-" else float("inf")
+    fraction = _FRACTION.match(text)
+    if fraction is None:
+        return None
+    groups = fraction.groupdict()
+    numerator = groups["n1"] or groups["n2"] or groups["n3"]
+    denominator = groups["d1"] or groups["d2"] or groups["d3"]
+    if Fraction(denominator) == 0:
+        return None
+    value = Fraction(numerator) / Fraction(denominator)
+    return -value if groups["sign"] == "-" else value
+
+
+def exact_equal(gold: ExactValue, answer: ExactValue) -> bool:
+    """Whether two exactly-read answers are the same, with the semantics in the module docstring.
+
+    >>> exact_equal(parse_exact("1, 2"), parse_exact(r"\\{2, 1\\}"))
+    True
+    >>> exact_equal(parse_exact("(1, 2)"), parse_exact("(2, 1)")), exact_equal(parse_exact("[1,2)"), parse_exact("[1,2]"))
+    (False, False)
+    >>> exact_equal(parse_exact("0.5"), parse_exact("50%"))
+    True
+    """
+    if gold.kind == "number" or answer.kind == "number":
+        if len(gold.items) != 1 or len(answer.items) != 1 or "sequence" in (gold.kind, answer.kind):
+            return False
+        return _numbers_equal(gold, answer)
+    if gold.kind == "sequence" or answer.kind == "sequence":
+        return gold.kind == answer.kind and gold.brackets == answer.brackets and gold.items == answer.items
+    return set(gold.items) == set(answer.items)
+
+
+def _numbers_equal(gold: ExactValue, answer: ExactValue) -> bool:
+    g, a = gold.items[0], answer.items[0]
+    candidates = {a}
+    if answer.percent and isinstance(a, Fraction):
+        candidates.add(a / 100)
+    if gold.percent and isinstance(g, Fraction):
+        return g in candidates or g / 100 in candidates
+    return g in candidates
