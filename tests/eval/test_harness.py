@@ -1,0 +1,172 @@
+"""`r1zero eval` end to end on a random tiny Llama (real tokenizer, real engines, real verifiers)."""
+
+import json
+
+import pytest
+
+from r1zero.eval.cli import main
+from r1zero.eval.harness import EvalConfig, completed_steps, evaluate_run, list_checkpoints
+
+from .fixtures import write_benchmark_dir, write_random_model, write_synthetic_run
+
+FAST = [
+    "--n",
+    "3",
+    "--temperature",
+    "1.0",
+    "--top-p",
+    "1.0",
+    "--max-new-tokens",
+    "12",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--threads",
+    "1",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return write_random_model(tmp_path_factory.mktemp("model") / "m")
+
+
+def test_eval_model_writes_results_and_samples(model_dir, tmp_path, capsys):
+    data = write_benchmark_dir(tmp_path / "bench")
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "--model",
+            str(model_dir),
+            "--benchmarks",
+            "math500,gsm8k,list_sum",
+            "--data-dir",
+            str(data),
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+            "--template",
+            "r1zero",
+            *FAST,
+        ]
+    )
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "math500" in table and "gsm8k" in table and "list_sum" in table and "pass@1" in table
+    for name in ("math500", "gsm8k", "list_sum"):
+        result = json.loads((out / f"{name}.json").read_text())
+        assert result["problems"] == 2 and result["n"] == 3
+        for key in (
+            "pass@1",
+            "pass@1_ci",
+            "pass@2",
+            "pass@3",
+            "maj@3",
+            "format_rate",
+            "length/mean",
+            "length/p90",
+            "length/clip_ratio",
+            "reflection/per_response",
+            "reflection/per_1k_tokens",
+        ):
+            assert key in result, key
+        assert result["settings"]["temperature"] == 1.0 and result["settings"]["max_new_tokens"] == 12
+        assert result["template"]["name"] == "r1zero" and "<answer>" in result["template"]["text"]
+        assert result["model"] == str(model_dir) and "torch" in result["versions"]
+        rows = [json.loads(line) for line in (out / f"{name}.samples.jsonl").read_text().splitlines()]
+        assert len(rows) == 6
+        assert {"prompt", "completion", "correct", "reason", "length", "reflection_hits"} <= set(rows[0])
+        assert all(1 <= r["length"] <= 12 for r in rows)
+        # the per-sample records and the summary agree
+        assert result["pass@1"] == pytest.approx(sum(r["correct"] for r in rows) / 6)
+        assert result["length/clip_ratio"] == pytest.approx(sum(r["truncated"] for r in rows) / 6)
+
+
+def test_greedy_is_deterministic(model_dir, tmp_path):
+    args = [
+        "--model",
+        str(model_dir),
+        "--benchmarks",
+        "list_sum",
+        "--limit",
+        "3",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "8",
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
+    main([*args, "--out", str(tmp_path / "a")])
+    main([*args, "--out", str(tmp_path / "b")])
+    a = (tmp_path / "a" / "list_sum.samples.jsonl").read_text()
+    assert a == (tmp_path / "b" / "list_sum.samples.jsonl").read_text()
+    assert len(a.splitlines()) == 3  # greedy: n forced to 1
+
+
+def test_missing_benchmark_file_names_the_flag(model_dir, tmp_path):
+    with pytest.raises(ValueError, match="--data-dir"):
+        main(["--model", str(model_dir), "--benchmarks", "aime24", "--data-dir", str(tmp_path), *FAST])
+
+
+def test_unknown_benchmark_lists_valid(model_dir):
+    with pytest.raises(ValueError, match="valid: gsm8k"):
+        main(["--model", str(model_dir), "--benchmarks", "nope", *FAST])
+
+
+def test_suite_file_and_override(model_dir, tmp_path, capsys):
+    suite = tmp_path / "s.json"
+    suite.write_text(json.dumps({"benchmarks": ["list_sum"], "n": 2, "max_new_tokens": 6, "limit": 2}))
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "--model",
+                str(model_dir),
+                "--suite",
+                str(suite),
+                "--n",
+                "3",
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "list_sum.json").read_text())
+    assert result["n"] == 3 and result["settings"]["max_new_tokens"] == 6
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"benchmarks": ["list_sum"], "temprature": 1}))
+    with pytest.raises(ValueError, match="temprature"):
+        main(["--model", str(model_dir), "--suite", str(bad)])
+
+
+def test_eval_run_covers_step0_and_checkpoints_and_skips_done(model_dir, tmp_path, monkeypatch):
+    run = write_synthetic_run(tmp_path / "run", steps=4, checkpoints=(2, 4))
+    (run / "eval.jsonl").unlink()
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["name"] = str(model_dir)
+    (run / "config.json").write_text(json.dumps(config))
+    assert sorted(list_checkpoints(run)) == [2, 4]
+    cfg = EvalConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, limit=2, workers=0)
+    lines = evaluate_run(run, ["list_sum"], cfg, show_progress=False)
+    assert [line["step"] for line in lines] == [0, 2, 4]
+    assert completed_steps(run, "list_sum") == {0, 2, 4}
+    assert (run / "eval" / "step_000002" / "list_sum.json").is_file()
+    # a new checkpoint: only it is evaluated; the old lines stay
+    write_random_model(run / "checkpoints" / "step_000006", seed=6)
+    lines = evaluate_run(run, ["list_sum"], cfg, show_progress=False)
+    assert [line["step"] for line in lines] == [6]
+    rows = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 4, 6]
+    assert all(
+        {"pass@1", "pass@1_ci", "format_rate", "length/mean", "reflection/per_response"} <= set(r)
+        for r in rows
+    )
+    # through the CLI, nothing is left to do
+    assert main(["--run", str(run), "--benchmarks", "list_sum", "--workers", "0", "--no-progress"]) == 0
