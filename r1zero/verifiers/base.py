@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,18 +130,26 @@ def get_verifier(spec: str) -> Verifier:
 def _load_from_file(path: Path, func_name: str | None) -> Verifier:
     if not path.is_file():
         raise ValueError(f"verifier file {str(path)!r} does not exist")
-    before = set(_REGISTRY)
     module_name = f"r1zero_user_verifier_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = sys.modules.get(module_name)
+    if module is None:  # import each file once: running it again would re-register its names
+        before = set(_REGISTRY)
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        module._r1zero_registered = sorted(set(_REGISTRY) - before)
     if func_name:
         fn = getattr(module, func_name, None)
         if not callable(fn):
             raise ValueError(f"verifier file {str(path)!r} has no callable {func_name!r}")
         return fn
-    added = sorted(set(_REGISTRY) - before)
+    added = module._r1zero_registered
     if len(added) == 1:
         return _REGISTRY[added[0]]
     if callable(getattr(module, "verify", None)):

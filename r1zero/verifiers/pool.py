@@ -1,0 +1,343 @@
+"""Score many responses in worker processes, with a wall-clock limit on every item.
+
+``verify_batch`` is what the trainer calls every step. Items go to persistent worker processes
+(``sandbox.IsolatedChild``: fresh interpreters, safe to start from any thread or process) in chunks,
+one message per chunk; each worker sends back one verdict per item, and the parent restarts an item's
+clock at each of them. So:
+
+- a hung item costs at most ``timeout`` seconds: its worker is killed (SIGKILL) and replaced, the item
+  comes back as ``Verdict(reason="timeout", reward=0)``, and the rest of its chunk is re-queued;
+- a worker that dies (segfault, ``os._exit``) costs its current item (``reason="error"``) and is replaced;
+- a verifier that raises gives ``reason="error"`` for that item (see ``guarded``), never an exception;
+- results come back in input order; ``workers=1`` still isolates the items from the caller.
+
+Starting a worker and importing its verifier is bounded by ``sandbox.STARTUP_TIMEOUT``, not by
+``timeout``. Workers are reused across calls (a ``VerifierPool``; ``verify_batch`` keeps one per worker
+count). Inside a worker, ``sandbox.in_worker()`` is True, so verifiers need not isolate themselves again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import math
+import os
+import pickle
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+
+from r1zero.verifiers import base
+from r1zero.verifiers.base import Verdict, Verifier, get_verifier
+from r1zero.verifiers.sandbox import STARTUP_TIMEOUT, IsolatedChild, VerifierCrash, emit
+
+__all__ = ["VerifierPool", "call_verifier", "guarded", "verify_batch"]
+
+logger = logging.getLogger(__name__)
+
+#: Most items sent to a worker in one message.
+MAX_CHUNK = 64
+_STARTUP_RETRIES = 2
+
+
+def call_verifier(verifier: Verifier, response: str, gold: str, meta: dict | None = None) -> Verdict:
+    """``verifier(response, gold, **meta)``, but an exception or a non-Verdict result gives reason "error".
+
+    >>> call_verifier(lambda r, g: 1 / 0, "x", "y").reason
+    'error'
+    """
+    try:
+        verdict = verifier(response, gold, **(meta or {}))
+    except (Exception, SystemExit) as exc:
+        logger.warning("verifier %s raised %s: %s", _name(verifier), type(exc).__name__, exc)
+        return _failed("error")
+    if not isinstance(verdict, Verdict):
+        logger.warning("verifier %s returned %s, not a Verdict", _name(verifier), type(verdict).__name__)
+        return _failed("error")
+    return verdict
+
+
+def guarded(verifier: Verifier) -> Verifier:
+    """Wrap a verifier so that it never raises (see ``call_verifier``).
+
+    >>> guarded(lambda r, g, **m: int("x"))("a", "b").reason
+    'error'
+    """
+
+    @functools.wraps(verifier)
+    def safe(response: str, gold: str, **meta) -> Verdict:
+        return call_verifier(verifier, response, gold, meta)
+
+    return safe
+
+
+def _failed(reason: str) -> Verdict:
+    return Verdict(0.0, False, False, reason, None, {"accuracy": 0.0, "format": 0.0})
+
+
+def _name(fn: object) -> str:
+    return getattr(fn, "__qualname__", repr(fn))
+
+
+# ----------------------------------------------------------------------------- worker side
+
+_RESOLVED: dict[str, Verifier] = {}
+
+
+def _verify_chunk(spec: str, items: list[tuple[int, str, str, dict]]) -> int:
+    """Run in a worker: resolve the verifier, say "ready", then stream one verdict per item."""
+    verifier = _RESOLVED.get(spec)
+    if verifier is None:
+        verifier = _RESOLVED[spec] = get_verifier(spec)
+    emit(("ready", None, None))
+    for index, response, gold, meta in items:
+        emit(("item", index, call_verifier(verifier, response, gold, meta)))
+    return len(items)
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+@dataclass
+class _Task:
+    """A chunk in flight on one worker."""
+
+    items: list[tuple[int, str, str, dict]]
+    deadline: float
+    ready: bool = False
+    done: int = 0
+
+
+class VerifierPool:
+    """Persistent worker processes that score items with a per-item wall-clock limit.
+
+    >>> with VerifierPool(workers=1) as pool:
+    ...     [v.reason for v in pool.verify("integer", ["<answer>4</answer>", "5"], ["4", "4"])]
+    ['correct', 'wrong']
+
+    Thread-safe: concurrent ``verify`` calls are served one after the other.
+    """
+
+    def __init__(self, workers: int = 1, *, chunk_size: int | None = None) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
+        self.workers = workers
+        self.chunk_size = chunk_size
+        self._children = [IsolatedChild() for _ in range(workers)]
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> VerifierPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill the worker processes (a later ``verify`` starts new ones)."""
+        for child in self._children:
+            child.kill()
+
+    @property
+    def pids(self) -> list[int | None]:
+        """Process ids of the workers (None where one is not running)."""
+        return [child.pid if child.alive else None for child in self._children]
+
+    def verify(
+        self,
+        name: str,
+        responses: Sequence[str],
+        golds: Sequence[str],
+        *,
+        metas: Sequence[dict] | None = None,
+        timeout: float = 5.0,
+        progress: bool = False,
+    ) -> list[Verdict]:
+        """Verdicts of ``name`` for each (response, gold, meta), in input order. See ``verify_batch``."""
+        spec = _portable_spec(name)
+        items = _items(responses, golds, metas)
+        if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        with self._lock:
+            return _Run(self, spec, items, float(timeout), progress).run()
+
+
+class _Run:
+    """One ``verify`` call: dispatch chunks, collect verdicts, enforce deadlines."""
+
+    def __init__(self, pool: VerifierPool, spec: str, items: list, timeout: float, progress: bool):
+        self.children = pool._children
+        self.spec, self.timeout = spec, timeout
+        size = pool.chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * len(self.children)))))
+        self.queue = deque(items[i : i + size] for i in range(0, len(items), size))
+        self.results: list[Verdict | None] = [None] * len(items)
+        self.active: dict[int, _Task] = {}
+        self.startup_failures = 0
+        self.bar = _progress_bar(len(items), spec) if progress else None
+
+    def run(self) -> list[Verdict]:
+        try:
+            while self.queue or self.active:
+                self._dispatch()
+                by_conn = {self.children[i].connection: i for i in self.active}
+                deadline = min(task.deadline for task in self.active.values())
+                for conn in wait(list(by_conn), timeout=max(0.0, deadline - time.monotonic())):
+                    self._receive(by_conn[conn])
+                self._enforce_deadlines()
+        except BaseException:
+            for i in self.active:  # their state is unknown; they restart on the next call
+                self.children[i].kill()
+            raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        assert all(v is not None for v in self.results)
+        return self.results  # type: ignore[return-value]
+
+    def _dispatch(self) -> None:
+        for i, child in enumerate(self.children):
+            if i not in self.active and self.queue:
+                chunk = self.queue.popleft()
+                self.active[i] = _Task(chunk, time.monotonic() + STARTUP_TIMEOUT)
+                try:
+                    child.send_call(pickle.dumps((_verify_chunk, (self.spec, chunk), {})))
+                except VerifierCrash:
+                    self._lost(i, "error")
+
+    def _receive(self, i: int) -> None:
+        task, conn = self.active[i], self.children[i].connection
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            self._lost(i, "error")
+            return
+        kind = message[0]
+        if kind == "emit":
+            tag, index, verdict = message[1]
+            task.deadline = time.monotonic() + self.timeout
+            if tag == "ready":
+                task.ready, self.startup_failures = True, 0
+            else:
+                self._store(index, verdict)
+                task.done += 1
+        elif kind == "ok":
+            del self.active[i]
+        elif kind == "err" and not task.ready:  # the verifier could not be resolved or imported
+            raise message[1]
+        elif kind == "err":  # e.g. SystemExit inside a verifier: the item failed, the worker lives
+            del self.active[i]
+            self._fail_current(task, "error")
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for i, task in list(self.active.items()):
+            conn = self.children[i].connection
+            while i in self.active and conn.poll(0):  # a result that raced the deadline still counts
+                self._receive(i)
+            if i in self.active and now >= task.deadline:
+                self._lost(i, "timeout")
+
+    def _lost(self, i: int, reason: str) -> None:
+        """Worker ``i`` timed out or died: fail its current item, re-queue the rest, replace it."""
+        task = self.active.pop(i)
+        self.children[i].kill()
+        if not task.ready:
+            self.startup_failures += 1
+            if self.startup_failures > _STARTUP_RETRIES:
+                raise RuntimeError(
+                    f"verifier workers for {self.spec!r} died or hung {self.startup_failures} times "
+                    "while starting (importing the verifier)"
+                )
+            self.queue.appendleft(task.items)
+            return
+        self._fail_current(task, reason)
+        logger.warning("verifier %r: item %d %s", self.spec, task.items[task.done][0], reason)
+
+    def _fail_current(self, task: _Task, reason: str) -> None:
+        self._store(task.items[task.done][0], _failed(reason))
+        rest = task.items[task.done + 1 :]
+        if rest:
+            self.queue.appendleft(rest)
+
+    def _store(self, index: int, verdict: Verdict) -> None:
+        self.results[index] = verdict
+        if self.bar is not None:
+            self.bar.update(1)
+
+
+def _items(responses: Sequence[str], golds: Sequence[str], metas: Sequence[dict] | None) -> list:
+    if len(responses) != len(golds) or (metas is not None and len(metas) != len(responses)):
+        lengths = f"{len(responses)} responses, {len(golds)} golds"
+        lengths += "" if metas is None else f", {len(metas)} metas"
+        raise ValueError(f"verify_batch needs one gold (and meta) per response, got {lengths}")
+    metas = metas if metas is not None else [{}] * len(responses)
+    for k, meta in enumerate(metas):
+        if not isinstance(meta, dict):
+            raise ValueError(f"metas[{k}] must be a dict, got {type(meta).__name__}")
+    return [(k, r, g, dict(m)) for k, (r, g, m) in enumerate(zip(responses, golds, metas, strict=True))]
+
+
+def _portable_spec(spec: str) -> str:
+    """A spec a fresh worker process can resolve: a registered name may point at a function that was
+    registered at run time (e.g. in a test module); then name it by ``module:function`` or file path."""
+    fn = get_verifier(spec)  # fails early, in the caller, for an unknown verifier
+    module = getattr(fn, "__module__", "") or ""
+    if spec not in base._REGISTRY or module.startswith("r1zero.verifiers."):
+        return spec
+    if module == "__main__":
+        raise ValueError(
+            f"verifier {spec!r} is defined in __main__, which worker processes cannot import; "
+            "move it into a module or a .py file and pass 'module:function' or the file path"
+        )
+    if module.startswith("r1zero_user_verifier_"):
+        return f"{sys.modules[module].__file__}:{fn.__name__}"
+    return f"{module}:{fn.__name__}"
+
+
+def _progress_bar(total: int, spec: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"verify {spec}", unit="item")
+
+
+_POOLS: dict[tuple[int, int], VerifierPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def verify_batch(
+    name: str,
+    responses: Sequence[str],
+    golds: Sequence[str],
+    *,
+    metas: Sequence[dict] | None = None,
+    workers: int = 1,
+    timeout: float = 5.0,
+    progress: bool = False,
+) -> list[Verdict]:
+    """Verdicts of verifier ``name`` on each (response, gold[, meta]) in worker processes, in input order.
+
+    A hung item costs at most ``timeout`` seconds and comes back with reason "timeout"; a crashed
+    worker is replaced and its item comes back with reason "error". The workers of a given count are
+    kept between calls (the trainer calls this every step).
+
+    >>> [v.reason for v in verify_batch("integer", ["<answer>12</answer>", "<answer>13</answer>"], ["12", "12"])]
+    ['correct', 'wrong']
+    """
+    with _POOLS_LOCK:
+        key = (os.getpid(), workers)
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = VerifierPool(workers)
+    return pool.verify(name, responses, golds, metas=metas, timeout=timeout, progress=progress)
+
+
+@atexit.register
+def _close_pools() -> None:
+    for pool in _POOLS.values():
+        pool.close()
