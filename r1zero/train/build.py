@@ -1,0 +1,198 @@
+"""Build what the recipe needs from a config: problems, prompts, the policy, engines, verification.
+
+Every function here touches the other parts of the package (data, models, rollout, verifiers) through
+their public entry points, so the recipe itself reads as a list of steps.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r1zero.data.problem import Problem
+from r1zero.train.config import TrainConfig
+from r1zero.verifiers import Verdict, get_verifier
+from r1zero.verifiers.reward import RewardWeights, apply_weights
+
+__all__ = [
+    "IndexSampler",
+    "load_model",
+    "load_problems_for",
+    "make_engine",
+    "render_prompts",
+    "resolve_device",
+    "reward_weights",
+    "verify",
+]
+
+log = logging.getLogger(__name__)
+
+#: the demo's own template (tiny-base's pretraining form of an R1-Zero prompt)
+DEMO_TEMPLATE = "tiny-demo"
+
+
+# ---------------------------------------------------------------- problems and prompts
+def load_problems_for(config: TrainConfig, heldout: bool = False) -> list[Problem]:
+    """Training or held-out problems: a registered generator, or a file / dataset via r1zero.data."""
+    data = config.data
+    source = (data.heldout_source or data.source) if heldout else data.source
+    from r1zero.data.generators import available_generators, generate
+
+    if source in available_generators():
+        n = data.heldout_size if heldout else data.train_size
+        # held-out problems use another seed; ids are filtered so the two sets never share a question
+        seed = config.run.seed + (1_000_003 if heldout else 0)
+        problems = generate(source, n, data.difficulty or None, seed=seed)
+    else:
+        loader = getattr(importlib.import_module("r1zero.data"), "load_problems", None)
+        if loader is None:
+            raise ValueError(
+                f"data source {source!r} is not a generator ({', '.join(available_generators())})"
+            )
+        problems = list(loader(source))
+        if heldout and data.heldout_size:
+            problems = problems[: data.heldout_size]
+    if data.verifier:
+        problems = [Problem(p.id, p.question, p.answer, data.verifier, p.meta) for p in problems]
+    if not problems:
+        raise ValueError(f"data source {source!r} gave no problems")
+    return problems
+
+
+def render_prompts(config: TrainConfig, problems: Sequence[Problem], tokenizer: Any) -> list[str]:
+    """Prompts for ``problems`` with the configured template (the same code path as ``r1zero eval``)."""
+    if config.data.template == DEMO_TEMPLATE:
+        from r1zero.models.tiny import render_demo_prompt
+
+        return [render_demo_prompt(p.question) for p in problems]
+    from r1zero.eval.harness import render_prompts as render
+
+    prompts, _ = render(problems, config.data.template, config.data.think_prefix, tokenizer)
+    return prompts
+
+
+class IndexSampler:
+    """Which problems each step trains on: shuffled epochs, deterministic by seed, exactly resumable.
+
+    >>> s = IndexSampler(5, seed=0)
+    >>> first = s.next(3); state = s.state_dict(); after = s.next(4)
+    >>> t = IndexSampler(5, seed=0); t.load_state_dict(state); t.next(4) == after
+    True
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        if size < 1:
+            raise ValueError(f"cannot sample from {size} problems")
+        self.size, self.seed, self.epoch, self.position = size, seed, 0, 0
+        self._order = self._shuffle(0)
+
+    def _shuffle(self, epoch: int) -> list[int]:
+        order = list(range(self.size))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        return order
+
+    def next(self, k: int) -> list[int]:
+        """The next ``k`` indices; an epoch boundary reshuffles (never returns fewer than ``k``)."""
+        out: list[int] = []
+        while len(out) < k:
+            if self.position == self.size:
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffle(self.epoch)
+            take = min(k - len(out), self.size - self.position)
+            out += self._order[self.position : self.position + take]
+            self.position += take
+        return out
+
+    def state_dict(self) -> dict[str, int]:
+        return {"size": self.size, "seed": self.seed, "epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["size"] != self.size:
+            raise ValueError(f"sampler state is for {state['size']} problems, this run has {self.size}")
+        self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
+        self._order = self._shuffle(self.epoch)
+
+
+# ---------------------------------------------------------------- model and engine
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_path(name: str) -> str:
+    """``tiny-base`` resolves to the checkpoint shipped in the package; anything else is passed through."""
+    if name == "tiny-base":
+        from r1zero.models import TINY_BASE_DIR
+
+        if not (TINY_BASE_DIR / "config.json").is_file():
+            raise FileNotFoundError(
+                f"the tiny-base checkpoint is not at {TINY_BASE_DIR}; build it with "
+                "'r1zero pretrain --preset tiny-base' or pass --model.name DIR"
+            )
+        return str(TINY_BASE_DIR)
+    return name
+
+
+def load_model(name: str, dtype: str, device: torch.device) -> tuple[torch.nn.Module, Any]:
+    """``(model, tokenizer)`` from a local directory, a hub name or ``tiny-base``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_path(name)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> Any:
+    """The rollout engine named by ``rollout.backend`` (``r1zero.rollout.<backend>``), on ``model``."""
+    from r1zero.eval.harness import _make_engine
+
+    return _make_engine(config.rollout.backend, model, tokenizer)
+
+
+# ---------------------------------------------------------------- rewards
+def reward_weights(config: TrainConfig) -> RewardWeights:
+    r = config.reward
+    return RewardWeights(r.correct, r.wrong, r.format_bonus, r.format_penalty, r.require_format)
+
+
+def verify(config: TrainConfig, problems: Sequence[Problem], texts: Sequence[str]) -> list[Verdict]:
+    """Score ``texts[i]`` against ``problems[i]`` in the verifier process pool, then apply reward weights."""
+    verdicts: list[Verdict | None] = [None] * len(texts)
+    by_name: dict[str, list[int]] = {}
+    for i, p in enumerate(problems):
+        by_name.setdefault(p.verifier, []).append(i)
+    for name, idx in by_name.items():
+        responses, golds = [texts[i] for i in idx], [problems[i].answer for i in idx]
+        metas = [problems[i].meta for i in idx]
+        if config.reward.workers > 0:
+            from r1zero.verifiers import verify_batch
+
+            out = verify_batch(
+                name,
+                responses,
+                golds,
+                metas=metas,
+                workers=config.reward.workers,
+                timeout=config.reward.timeout,
+            )
+        else:
+            fn = get_verifier(name)
+            out = [fn(r, g, **m) for r, g, m in zip(responses, golds, metas, strict=True)]
+        for i, verdict in zip(idx, out, strict=True):
+            verdicts[i] = verdict
+    weights = reward_weights(config)
+    return [apply_weights(v, weights) for v in verdicts if v is not None]
+
+
+def run_dir_of(config: TrainConfig) -> Path:
+    return Path(config.run.out_dir) / config.run.name

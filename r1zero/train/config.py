@@ -1,0 +1,446 @@
+"""The training config: frozen dataclasses, one docstring per field, validated, and parsed from argv.
+
+A config is built in three layers: a named preset (``presets.py``), then ``--section.field value``
+overrides from the command line, then validation. The resolved config is written to the run directory
+as ``config.json`` and read back by ``--resume``. Unknown keys and invalid values are errors that name
+the valid ones.
+
+>>> cfg = apply_overrides(TrainConfig(), ["--optim.lr", "3e-5", "--rollout.backend=hf"])
+>>> cfg.optim.lr, cfg.rollout.backend
+(3e-05, 'hf')
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import json
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+__all__ = [
+    "AlgoConfig",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RewardConfig",
+    "RolloutConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_help",
+    "config_to_dict",
+    "validate",
+]
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny-base"
+    """Base model: a local Hugging Face directory, a hub name, or "tiny-base" (the checkpoint shipped in the
+    package). Never an SFT/instruct model if you want R1-Zero: RL starts from the base."""
+    dtype: str = field(default="float32", metadata=_choices("float32", "bfloat16", "float16"))
+    """Weights dtype of the learner."""
+    device: str = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
+    gradient_checkpointing: bool = False
+    """Trade compute for activation memory in the learner's forward/backward."""
+    lora_rank: int = 0
+    """LoRA rank for the learner (needs peft); 0 trains all weights."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "list_sum"
+    """Training problems: a generator name (e.g. "list_sum", "countdown"), a local JSONL/Parquet/CSV file,
+    or a Hugging Face dataset name."""
+    difficulty: str = ""
+    """Difficulty of a generator: a level ("3") or a range ("5-8"); empty = the generator's default."""
+    train_size: int = 20000
+    """Number of generated training problems (generators only; files use every row)."""
+    heldout_source: str = ""
+    """Held-out problems; empty = the same generator with another seed (disjoint ids)."""
+    heldout_size: int = 64
+    """Number of held-out problems evaluated every ``run.eval_every`` steps (0 disables evaluation)."""
+    template: str = "r1zero"
+    """Prompt template name (recorded with every run)."""
+    think_prefix: bool = True
+    """End the prompt with "<think>" so the completion starts inside the think block."""
+    verifier: str = ""
+    """Verifier override (registry name, "module:function" or file.py); empty = each problem's own."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    backend: str = field(default="fast", metadata=_choices("hf", "fast", "vllm"))
+    """Rollout engine: "hf" (transformers generate), "fast" (the CPU KV-cache sampler), "vllm"."""
+    prompts_per_step: int = 16
+    """Prompts (groups) per training step."""
+    group_size: int = 8
+    """G: completions sampled per prompt."""
+    temperature: float = 1.0
+    """Sampling temperature of training rollouts (R1-Zero and Dr. GRPO use 1.0)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1.0 = off)."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+    max_new_tokens: int = 128
+    """L_max: the completion length cap (also Dr. GRPO's constant normaliser)."""
+    stop: tuple[str, ...] = ("</answer>",)
+    """Stop strings (the completion keeps the stop string)."""
+    gpu_memory_utilization: float = 0.5
+    """vLLM only: share of GPU memory for its weights and KV cache."""
+    tensor_parallel: int = 1
+    """vLLM only: tensor-parallel size of the rollout engine."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    correct: float = 1.0
+    """Reward for a correct answer."""
+    wrong: float = 0.0
+    """Reward for a wrong or missing answer."""
+    format_bonus: float = 0.0
+    """Added when the tag format is kept (a large bonus dominates std-scaled advantages; DESIGN.md §6)."""
+    format_penalty: float = 0.0
+    """Added (usually <= 0) when the format is broken."""
+    require_format: bool = True
+    """Strict R1-Zero reward: a correct answer outside a well-formed think/answer block earns ``wrong``."""
+    overlong_buffer: int = 0
+    """DAPO soft overlong punishment: L_cache tokens before max_new_tokens where the penalty ramps to -1
+    (0 = off)."""
+    overlong_factor: float = 1.0
+    """Scale of the soft overlong penalty."""
+    workers: int = 1
+    """Verifier processes (0 = verify in this process; only for verifiers that cannot hang)."""
+    timeout: float = 5.0
+    """Wall-clock limit per verification, seconds (a timeout scores as wrong)."""
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    advantage: str = field(default="group", metadata=_choices("group", "batch", "none"))
+    """Advantage scaling: group std (GRPO), batch std, or none (Dr. GRPO)."""
+    loss_agg: str = field(default="grpo", metadata=_choices("grpo", "dapo", "dr_grpo", "bnpo"))
+    """Loss aggregation: sequence mean of token means (grpo), token mean (dapo), token sum / (G L_max)
+    (dr_grpo), micro-batch token mean (bnpo)."""
+    eps_low: float = 0.2
+    """Lower clip range of the ratio."""
+    eps_high: float = 0.2
+    """Upper clip range (DAPO clip-higher: 0.28)."""
+    beta: float = 0.0
+    """KL coefficient to the reference (initial) policy; 0 loads no reference model."""
+    kl_estimator: str = field(default="k3", metadata=_choices("k1", "k2", "k3"))
+    """KL estimator (DeepSeekMath uses k3)."""
+    mu: int = 1
+    """Inner updates over the same rollouts (mu = 1 is on-policy: the loss is ~0, the gradient is not)."""
+    micro_batch_size: int = 32
+    """Sequences per forward/backward; gradients accumulate over the step's batch."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more prompts."""
+    dynamic_sampling_rounds: int = 3
+    """Cap on extra sampling rounds per step with dynamic sampling (then train on what there is)."""
+    overlong_filter: bool = False
+    """DAPO overlong filtering: truncated completions get no loss."""
+    is_cap: float = 0.0
+    """Truncated importance-sampling cap for rollout log-probs from another engine (0 = off; TIS uses 2)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-4
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    adam_beta1: float = 0.9
+    """AdamW beta1."""
+    adam_beta2: float = 0.99
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Max global gradient norm (0 = no clipping; the norm is logged either way)."""
+    warmup_steps: int = 0
+    """Linear learning-rate warmup steps."""
+    schedule: str = field(default="constant", metadata=_choices("constant", "cosine", "linear"))
+    """Learning-rate schedule after warmup (decays to 0 at run.steps)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "demo"
+    """Run name: the run directory is ``out_dir/name``."""
+    out_dir: str = "runs"
+    """Parent directory of run directories."""
+    steps: int = 120
+    """Training steps (one step = one batch of rollouts)."""
+    seed: int = 0
+    """Seed of every random stream (python, numpy, torch, prompt order, sampling)."""
+    eval_every: int = 20
+    """Held-out evaluation every k steps, and at step 0 and the final step (0 = never)."""
+    eval_temperature: float = 1.0
+    """Sampling temperature of held-out evaluation (0 = greedy)."""
+    save_every: int = 50
+    """Checkpoint every k steps and at the end (0 = only at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk (older ones are deleted; 0 keeps all)."""
+    samples_per_step: int = 4
+    """Full records written to samples.jsonl per step."""
+    reflection: str = "r1zero"
+    """Reflection keyword preset (see r1zero.eval.behaviour.REFLECTION_PRESETS)."""
+    threads: int = 0
+    """torch CPU threads (0 = leave torch's default)."""
+    progress: bool = True
+    """Show a tqdm progress bar with live metrics."""
+    tensorboard: bool = False
+    """Also log metrics to TensorBoard (needs tensorboard) in the run directory."""
+    wandb_project: str = ""
+    """Also log metrics to this W&B project (needs wandb); empty = off."""
+    overwrite: bool = False
+    """Allow starting over an existing run directory (otherwise an error; use --resume to continue)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    preset: str = "cpu-demo"
+    """The preset this config started from (recorded; overrides are applied on top)."""
+
+
+SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "preset")
+_POSITIVE_INTS = (
+    "rollout.prompts_per_step",
+    "rollout.group_size",
+    "rollout.max_new_tokens",
+    "rollout.tensor_parallel",
+    "algo.mu",
+    "algo.micro_batch_size",
+    "run.steps",
+)
+_NON_NEGATIVE = (
+    "model.lora_rank",
+    "data.train_size",
+    "data.heldout_size",
+    "reward.overlong_buffer",
+    "reward.workers",
+    "algo.eps_low",
+    "algo.eps_high",
+    "algo.beta",
+    "algo.dynamic_sampling_rounds",
+    "algo.is_cap",
+    "optim.weight_decay",
+    "optim.grad_clip",
+    "optim.warmup_steps",
+    "rollout.top_k",
+    "rollout.temperature",
+    "run.eval_every",
+    "run.eval_temperature",
+    "run.save_every",
+    "run.keep_checkpoints",
+    "run.samples_per_step",
+    "run.threads",
+)
+
+
+def _get(config: TrainConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check choices and ranges; raise ``ValueError`` naming the field, the value and what is allowed."""
+    for section in SECTIONS:
+        for f in dataclasses.fields(getattr(config, section)):
+            choices = f.metadata.get("choices")
+            value = getattr(getattr(config, section), f.name)
+            if choices and value not in choices:
+                raise ValueError(f"{section}.{f.name} must be one of {', '.join(choices)}; got {value!r}")
+    for key in _POSITIVE_INTS:
+        if _get(config, key) < 1:
+            raise ValueError(f"{key} must be >= 1; got {_get(config, key)!r}")
+    for key in _NON_NEGATIVE:
+        if _get(config, key) < 0:
+            raise ValueError(f"{key} must be >= 0; got {_get(config, key)!r}")
+    checks = [
+        (0 < config.rollout.top_p <= 1, "rollout.top_p must be in (0, 1]", config.rollout.top_p),
+        (config.optim.lr > 0, "optim.lr must be > 0", config.optim.lr),
+        (config.reward.timeout > 0, "reward.timeout must be > 0", config.reward.timeout),
+        (
+            config.reward.overlong_buffer <= config.rollout.max_new_tokens,
+            "reward.overlong_buffer must be <= rollout.max_new_tokens",
+            config.reward.overlong_buffer,
+        ),
+        (
+            config.rollout.group_size >= 2,
+            "rollout.group_size must be >= 2 (group-relative advantages need a group)",
+            config.rollout.group_size,
+        ),
+        (
+            bool(config.run.name) and "/" not in config.run.name,
+            "run.name must be a plain name",
+            config.run.name,
+        ),
+    ]
+    for ok, message, value in checks:
+        if not ok:
+            raise ValueError(f"{message}; got {value!r}")
+    return config
+
+
+# ---------------------------------------------------------------- dict round trip
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain JSON-ready dict of every field (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Rebuild a config from ``config_to_dict`` output; unknown keys are errors naming the valid ones."""
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "preset":
+            kwargs[key] = value
+            continue
+        if key not in SECTIONS:
+            raise ValueError(f"unknown config section {key!r}; valid: {', '.join(SECTIONS)}")
+        cls = _section_class(key)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in value:
+            if name not in fields:
+                raise ValueError(f"unknown config key {key}.{name}; valid: {', '.join(fields)}")
+        types_ = typing.get_type_hints(cls)
+        kwargs[key] = cls(**{n: _coerce(v, types_[n], f"{key}.{n}") for n, v in value.items()})
+    return validate(TrainConfig(**kwargs))
+
+
+def _section_class(section: str) -> type:
+    return typing.get_type_hints(TrainConfig)[section]
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a JSON value or a command-line string to a field's type."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple or annotation is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(item) for item in items if item != "")
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return None if value in (None, "None", "none") else _coerce(value, args[0], key)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{key} expects a boolean (true/false); got {value!r}")
+    if annotation in (int, float):
+        try:
+            number = annotation(value) if annotation is float or not isinstance(value, str) else int(value, 0)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} expects {annotation.__name__}; got {value!r}") from None
+        if annotation is int and isinstance(value, float) and value != int(value):
+            raise ValueError(f"{key} expects int; got {value!r}")
+        return number
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key} expects a string; got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported field type {annotation!r}")
+
+
+# ---------------------------------------------------------------- command-line overrides
+def _all_keys() -> list[str]:
+    return [f"{s}.{f.name}" for s in SECTIONS for f in dataclasses.fields(_section_class(s))]
+
+
+def parse_overrides(argv: list[str]) -> dict[str, str]:
+    """Turn ``["--a.b", "1", "--c.d=x", "--flag"]`` into ``{"a.b": "1", "c.d": "x", "flag": "true"}``.
+
+    >>> parse_overrides(["--algo.beta", "0.01", "--run.progress=false", "--algo.dynamic_sampling"])
+    {'algo.beta': '0.01', 'run.progress': 'false', 'algo.dynamic_sampling': 'true'}
+    """
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ValueError(f"expected an option like --section.field VALUE; got {arg!r}")
+        key, eq, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not eq:
+            has_value = i + 1 < len(argv) and not (argv[i + 1].startswith("--") and len(argv[i + 1]) > 2)
+            value = argv[i + 1] if has_value else "true"
+            i += 1 if has_value else 0
+        out[key] = value
+        i += 1
+    return out
+
+
+def apply_overrides(config: TrainConfig, argv: list[str]) -> TrainConfig:
+    """Apply ``--section.field value`` options to a config, then validate it."""
+    valid = _all_keys()
+    for key, raw in parse_overrides(argv).items():
+        if key not in valid:
+            same_name = [k for k in valid if k.endswith("." + key.split(".")[-1])]
+            close = same_name or difflib.get_close_matches(key, valid, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"unknown option --{key}{hint}; valid: {', '.join('--' + k for k in valid)}")
+        section, name = key.split(".")
+        cls = _section_class(section)
+        value = _coerce(raw, typing.get_type_hints(cls)[name], key)
+        config = dataclasses.replace(
+            config, **{section: dataclasses.replace(getattr(config, section), **{name: value})}
+        )
+    return validate(config)
+
+
+# ---------------------------------------------------------------- help text from the field docstrings
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each field of a dataclass (its attribute docstring)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, [*body[1:], None], strict=True):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and (
+                isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            )
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def config_help(config: TrainConfig) -> str:
+    """One line per option: ``--section.field (current value)  docstring``."""
+    lines = []
+    for section in SECTIONS:
+        cls = _section_class(section)
+        docs = field_docs(cls)
+        lines.append(f"\n{section}:")
+        for f in dataclasses.fields(cls):
+            value = getattr(getattr(config, section), f.name)
+            choices = f.metadata.get("choices")
+            allowed = f" [{'|'.join(choices)}]" if choices else ""
+            lines.append(f"  --{section}.{f.name} {value!r}{allowed}\n      {docs.get(f.name, '')}")
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""The learner side of a GRPO step: pack rollouts into tensors, recompute log-probs, update the policy.
+
+``pack_rollouts`` turns groups of ``Rollout`` into one padded batch (prompts left-padded, completions
+right-padded, so every completion starts at the same column). ``policy_update`` runs the ``mu`` inner
+updates over it, in micro-batches with gradient accumulation; the loss normalisers are the whole
+batch's (across ranks too), so the gradient does not depend on the micro-batch size or on the number
+of data-parallel ranks (except for ``bnpo``, whose normaliser is the micro-batch by definition).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from r1zero import grpo
+from r1zero.rollout.base import Rollout
+from r1zero.train.config import AlgoConfig
+
+__all__ = ["PackedBatch", "pack_rollouts", "policy_update", "sequence_logprobs"]
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    """A step's rollouts as tensors (``B`` sequences, ``P`` prompt columns, ``T`` completion columns).
+
+    Attributes:
+        input_ids: ``[B, P+T]`` left-padded prompt then right-padded completion.
+        attention_mask: ``[B, P+T]`` 1 on real tokens.
+        loss_mask: ``[B, T]`` 1 on completion tokens that get a loss (overlong filtering zeroes rows).
+        advantages: ``[B]`` one advantage per completion.
+        rollout_logp: ``[B, T]`` the engine's log-probs of the sampled tokens.
+        ref_logp: ``[B, T]`` reference-policy log-probs, or None when beta = 0.
+        prompt_width: ``P``.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    loss_mask: torch.Tensor
+    advantages: torch.Tensor
+    rollout_logp: torch.Tensor
+    ref_logp: torch.Tensor | None
+    prompt_width: int
+
+    def rows(self, index: slice) -> PackedBatch:
+        ref = None if self.ref_logp is None else self.ref_logp[index]
+        return replace(
+            self,
+            input_ids=self.input_ids[index],
+            attention_mask=self.attention_mask[index],
+            loss_mask=self.loss_mask[index],
+            advantages=self.advantages[index],
+            rollout_logp=self.rollout_logp[index],
+            ref_logp=ref,
+        )
+
+    def to(self, device: torch.device | str) -> PackedBatch:
+        move = {
+            k: getattr(self, k).to(device) for k in ("input_ids", "attention_mask", "loss_mask", "advantages")
+        }
+        ref = None if self.ref_logp is None else self.ref_logp.to(device)
+        return replace(self, **move, rollout_logp=self.rollout_logp.to(device), ref_logp=ref)
+
+
+def pack_rollouts(
+    rollouts: Sequence[Rollout], advantages: torch.Tensor, pad_id: int, loss_rows: torch.Tensor
+) -> PackedBatch:
+    """Pad a flat list of rollouts (group-major) into a ``PackedBatch``.
+
+    Args:
+        rollouts: ``B`` rollouts.
+        advantages: ``[B]`` advantages.
+        pad_id: Token id used for padding (masked out everywhere).
+        loss_rows: ``[B]`` bool, False for rows that get no loss (DAPO overlong filtering).
+    """
+    prompt_width = max(len(r.prompt_ids) for r in rollouts)
+    width = max(max(len(r.completion_ids) for r in rollouts), 1)
+    batch = len(rollouts)
+    input_ids = torch.full((batch, prompt_width + width), pad_id, dtype=torch.long)  # [B, P+T]
+    attention = torch.zeros((batch, prompt_width + width), dtype=torch.long)  # [B, P+T]
+    rollout_logp = torch.zeros((batch, width))  # [B, T]
+    for i, r in enumerate(rollouts):
+        p, c = len(r.prompt_ids), len(r.completion_ids)
+        input_ids[i, prompt_width - p : prompt_width] = torch.tensor(r.prompt_ids)
+        input_ids[i, prompt_width : prompt_width + c] = torch.tensor(r.completion_ids, dtype=torch.long)
+        attention[i, prompt_width - p : prompt_width + c] = 1
+        rollout_logp[i, :c] = torch.tensor(r.logprobs, dtype=torch.float32)
+    loss_mask = attention[:, prompt_width:].float() * loss_rows.float()[:, None]  # [B, T]
+    return PackedBatch(input_ids, attention, loss_mask, advantages.float(), rollout_logp, None, prompt_width)
+
+
+def sequence_logprobs(
+    model: torch.nn.Module, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs ``[b, T]`` (and entropies) of the completion tokens under ``model``.
+
+    Positions count real tokens only (left padding does not shift RoPE positions), so the values
+    match what the rollout engine computed for the same weights.
+    """
+    positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
+    logits = out.logits[:, batch.prompt_width - 1 : -1].float()  # [b, T, V]
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    targets = batch.input_ids[:, batch.prompt_width :]  # [b, T]
+    logp = torch.log_softmax(logits, dim=-1)  # [b, T, V]
+    token_logp = logp.gather(-1, targets[..., None]).squeeze(-1)  # [b, T]
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logp.exp() * logp).sum(-1)  # [b, T]
+    return token_logp, entropy
+
+
+@torch.no_grad()
+def frozen_logprobs(
+    model: torch.nn.Module, batch: PackedBatch, micro_batch_size: int, temperature: float
+) -> torch.Tensor:
+    """Log-probs ``[B, T]`` without grad (old policy for mu > 1, or the reference policy)."""
+    parts = [
+        sequence_logprobs(model, batch.rows(slice(i, i + micro_batch_size)), temperature)[0]
+        for i in range(0, batch.input_ids.shape[0], micro_batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def policy_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: PackedBatch,
+    algo: AlgoConfig,
+    *,
+    max_len: int,
+    temperature: float = 1.0,
+    grad_clip: float = 0.0,
+    global_sequences: int | None = None,
+    global_tokens: float | None = None,
+    world_size: int = 1,
+) -> dict[str, float]:
+    """Run ``algo.mu`` optimizer steps over one batch; return learner statistics for logging.
+
+    With data parallelism each rank passes its own shard and the global sequence/token counts; the
+    loss is multiplied by ``world_size`` because DDP averages gradients over ranks.
+    """
+    n = batch.input_ids.shape[0]
+    sequences = global_sequences if global_sequences is not None else n
+    tokens = global_tokens if global_tokens is not None else batch.loss_mask.sum().item()
+    starts = list(range(0, n, algo.micro_batch_size))
+    old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
+    sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
+    grad_norm = torch.zeros(())
+    for _ in range(algo.mu):
+        optimizer.zero_grad(set_to_none=True)
+        for k, start in enumerate(starts):
+            micro = batch.rows(slice(start, start + algo.micro_batch_size))
+            sync = k == len(starts) - 1
+            with contextlib.nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
+                logp, entropy = sequence_logprobs(model, micro, temperature, with_entropy=True)  # [b, T]
+                old = logp.detach() if old_logp is None else old_logp[start : start + algo.micro_batch_size]
+                weights = (
+                    grpo.truncated_is_weights(old, micro.rollout_logp, algo.is_cap)
+                    if algo.is_cap > 0
+                    else None
+                )
+                loss, stats = grpo.grpo_loss(
+                    logp,
+                    old,
+                    micro.advantages,
+                    micro.loss_mask,
+                    eps_low=algo.eps_low,
+                    eps_high=algo.eps_high,
+                    aggregation=algo.loss_agg,  # type: ignore[arg-type]
+                    max_len=max_len,
+                    beta=algo.beta,
+                    ref_logp=micro.ref_logp,
+                    kl_estimator=algo.kl_estimator,  # type: ignore[arg-type]
+                    is_weights=weights,
+                    num_sequences=sequences,
+                    num_tokens=tokens,
+                )
+                (loss * world_size).backward()
+            share = micro.loss_mask.sum().item() / max(batch.loss_mask.sum().item(), 1.0)
+            for key in ("policy", "kl", "clip_low", "clip_high"):
+                sums[key] += stats[key] * (1.0 if key == "policy" else share) / algo.mu
+            sums["loss"] += loss.item() / algo.mu
+            sums["entropy"] += grpo.masked_mean(entropy, micro.loss_mask).item() * share / algo.mu
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            model.parameters(), grad_clip if grad_clip > 0 else float("inf")
+        )
+        optimizer.step()
+    return {**sums, "grad_norm": float(grad_norm)}

@@ -1,0 +1,178 @@
+"""Named training presets: the CPU demo and the headline published configurations.
+
+Each preset is a function returning a full ``TrainConfig``; command-line overrides go on top. GPU
+presets state the hardware they assume and their expected memory use; the figures they target are
+the papers' own (see ../docs/training.md), not something these presets have reproduced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from r1zero.train.config import (
+    AlgoConfig,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RewardConfig,
+    RolloutConfig,
+    RunConfig,
+    TrainConfig,
+    validate,
+)
+
+__all__ = ["PRESETS", "get_preset"]
+
+
+def cpu_demo() -> TrainConfig:
+    """R1-Zero in miniature on 2 CPU cores: tiny-base on sums of digit lists, strict R1-Zero reward.
+
+    Settings follow the prototype that reached the signature (DESIGN.md §6): 16 prompts x 8 samples,
+    lr 1e-4, a small KL (beta 0.01) and a token-mean loss, T = 1, no format bonus.
+    """
+    return TrainConfig(
+        model=ModelConfig(name="tiny-base"),
+        data=DataConfig(source="list_sum", template="r1zero", heldout_size=64),
+        rollout=RolloutConfig(backend="fast", prompts_per_step=16, group_size=8, max_new_tokens=128),
+        reward=RewardConfig(require_format=True),
+        algo=AlgoConfig(loss_agg="dapo", beta=0.01, micro_batch_size=64),
+        optim=OptimConfig(lr=1e-4, grad_clip=1.0),
+        run=RunConfig(name="demo", steps=120, eval_every=20, save_every=50),
+        preset="cpu-demo",
+    )
+
+
+def r1zero_paper() -> TrainConfig:
+    """DeepSeek-R1-Zero recipe (GRPO, accuracy + format reward) at a size one node can run.
+
+    The paper trains DeepSeek-V3-Base (671B); this preset keeps its algorithm (group-std advantages,
+    sequence-mean loss, eps 0.2, k3 KL, rule rewards only) on Qwen2.5-7B. Assumes 8x80 GB GPUs
+    (vLLM colocated, ~60 GB per GPU with FSDP2 and gradient checkpointing).
+    """
+    return TrainConfig(
+        model=ModelConfig(name="Qwen/Qwen2.5-7B", dtype="bfloat16", gradient_checkpointing=True),
+        data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="r1zero"),
+        rollout=RolloutConfig(backend="vllm", prompts_per_step=64, group_size=16, max_new_tokens=4096),
+        reward=RewardConfig(format_bonus=0.1, require_format=True, workers=8),
+        algo=AlgoConfig(advantage="group", loss_agg="grpo", beta=0.001, micro_batch_size=4),
+        optim=OptimConfig(lr=1e-6, weight_decay=0.01),
+        run=RunConfig(name="r1zero-paper", steps=1000, eval_every=50, save_every=50),
+        preset="r1zero-paper",
+    )
+
+
+def dr_grpo() -> TrainConfig:
+    """Dr. GRPO / Oat-Zero-7B (Liu et al. 2025): Qwen2.5-Math-7B, no std scaling, constant normaliser.
+
+    beta = 0, lr 1e-6, G = 8, T = 1, MATH levels 3-5, 3000-token responses (paper: AIME24 43.3%).
+    Assumes 8x80 GB GPUs (no reference model; ~50 GB per GPU).
+    """
+    return TrainConfig(
+        model=ModelConfig(name="Qwen/Qwen2.5-Math-7B", dtype="bfloat16", gradient_checkpointing=True),
+        data=DataConfig(source="math", heldout_source="aime24", heldout_size=30, template="r1zero"),
+        rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=8, max_new_tokens=3000),
+        reward=RewardConfig(require_format=False, workers=8),
+        algo=AlgoConfig(advantage="none", loss_agg="dr_grpo", beta=0.0, micro_batch_size=4),
+        optim=OptimConfig(lr=1e-6),
+        run=RunConfig(name="dr-grpo", steps=400, eval_every=20, save_every=50),
+        preset="dr-grpo",
+    )
+
+
+def dapo() -> TrainConfig:
+    """DAPO (Yu et al. 2025): clip-higher 0.28, token-mean loss, dynamic sampling, overlong shaping, beta 0.
+
+    The paper: Qwen2.5-32B on DAPO-Math-17k, G = 16, 512 prompts, 20k max tokens (4k buffer), AIME24 50.
+    This preset keeps the algorithm on Qwen2.5-7B with 8k tokens; assumes 8x80 GB GPUs (~70 GB each).
+    """
+    return TrainConfig(
+        model=ModelConfig(name="Qwen/Qwen2.5-7B", dtype="bfloat16", gradient_checkpointing=True),
+        data=DataConfig(source="dapo_math_17k", heldout_source="aime24", heldout_size=30, template="r1zero"),
+        rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=16, max_new_tokens=8192),
+        reward=RewardConfig(correct=1.0, wrong=-1.0, require_format=False, overlong_buffer=2048, workers=8),
+        algo=AlgoConfig(
+            advantage="group",
+            loss_agg="dapo",
+            eps_high=0.28,
+            beta=0.0,
+            dynamic_sampling=True,
+            micro_batch_size=2,
+        ),
+        optim=OptimConfig(lr=1e-6, warmup_steps=10, weight_decay=0.1),
+        run=RunConfig(name="dapo", steps=500, eval_every=25, save_every=50),
+        preset="dapo",
+    )
+
+
+def simplerl_zoo() -> TrainConfig:
+    """SimpleRL-Zoo (Zeng et al. 2025): GRPO on 8K MATH problems with KL 1e-4, Qwen2.5-Math-7B.
+
+    Paper: average of six benchmarks 37.2 -> 59.5. G = 8, 1024 prompts x 8 per step in the paper; here
+    128 prompts. Assumes 8x80 GB GPUs (~65 GB each with the reference model).
+    """
+    return TrainConfig(
+        model=ModelConfig(name="Qwen/Qwen2.5-Math-7B", dtype="bfloat16", gradient_checkpointing=True),
+        data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="qwen_math"),
+        rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=8, max_new_tokens=4096),
+        reward=RewardConfig(require_format=False, workers=8),
+        algo=AlgoConfig(advantage="group", loss_agg="grpo", beta=1e-4, micro_batch_size=4),
+        optim=OptimConfig(lr=1e-6),
+        run=RunConfig(name="simplerl-zoo", steps=100, eval_every=10, save_every=20),
+        preset="simplerl-zoo",
+    )
+
+
+def countdown_3b() -> TrainConfig:
+    """TinyZero-style Countdown on Qwen2.5-3B (base), R1-Zero template, strict format.
+
+    Assumes 2x80 GB GPUs (or one with gradient checkpointing, ~60 GB), 1k-token responses.
+    """
+    return TrainConfig(
+        model=ModelConfig(name="Qwen/Qwen2.5-3B", dtype="bfloat16", gradient_checkpointing=True),
+        data=DataConfig(
+            source="countdown", difficulty="4", train_size=50000, heldout_size=256, template="r1zero"
+        ),
+        rollout=RolloutConfig(backend="vllm", prompts_per_step=64, group_size=8, max_new_tokens=1024),
+        reward=RewardConfig(format_bonus=0.1, require_format=True, workers=4),
+        algo=AlgoConfig(advantage="group", loss_agg="grpo", beta=0.001, micro_batch_size=8),
+        optim=OptimConfig(lr=1e-6),
+        run=RunConfig(name="countdown-3b", steps=300, eval_every=25, save_every=50),
+        preset="countdown-3b",
+    )
+
+
+def smoke() -> TrainConfig:
+    """A few seconds of training for CI: 3 steps, 2 prompts x 4 samples, short completions."""
+    base = cpu_demo()
+    return replace(
+        base,
+        data=replace(base.data, train_size=64, heldout_size=4),
+        rollout=replace(base.rollout, prompts_per_step=2, group_size=4, max_new_tokens=24),
+        algo=replace(base.algo, micro_batch_size=4),
+        run=replace(base.run, name="smoke", steps=3, eval_every=2, save_every=2, progress=False),
+        preset="smoke",
+    )
+
+
+#: preset name -> function building it
+PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "cpu-demo": cpu_demo,
+    "r1zero-paper": r1zero_paper,
+    "dr-grpo": dr_grpo,
+    "dapo": dapo,
+    "simplerl-zoo": simplerl_zoo,
+    "countdown-3b": countdown_3b,
+    "smoke": smoke,
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    """Build a preset by name; an unknown name is an error listing the valid ones.
+
+    >>> get_preset("dapo").algo.eps_high
+    0.28
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return validate(PRESETS[name]())
