@@ -9,13 +9,14 @@ A gold that is not an integer is ``bad_gold`` (reward 0), never a free reward.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from r1zero.verifiers.base import Verdict, register
 from r1zero.verifiers.extract import extract_answer
 from r1zero.verifiers.format import check_format
 from r1zero.verifiers.reward import compose_reward
 
-__all__ = ["parse_integer", "verify_integer"]
+__all__ = ["parse_integer", "parse_plain_number", "verify_integer"]
 
 #: Longest answer text looked at; a longer one is rejected.
 MAX_ANSWER_CHARS = 200
@@ -38,16 +39,20 @@ def parse_integer(text: str) -> int | None:
     >>> [parse_integer(t) for t in ["1,234", "−5", "12.0", "$12", "12 apples", "12.5", "1,23", "x"]]
     [1234, -5, 12, 12, 12, None, None, None]
     """
+    value = parse_plain_number(text)
+    return int(value) if value is not None and value.denominator == 1 else None
+
+
+def parse_plain_number(text: str) -> Fraction | None:
+    """The one decimal number ``text`` states plainly (sign, thousands commas, ``$``, a unit), or None.
+
+    >>> parse_plain_number("$1,234.50 dollars")
+    Fraction(2469, 2)
+    """
     text = text.replace("−", "-").replace("\u2009", "").replace("\u202f", "").strip().rstrip(".").strip()
     text = _LATEX_NOISE.sub(lambda m: m.group(1) or m.group(2) or "", text).replace("$", "").strip()
-    text = _ASSIGNMENT.sub("", text)
-    match = _ONE_NUMBER.match(text)
-    if match is None:
-        return None
-    whole, _, fraction = match.group(1).replace(",", "").partition(".")
-    if fraction.strip("0"):
-        return None
-    return int(whole)
+    match = _ONE_NUMBER.match(_ASSIGNMENT.sub("", text))
+    return Fraction(match.group(1).replace(",", "")) if match else None
 
 
 @register("integer")
@@ -73,7 +78,7 @@ def verify_integer(response: str, gold: str, **meta) -> Verdict:
         return _verdict(False, formatted, "no_answer", None)
     if extraction.conflicting or len(answer) > MAX_ANSWER_CHARS or _is_hedged(answer):
         return _verdict(False, formatted, "rejected", answer)
-    value = parse_integer(answer)
+    value = parse_plain_number(answer)
     if value is None:
         reason = "rejected" if len(_ANY_NUMBER.findall(answer)) > 1 else "unparseable"
         return _verdict(False, formatted, reason, answer)
