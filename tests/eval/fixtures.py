@@ -59,17 +59,19 @@ def _completion(rng: random.Random, step: int, reflect_p: float, correct: bool) 
 def write_synthetic_run(
     path: Path,
     steps: int = 60,
-    aha_step: int = 25,
+    aha_step: int | None = 25,
     variant: str = "demo",
     seed: int = 0,
     checkpoints: tuple[int, ...] = (),
+    lift: float = 0.8,
 ) -> Path:
     """A run directory whose accuracy and length rise, and whose reflection rate jumps at ``aha_step``."""
     rng = random.Random(seed)
     path.mkdir(parents=True, exist_ok=True)
     config = {
         "model": {"name": "tiny-base"},
-        "data": {"source": "list_sum", "template": "r1zero"},
+        "data": {"source": "list_sum", "template": "r1zero", "heldout_size": 64},
+        "rollout": {"prompts_per_step": 8, "group_size": 8},
         "run": {"name": variant, "seed": seed},
         "preset": "cpu-demo",
     }
@@ -77,8 +79,8 @@ def write_synthetic_run(
     metrics, samples, evals = [], [], []
     for step in range(0, steps + 1):
         progress = 1 - math.exp(-step / 15)
-        acc = 0.05 + 0.8 * progress
-        reflect = 0.05 if step < aha_step else 0.45
+        acc = 0.05 + lift * progress
+        reflect = 0.05 if aha_step is None or step < aha_step else 0.45
         length = 50 + 40 * progress
         if step == 0 or step % 10 == 0:
             evals.append(

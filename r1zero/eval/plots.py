@@ -1,0 +1,254 @@
+"""``r1zero plot RUN_DIR [RUN_DIR ...]``: the curves that show what RL did, as PNG and SVG.
+
+Four panels, each its own figure and together in ``overview``:
+
+- ``accuracy``: train reward and accuracy per step, held-out accuracy, and eval pass@1 with its 95% band;
+- ``length``: mean response length with the p10-p90 band, and correct vs incorrect mean length (the
+  analogue of the R1 paper's length figure);
+- ``reflection``: share of responses with a reflection keyword, against the step-0 baseline, with the aha
+  step marked (``r1zero.eval.aha``);
+- ``format``: tag-format rate and truncation (clip) rate.
+
+Per-step training metrics are noisy (64 samples swing by about 0.1), so they are drawn smoothed (EMA) with
+the raw values faint behind. Several runs are overlaid, one colour per run, the legend naming each run's
+variant from its ``config.json``. Reads only the run directory (``docs/run_format.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from r1zero.eval.rundir import Run, aha_for_run, ema, load_run, reflection_baseline, series
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PANELS", "main", "plot_runs"]
+
+_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _smoothed(
+    ax: Axes,
+    steps: list[int],
+    values: list[float],
+    color: str,
+    label: str | None,
+    style: str = "-",
+    alpha: float = 0.2,
+) -> None:
+    if not steps:
+        return
+    ax.plot(steps, values, style, color=color, alpha=0.18, linewidth=0.8)
+    ax.plot(steps, ema(values, alpha), style, color=color, linewidth=1.8, label=label)
+
+
+def _labeller(runs: Sequence[Run], i: int) -> Callable[..., str | None]:
+    """Legend labels: one run names every curve; several runs name their main curve ``variant: metric``
+    and only the first run names the other curves (same line styles in every colour)."""
+
+    def label(metric: str, main: bool = False) -> str | None:
+        if len(runs) == 1:
+            return metric
+        if main:
+            return f"{runs[i].variant}: {metric}"
+        return metric if i == 0 else None
+
+    return label
+
+
+def _eval_benchmarks(run: Run) -> list[str]:
+    return sorted({row["benchmark"] for row in run.evals if "benchmark" in row})
+
+
+def draw_accuracy(ax: Axes, runs: Sequence[Run]) -> None:
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        _smoothed(ax, *series(run.metrics, "train/reward", 1), color, lab("train reward", main=True))
+        s, v = series(run.metrics, "train/accuracy", 1)
+        if s:
+            ax.plot(s, ema(v), ":", color=color, linewidth=1.4, label=lab("train accuracy"))
+        s, v = series(run.metrics, "heldout/accuracy")
+        if s:
+            ax.plot(s, v, "o--", color=color, markersize=4, linewidth=1.0, label=lab("held-out accuracy"))
+        for j, bench in enumerate(_eval_benchmarks(run)):
+            rows = [r for r in run.evals if r.get("benchmark") == bench and "pass@1" in r]
+            rows.sort(key=lambda r: r["step"])
+            steps = [r["step"] for r in rows]
+            marker = "sD^v"[j % 4]
+            ax.plot(
+                steps,
+                [r["pass@1"] for r in rows],
+                marker + "-",
+                color=color,
+                markersize=5,
+                label=lab(f"eval {bench} pass@1"),
+            )
+            cis = [r.get("pass@1_ci") for r in rows]
+            if all(ci and len(ci) == 2 for ci in cis):
+                ax.fill_between(
+                    steps,
+                    [c[0] for c in cis],
+                    [c[1] for c in cis],
+                    color=color,
+                    alpha=0.15,
+                    linewidth=0,
+                    label=lab(f"{bench} 95% CI"),
+                )
+    ax.set_title("Accuracy")
+    ax.set_ylabel("reward / accuracy")
+    ax.set_ylim(-0.02, 1.02)
+
+
+def draw_length(ax: Axes, runs: Sequence[Run]) -> None:
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        steps, values = series(run.metrics, "length/mean", 1)
+        _smoothed(ax, steps, values, color, lab("mean", main=True))
+        lo_s, lo = series(run.metrics, "length/p10", 1)
+        hi_s, hi = series(run.metrics, "length/p90", 1)
+        if lo_s and lo_s == hi_s:
+            ax.fill_between(
+                lo_s, ema(lo), ema(hi), color=color, alpha=0.12, linewidth=0, label=lab("p10-p90")
+            )
+        for key, style, name in (
+            ("length/correct_mean", "--", "correct"),
+            ("length/incorrect_mean", ":", "incorrect"),
+        ):
+            s, v = series(run.metrics, key, 1)
+            if s:
+                ax.plot(s, ema(v), style, color=color, linewidth=1.3, label=lab(f"{name}"))
+        s, v = series(run.metrics, "heldout/length_mean")
+        if s:
+            ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out mean"))
+    ax.set_title("Response length")
+    ax.set_ylabel("tokens")
+
+
+def draw_reflection(ax: Axes, runs: Sequence[Run]) -> None:
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        _smoothed(
+            ax, *series(run.metrics, "reflection/per_response", 1), color, lab("per response", main=True)
+        )
+        baseline, _ = reflection_baseline(run)
+        if baseline is not None:
+            ax.axhline(baseline, color=color, linestyle="--", linewidth=1.0, label=lab("step-0 baseline"))
+        aha = aha_for_run(run)
+        if aha is not None and aha.step is not None:
+            ax.axvline(
+                aha.step,
+                color=color,
+                linestyle="-.",
+                linewidth=1.2,
+                label=lab(f"aha (step {aha.step})", main=True),
+            )
+            ax.annotate(
+                "aha",
+                (aha.step, ax.get_ylim()[1]),
+                xytext=(3, -12),
+                textcoords="offset points",
+                color=color,
+                fontsize=9,
+            )
+    ax.set_title("Reflection")
+    ax.set_ylabel("share of responses with a reflection word")
+    ax.set_ylim(bottom=0)
+
+
+def draw_format(ax: Axes, runs: Sequence[Run]) -> None:
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        _smoothed(ax, *series(run.metrics, "train/format_rate", 1), color, lab("format rate", main=True))
+        _smoothed(ax, *series(run.metrics, "length/clip_ratio", 1), color, lab("truncation rate"), style="--")
+        s, v = series(run.metrics, "heldout/format_rate")
+        if s:
+            ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out format"))
+    ax.set_title("Format and truncation")
+    ax.set_ylabel("rate")
+    ax.set_ylim(-0.02, 1.02)
+
+
+#: panel name -> drawing function
+PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
+    "accuracy": draw_accuracy,
+    "length": draw_length,
+    "reflection": draw_reflection,
+    "format": draw_format,
+}
+
+
+def _finish(ax: Axes) -> None:
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7, loc="best")
+
+
+def plot_runs(
+    run_dirs: Sequence[str | Path], out_dir: str | Path | None = None, formats=("png", "svg")
+) -> list[Path]:
+    """Write every panel and the 2x2 overview for ``run_dirs``; returns the files written.
+
+    ``out_dir`` defaults to the first run's ``plots/``.
+    """
+    runs = [load_run(d) for d in run_dirs]
+    if not runs:
+        raise ValueError("plot_runs needs at least one run directory")
+    out = Path(out_dir) if out_dir is not None else runs[0].path / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, draw in PANELS.items():
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        draw(ax, runs)
+        _finish(ax)
+        fig.tight_layout()
+        written += _save(fig, out / name, formats)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    for ax, draw in zip(axes.flat, PANELS.values(), strict=True):
+        draw(ax, runs)
+        _finish(ax)
+    fig.suptitle(" vs ".join(r.variant for r in runs))
+    fig.tight_layout()
+    written += _save(fig, out / "overview", formats)
+    return written
+
+
+def _save(fig, stem: Path, formats: Sequence[str]) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        # SVG text stays text (smaller, searchable, selectable in the report)
+        with plt.rc_context({"svg.fonttype": "none"}):
+            fig.savefig(path, dpi=110 if fmt == "png" else None)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="r1zero plot", description="Plot a run's curves (PNG and SVG).")
+    p.add_argument("runs", nargs="+", help="run directories (several are overlaid)")
+    p.add_argument("--out", help="output directory (default: the first run's plots/)")
+    p.add_argument("--formats", default="png,svg", help="comma-separated formats (default png,svg)")
+    args = p.parse_args(argv)
+    for path in plot_runs(args.runs, args.out, tuple(args.formats.split(","))):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

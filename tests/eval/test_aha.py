@@ -1,0 +1,58 @@
+"""The aha detector: exact binomial tail, a planted rise is found at its step, no rise finds nothing."""
+
+import random
+from math import comb
+
+import pytest
+
+from r1zero.eval.aha import binomial_sf, detect_aha
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "p"), [(0, 5, 0.3), (3, 10, 0.2), (10, 10, 0.9), (7, 40, 0.05), (11, 10, 0.5)]
+)
+def test_binomial_sf_matches_direct_sum(k, n, p):
+    direct = sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    assert binomial_sf(k, n, p) == pytest.approx(direct, rel=1e-9, abs=1e-300)
+
+
+def simulate(rates, n=64, seed=0):
+    rng = random.Random(seed)
+    return [sum(rng.random() < r for _ in range(n)) / n for r in rates]
+
+
+def test_planted_rise_is_found_at_or_just_before_its_step():
+    found = []
+    for seed in range(20):
+        rates = simulate([0.05] * 30 + [0.2] * 30, seed=seed)
+        found.append(detect_aha(list(range(1, 61)), rates, 64, baseline=0.05).step)
+    assert all(s is not None and 27 <= s <= 36 for s in found), found
+
+
+def test_no_rise_no_aha_false_alarm_rate():
+    alarms = 0
+    for seed in range(50):
+        rates = simulate([0.05] * 60, seed=100 + seed)
+        alarms += detect_aha(list(range(1, 61)), rates, 64, baseline=0.05).step is not None
+    assert alarms <= 2, alarms
+
+
+def test_a_transient_spike_that_falls_back_is_not_an_aha():
+    rates = simulate([0.05] * 20 + [0.4] * 5 + [0.05] * 35, seed=3)
+    assert detect_aha(list(range(1, 61)), rates, 64, baseline=0.05).step is None
+
+
+def test_a_fall_below_baseline_is_not_an_aha():
+    # every prototype saw "wait" die out; that must not be marked
+    rates = simulate([0.05] * 10 + [0.005] * 50, seed=4)
+    assert detect_aha(list(range(1, 61)), rates, 64, baseline=0.05).step is None
+
+
+def test_zero_baseline_needs_more_than_one_hit():
+    rates = [0.0] * 10 + [1 / 64] + [0.0] * 20
+    assert detect_aha(list(range(1, 32)), rates, 64, baseline=0.0).step is None
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="rates"):
+        detect_aha([1, 2], [0.1], 64, 0.1)
