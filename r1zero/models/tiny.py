@@ -35,11 +35,9 @@ TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 CHARACTERS = "\n\t" + "".join(ch for ch in string.printable if ch.isprintable())
 
 #: First line of the demo prompt: an R1-Zero instruction, short enough for the 256-token context.
-DEMO_TEMPLATE_HEADER = (
-    "The assistant first thinks inside <think> </think>, then gives the answer inside <answer> </answer>."
-)
+DEMO_TEMPLATE_HEADER = "Think inside <think> </think>, then answer inside <answer> </answer>."
 #: The prompt template of the CPU demo (an R1-Zero-style template, DeepSeek-R1 paper Table 1, shortened).
-#: ``{question}`` is the task's question, e.g. ``what is 3+5+2+7+1?``; the prompt ends inside ``<think>``,
+#: ``{question}`` is the task's question, e.g. ``What is 3+5+2+7+1?``; the prompt ends inside ``<think>``,
 #: so the completion is ``... </think> <answer>N</answer>``.
 DEMO_TEMPLATE = DEMO_TEMPLATE_HEADER + "\nUser: {question}\nAssistant: <think>"
 
@@ -47,8 +45,8 @@ DEMO_TEMPLATE = DEMO_TEMPLATE_HEADER + "\nUser: {question}\nAssistant: <think>"
 def render_demo_prompt(question: str) -> str:
     """Fill ``DEMO_TEMPLATE`` with a question.
 
-    >>> render_demo_prompt("what is 1+2?").splitlines()[1:]
-    ['User: what is 1+2?', 'Assistant: <think>']
+    >>> render_demo_prompt("What is 1+2?").splitlines()[1:]
+    ['User: What is 1+2?', 'Assistant: <think>']
     """
     return DEMO_TEMPLATE.format(question=question)
 

@@ -7,7 +7,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 from r1zero.models.tiny import DEMO_TEMPLATE, TAGS, build_tokenizer, render_demo_prompt, tiny_config
 
 TEXTS = [
-    "what is 3+5+2+7+1?",
+    "What is 3+5+2+7+1?",
     "<think> 3+5=8, 8+2=10, wait, 8+2=10, the answer is 10. </think> <answer>10</answer>",
     "Line one\nline two\twith tab and symbols !@#$%^&*()[]{}",
 ]
@@ -33,7 +33,7 @@ def test_autotokenizer_reload(tmp_path):
     tok = build_tokenizer()
     tok.save_pretrained(tmp_path)
     again = AutoTokenizer.from_pretrained(tmp_path)
-    prompt = render_demo_prompt("what is 1+2+3+4+5?")
+    prompt = render_demo_prompt("What is 1+2+3+4+5?")
     assert again(prompt)["input_ids"] == tok(prompt)["input_ids"]
     assert (again.bos_token_id, again.eos_token_id, again.pad_token_id) == (1, 2, 0)
     batch = again(["ab", "abcd"], padding=True)
@@ -44,7 +44,7 @@ def test_config_fits_tokenizer_and_template():
     tok = build_tokenizer()
     cfg = tiny_config()
     assert cfg.vocab_size >= len(tok)
-    prompt_len = len(tok(render_demo_prompt("what is 9+9+9+9+9+9+9+9?"))["input_ids"])
+    prompt_len = len(tok(render_demo_prompt("What is 9+9+9+9+9+9+9+9?"))["input_ids"])
     assert prompt_len + 120 <= 256 <= cfg.max_position_embeddings
     model = LlamaForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())

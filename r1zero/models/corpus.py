@@ -1,0 +1,195 @@
+"""The synthetic pretraining corpus of tiny-base: seeded, pure, and designed so zero-RL has something to find.
+
+Design (issue 4 (a)-(d); DESIGN.md section 6, third prototype):
+
+- The RL task, sums of lists of single digits (``list_sum``), appears **only in plain form**
+  (``User: What is 3+5+2?`` / ``Assistant: ...``), never inside the R1-Zero tags. Its answers are
+  mostly *direct* (``the answer is 10.``) and sloppy (half are off by 1-3); a minority are *worked*
+  running-sum chains (``3+5=8, 8+2=10, the answer is 10.``), which are always right. So the base
+  sometimes solves the task, and the longer mode is the more accurate one.
+- The tag format appears only on **other operations**: two-digit additions (``23+45``) and mixed +/-
+  chains of single digits (``9-3+4``), under the demo template's header line. Their worked versions end
+  ``... the answer is N. </think> <answer>N</answer>``: the whole winning path (worked steps inside
+  ``<think>``, then a closed answer tag) exists in the base, but never for the RL task.
+- A few worked chains contain a self-correction (``8+2=11, wait, 8+2=10``), so reflection has a
+  non-zero step-0 rate that RL can amplify or suppress.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from r1zero.models.tiny import DEMO_TEMPLATE_HEADER
+
+__all__ = [
+    "CorpusSpec",
+    "Document",
+    "build_corpus",
+    "generate_document",
+    "is_worked",
+    "list_sum_question",
+    "worked_chain",
+]
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Mixture of the tiny-base corpus (shares are probabilities per document)."""
+
+    list_sum_share: float = 0.5
+    """Share of documents that are plain list sums (the RL task, never tagged)."""
+    list_len_min: int = 3
+    """Shortest list in list-sum documents."""
+    list_len_max: int = 9
+    """Longest list in list-sum documents (the demo task uses 5-8)."""
+    worked_share_plain: float = 0.25
+    """Share of plain documents answered with a worked running-sum chain (else direct)."""
+    worked_share_tagged: float = 0.35
+    """Share of tagged documents answered with a worked chain inside ``<think>`` (else direct)."""
+    sloppy_share: float = 0.5
+    """Share of direct answers that are off by 1-3 (worked answers are always right)."""
+    two_digit_share: float = 0.35
+    """Among other-operation documents: share of two-digit additions (the rest are mixed +/- chains)."""
+    tagged_share: float = 0.85
+    """Among other-operation documents: share written in the tag format (the rest are plain)."""
+    wait_share: float = 0.05
+    """Share of worked chains containing one self-correction ``..., wait, ...``."""
+    chain_len_min: int = 3
+    """Shortest mixed +/- chain."""
+    chain_len_max: int = 8
+    """Longest mixed +/- chain."""
+
+    def __post_init__(self) -> None:
+        for name in ("list_sum_share", "worked_share_plain", "worked_share_tagged", "sloppy_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"CorpusSpec.{name}={value} must be in [0, 1]")
+        if not 2 <= self.list_len_min <= self.list_len_max:
+            raise ValueError(
+                f"list lengths {self.list_len_min}..{self.list_len_max} must satisfy 2 <= min <= max"
+            )
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus document and what it is (the labels let tests check the corpus invariants)."""
+
+    text: str
+    task: str  # "list_sum" | "two_digit" | "mixed_chain"
+    tagged: bool
+    worked: bool
+    wait: bool
+
+
+def list_sum_question(numbers: list[int]) -> str:
+    """The question text of a list sum, as in the corpus and the demo prompts.
+
+    >>> list_sum_question([3, 5, 2])
+    'What is 3+5+2?'
+    """
+    return "What is " + "+".join(str(n) for n in numbers) + "?"
+
+
+def worked_chain(first: int, steps: list[tuple[str, int]], wait_at: int | None = None) -> tuple[str, int]:
+    """A running-total chain ``a+b=c, c-d=e, ...`` and its final value; optionally one self-correction.
+
+    Args:
+        first: The starting value.
+        steps: ``(op, operand)`` pairs with op ``"+"`` or ``"-"``.
+        wait_at: Index of the step written first with a wrong result, then ``wait,`` and redone.
+
+    >>> worked_chain(3, [("+", 5), ("+", 2)])
+    ('3+5=8, 8+2=10', 10)
+    >>> worked_chain(3, [("+", 5), ("-", 2)], wait_at=1)
+    ('3+5=8, 8-2=7, wait, 8-2=6', 6)
+    """
+    parts, total = [], first
+    for i, (op, operand) in enumerate(steps):
+        new = total + operand if op == "+" else total - operand
+        if i == wait_at:
+            wrong = new + 1 if op == "-" or new == 0 else new + (1 if i % 2 else -1)
+            parts.append(f"{total}{op}{operand}={wrong}, wait")
+        parts.append(f"{total}{op}{operand}={new}")
+        total = new
+    return ", ".join(parts), total
+
+
+def is_worked(response: str) -> bool:
+    """Whether a response is a worked (step-by-step) answer: at least two ``=`` steps.
+
+    Direct answers state the result at most once (``the answer is 17.`` or ``3+5+9=17.``).
+
+    >>> is_worked("3+5=8, 8+2=10, the answer is 10. </think> <answer>10</answer>")
+    True
+    >>> is_worked("the answer is 10. </think> <answer>10</answer>")
+    False
+    """
+    return response.count("=") >= 2
+
+
+def _sloppy(rng: random.Random, value: int, spec: CorpusSpec) -> int:
+    if rng.random() >= spec.sloppy_share:
+        return value
+    off = rng.randint(1, 3) * rng.choice((-1, 1))
+    return value + off if value + off >= 0 else value - off
+
+
+def _answer(rng: random.Random, chain: str, value: int, worked: bool, spec: CorpusSpec) -> tuple[str, int]:
+    """The answer text and the value it states (worked chains are right; direct answers may be sloppy)."""
+    stated = value if worked else _sloppy(rng, value, spec)
+    return (f"{chain}, the answer is {stated}." if worked else f"the answer is {stated}."), stated
+
+
+def _list_sum(rng: random.Random, spec: CorpusSpec) -> tuple[str, str, int, list[tuple[str, int]]]:
+    numbers = [rng.randint(1, 9) for _ in range(rng.randint(spec.list_len_min, spec.list_len_max))]
+    return list_sum_question(numbers), "list_sum", numbers[0], [("+", n) for n in numbers[1:]]
+
+
+def _two_digit(rng: random.Random, spec: CorpusSpec) -> tuple[str, str, int, list[tuple[str, int]]]:
+    a, b = rng.randint(10, 99), rng.randint(10, 99)
+    return f"What is {a}+{b}?", "two_digit", a, [("+", b - b % 10), ("+", b % 10)]
+
+
+def _mixed_chain(rng: random.Random, spec: CorpusSpec) -> tuple[str, str, int, list[tuple[str, int]]]:
+    first = rng.randint(1, 9)
+    steps, total = [], first
+    n_steps = rng.randint(spec.chain_len_min, spec.chain_len_max) - 1
+    minus_at = rng.randrange(n_steps)  # at least one "-": a mixed chain is never a list sum
+    for i in range(n_steps):
+        operand = rng.randint(0, 9)
+        op = "-" if i == minus_at or (rng.random() < 0.5) else "+"
+        if op == "-" and operand > total:
+            operand = rng.randint(0, total)
+        steps.append((op, operand))
+        total = total + operand if op == "+" else total - operand
+    question = "What is " + str(first) + "".join(f"{op}{n}" for op, n in steps) + "?"
+    return question, "mixed_chain", first, steps
+
+
+def generate_document(rng: random.Random, spec: CorpusSpec = CorpusSpec()) -> Document:
+    """Draw one corpus document (text without BOS/EOS; the pretraining recipe adds them)."""
+    if rng.random() < spec.list_sum_share:
+        question, task, first, steps = _list_sum(rng, spec)
+        tagged = False
+    else:
+        make = _two_digit if rng.random() < spec.two_digit_share else _mixed_chain
+        question, task, first, steps = make(rng, spec)
+        tagged = rng.random() < spec.tagged_share
+    worked = rng.random() < (spec.worked_share_tagged if tagged else spec.worked_share_plain)
+    wait = worked and rng.random() < spec.wait_share
+    chain, value = worked_chain(first, steps, wait_at=rng.randrange(len(steps)) if wait else None)
+    answer, stated = _answer(rng, chain, value, worked, spec)
+    if tagged:
+        text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: <think> {answer} </think> <answer>{stated}</answer>"
+    else:
+        text = f"User: {question}\nAssistant: {answer}"
+    return Document(text=text, task=task, tagged=tagged, worked=worked, wait=wait)
+
+
+def build_corpus(n_documents: int, seed: int, spec: CorpusSpec = CorpusSpec()) -> Iterator[Document]:
+    """Yield ``n_documents`` documents, the same ones for the same seed and spec."""
+    rng = random.Random(seed)
+    for _ in range(n_documents):
+        yield generate_document(rng, spec)
