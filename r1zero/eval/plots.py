@@ -190,7 +190,7 @@ PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
 }
 
 
-def _finish(ax: Axes) -> None:
+def finish_axes(ax: Axes) -> None:
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
@@ -214,13 +214,13 @@ def plot_runs(
     for name, draw in PANELS.items():
         fig, ax = plt.subplots(figsize=(7, 4.2))
         draw(ax, runs)
-        _finish(ax)
+        finish_axes(ax)
         fig.tight_layout()
         written += _save(fig, out / name, formats)
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     for ax, draw in zip(axes.flat, PANELS.values(), strict=True):
         draw(ax, runs)
-        _finish(ax)
+        finish_axes(ax)
     fig.suptitle(" vs ".join(r.variant for r in runs))
     fig.tight_layout()
     written += _save(fig, out / "overview", formats)

@@ -129,6 +129,15 @@ def write_synthetic_run(
             "policy/entropy": 1.0 - 0.5 * progress,
             "policy/kl": 0.01 * progress,
         }
+        if step % 10 == 0:
+            line.update(
+                {
+                    "heldout/accuracy": acc,
+                    "heldout/format_rate": min(1.0, 0.6 + progress),
+                    "heldout/length_mean": length,
+                    "heldout/reflection_per_response": reflect,
+                }
+            )
         metrics.append(line)
         for _ in range(2):
             correct = rng.random() < acc
