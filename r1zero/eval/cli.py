@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--template", help="prompt template name (default r1zero)")
     p.add_argument("--no-think-prefix", action="store_true", help='do not end prompts with "<think>"')
     p.add_argument("--backend", choices=("hf", "fast", "vllm"), help="rollout engine (default hf)")
+    p.add_argument("--device", help='"auto" (default), "cpu", "cuda" or "cuda:N"')
     p.add_argument("--data-dir", help="directory with benchmark JSONL files (offline)")
     p.add_argument("--limit", type=int, help="only the first K problems of each benchmark")
     p.add_argument("--out", help="directory for results JSON and per-sample JSONL (with --model)")
@@ -65,6 +66,18 @@ def load_suite(spec: str) -> dict:
     return suite
 
 
+def _run_defaults(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{str(run_dir)!r} is not a run directory: no config.json")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    data, rollout = config.get("data", {}), config.get("rollout", {})
+    out = {"template": data.get("template"), "think_prefix": data.get("think_prefix")}
+    out["stop"] = tuple(rollout["stop"]) if rollout.get("stop") else None
+    out["max_new_tokens"] = rollout.get("max_new_tokens")
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def build_config(args: argparse.Namespace, suite: dict) -> EvalConfig:
     """Defaults, then the suite's settings, then the command line."""
     values = {k: v for k, v in suite.items() if k not in ("benchmarks", "description")}
@@ -77,12 +90,15 @@ def build_config(args: argparse.Namespace, suite: dict) -> EvalConfig:
         "max_new_tokens": args.max_new_tokens,
         "template": args.template,
         "backend": args.backend,
+        "device": args.device,
         "limit": args.limit,
         "seed": args.seed,
         "batch_size": args.batch_size,
         "workers": args.workers,
         "reflection": args.reflection,
     }
+    if args.run:  # a run is evaluated with its own template and stop strings unless told otherwise
+        values = {**_run_defaults(Path(args.run)), **values}
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.no_think_prefix:
         values["think_prefix"] = False

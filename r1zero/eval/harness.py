@@ -54,6 +54,8 @@ class EvalConfig:
     """End the prompt with "<think>" (as the trainer's default)."""
     backend: str = "hf"
     """Rollout engine: "hf", "fast" or "vllm"."""
+    device: str = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
     seed: int = 0
     """Sampling seed (and bootstrap seed)."""
     limit: int = 0
@@ -82,13 +84,18 @@ def render_prompts(
     problems: Sequence[Problem], template: str, think_prefix: bool, tokenizer=None
 ) -> tuple[list[str], str]:
     """Prompts for ``problems`` and the template's text (recorded with results)."""
+    if template == "tiny-demo":  # the built-in tiny-base's own short R1-Zero template (ends inside <think>)
+        from r1zero.models.tiny import DEMO_TEMPLATE, render_demo_prompt
+
+        return [render_demo_prompt(p.question) for p in problems], DEMO_TEMPLATE
     try:
         from r1zero.data.templates import get_template
     except ImportError:
         get_template = None
     if get_template is None:
         if template not in _FALLBACK_TEMPLATES:
-            raise ValueError(f"unknown template {template!r}; valid: {', '.join(_FALLBACK_TEMPLATES)}")
+            valid = ", ".join([*_FALLBACK_TEMPLATES, "tiny-demo"])
+            raise ValueError(f"unknown template {template!r}; valid: {valid}")
         text = _FALLBACK_TEMPLATES[template]
         suffix = " <think>" if think_prefix and "<think>" in text else ""
         return [text.format(question=p.question) + suffix for p in problems], text
@@ -204,7 +211,7 @@ def evaluate_model(
 
     Returns one result dict per benchmark (the summary plus ``benchmark``, ``model``, settings, versions).
     """
-    policy, tokenizer = _load_model(model)
+    policy, tokenizer = _load_model(model, cfg.device)
     engine = _make_engine(cfg.backend, policy, tokenizer)
     results = []
     for name in benchmarks:
@@ -328,41 +335,23 @@ def _verify(name: str, responses: list[str], golds: list[str], metas: list[dict]
     return [verifier(r, g, **m) for r, g, m in zip(responses, golds, metas, strict=True)]
 
 
-def _load_model(model: str):
-    """``(model, tokenizer)`` via ``r1zero.models.loading.load_policy``, else plain ``from_pretrained``."""
-    try:
-        from r1zero.models.loading import load_policy
-    except ImportError:
-        load_policy = None
-    if load_policy is not None:
-        return load_policy(model)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load_model(model: str, device: str = "auto"):
+    """``(model, tokenizer)`` via ``r1zero.models.loading.load_policy``, in eval mode on ``device``."""
+    import torch
 
-    from r1zero.models import TINY_BASE_DIR
+    from r1zero.models.loading import load_policy
 
-    path = str(TINY_BASE_DIR) if model == "tiny-base" else model
-    policy = AutoModelForCausalLM.from_pretrained(path).eval()
-    return policy, AutoTokenizer.from_pretrained(path)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    policy, tokenizer = load_policy(model, device=device)
+    return policy.eval(), tokenizer
 
 
 def _make_engine(backend: str, model, tokenizer):
-    """The rollout engine class named ``backend`` in ``r1zero.rollout.<backend>``, built on ``model``."""
-    import importlib
+    """The rollout engine ``backend`` on ``model`` (kept for the trainer; see ``r1zero.rollout.build_engine``)."""
+    from r1zero.rollout import build_engine
 
-    try:
-        module = importlib.import_module(f"r1zero.rollout.{backend}")
-    except ModuleNotFoundError as exc:
-        raise ValueError(
-            f"unknown or unavailable rollout backend {backend!r}; valid: hf, fast, vllm"
-        ) from exc
-    engines = [
-        obj
-        for obj in vars(module).values()
-        if isinstance(obj, type) and getattr(obj, "name", None) == backend
-    ]
-    if len(engines) != 1:
-        raise ValueError(f"r1zero.rollout.{backend} defines no engine class named {backend!r}")
-    return engines[0](model, tokenizer)
+    return build_engine(backend, model, tokenizer)
 
 
 def _versions() -> dict[str, str]:
