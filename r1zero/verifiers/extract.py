@@ -8,7 +8,8 @@ Rules, in order; the first that finds something wins:
 2. The last ``\\boxed{…}`` / ``\\fbox{…}``, braces nested to any depth.
 3. The last "the (final) answer is …".
 4. The last GSM8K ``#### n``.
-5. Free-form text: the last math expression (``$…$``, ``\\(…\\)``, ``\\[…\\]``), else the last number.
+5. Free-form text: the last math expression (``$…$``, ``\\(…\\)``, ``\\[…\\]``; its last side when it is a
+   chain of equalities), else the last number.
 
 When the output has a think block, only the text after the last ``</think>`` is searched; an output
 that opens ``<think>`` and never closes it has no answer. An answer written only while thinking is no
@@ -30,9 +31,10 @@ SOURCES = ("answer_tag", "boxed", "answer_is", "gsm8k", "final_expr")
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_IS = re.compile(r"(?:final\s+)?answer\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
+_WORDS = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 _MATH_ENV = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
-_NUMBER = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+")
+_NUMBER = re.compile(r"[-−]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+")
 # End of an "answer is" sentence: a period/semicolon not inside a number, or a line break.
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.(?=\s|\Z)|;|\n")
 
@@ -119,8 +121,28 @@ def _from_answer_tags(text: str) -> Extraction | None:
 
 
 def _unbox(block: str) -> str:
+    """The answer inside an answer block: its boxed content, or what follows "the answer is", or all of it."""
     boxed = find_boxed(block)
-    return (boxed if boxed is not None else block).strip()
+    if boxed is not None:
+        return boxed.strip()
+    said = _from_answer_is(block)
+    if said is not None and said.answer:
+        return said.answer
+    return _single_value_in_prose(block) or block.strip()
+
+
+def _single_value_in_prose(block: str) -> str | None:
+    """ "The total cost is $64." -> "64": a sentence with exactly one number or formula in it.
+
+    A sentence with several ("it could be 12 or 13") is left whole, so the verifier sees the hedge.
+    """
+    if len(_WORDS.findall(_MATH_ENV.sub(" ", block))) < 3:
+        return None
+    maths, numbers = _MATH_ENV.findall(block), _NUMBER.findall(_MATH_ENV.sub(" ", block))
+    if len(maths) + len(numbers) != 1:
+        return None
+    found = _from_final_expression(block)
+    return found.answer if found is not None else None
 
 
 def _from_boxed(text: str) -> Extraction | None:
@@ -157,6 +179,7 @@ def _from_final_expression(text: str) -> Extraction | None:
     numbers = list(_NUMBER.finditer(text))
     if maths and (not numbers or maths[-1].end() >= numbers[-1].end()):
         inner = next(g for g in maths[-1].groups() if g is not None).strip()
+        inner = inner.rsplit("=", 1)[-1].strip()  # "3 + 4 = 7": the value is the last side
         if inner:
             return Extraction(inner, "final_expr")
     if numbers:

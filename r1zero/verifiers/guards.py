@@ -18,7 +18,7 @@ MAX_ANSWER_CHARS = 1000
 #: Largest number of decimal digits a power of integer literals may have.
 MAX_DIGITS = 10_000
 #: Largest integer whose factorial may be taken.
-MAX_FACTORIAL = 1000
+MAX_FACTORIAL = 5000
 #: Deepest nesting of brackets/braces.
 MAX_NESTING = 40
 

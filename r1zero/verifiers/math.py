@@ -42,7 +42,7 @@ from r1zero.verifiers.normalize import (
 )
 from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
 
-__all__ = ["DEFAULT_TIMEOUT", "symbolic_check", "verify_math"]
+__all__ = ["DEFAULT_TIMEOUT", "gold_readable", "symbolic_check", "verify_math"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,12 @@ def verify_math(
 
 def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     gold_info = _read_gold(gold if isinstance(gold, str) else "")
-    if gold_info.bad:
-        return "bad_gold", None
+    symbolic_gold = gold_info.exact is None and gold_info.choice is None and gold_info.word is None
+    try:
+        if gold_info.bad or (symbolic_gold and not _gold_readable(gold_info.text, timeout)):
+            return "bad_gold", None
+    except sandbox.VerifierTimeout:
+        return "timeout", None
     found = extract_answer(response)
     if found.answer is None:
         return "no_answer", None
@@ -113,13 +117,28 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     exact = parse_exact(normal)
     if gold_info.exact is not None and exact is not None:
         return ("correct" if exact_equal(gold_info.exact, exact) else "wrong"), answer
-    rational = _as_rational(exact)
     try:
-        if sandbox.in_worker():
-            return symbolic_check(gold_info.text, normal, rational), answer
-        return sandbox.run_isolated(symbolic_check, gold_info.text, normal, rational, timeout=timeout), answer
+        return _bounded(symbolic_check, gold_info.text, normal, _as_rational(exact), timeout=timeout), answer
     except sandbox.VerifierTimeout:
         return "timeout", answer
+
+
+def _bounded(fn, *args, timeout: float):
+    """``fn(*args)`` under a wall-clock limit: directly inside a time-bounded worker, else in the sandbox."""
+    if sandbox.in_worker():
+        return fn(*args)
+    return sandbox.run_isolated(fn, *args, timeout=timeout)
+
+
+@lru_cache(maxsize=4096)
+def _gold_readable(gold: str, timeout: float) -> bool:
+    """Whether math-verify reads a (normalised) gold; cached, so each distinct gold costs one call."""
+    return _bounded(gold_readable, gold, timeout=timeout)
+
+
+def gold_readable(gold: str) -> bool:
+    """True when math-verify parses ``gold`` into a sympy object (runs in the sandbox child)."""
+    return bool(_parse_gold_symbolic(gold))
 
 
 @lru_cache(maxsize=4096)
@@ -168,9 +187,32 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
     answer_parsed = math_verify.parse(f"${answer}$", fallback_mode="no_fallback", parsing_timeout=None)
     if not answer_parsed:
         return "unparseable"
+    same_number = _same_number(gold_expr, answer_parsed[0])
+    if same_number is not None:
+        return "correct" if same_number else "wrong"
     return (
         "correct" if math_verify.verify(list(gold_parsed), answer_parsed, timeout_seconds=None) else "wrong"
     )
+
+
+def _same_number(gold, answer) -> bool | None:
+    """Compare two exact numeric expressions to 50 significant digits (relative), or None if not both.
+
+    math-verify rounds to 6 decimals, so it accepts ``1/2^99`` for ``1/2^98``; exact inputs need no rounding.
+    """
+    import sympy
+
+    exprs = (gold, answer)
+    if not all(isinstance(e, sympy.Expr) and e.is_number and not e.has(sympy.Float) for e in exprs):
+        return None
+    if not (gold.is_finite and answer.is_finite):  # zoo, oo, nan: left to math-verify
+        return None
+    try:
+        diff = abs(sympy.N(gold - answer, 50))
+        scale = max(abs(sympy.N(gold, 50)), abs(sympy.N(answer, 50)))
+        return bool(diff == 0 or diff <= scale * sympy.Float("1e-40", 50))
+    except (TypeError, ValueError, ArithmeticError):
+        return None
 
 
 @lru_cache(maxsize=4096)

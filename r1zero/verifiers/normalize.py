@@ -44,12 +44,14 @@ _CHAR_MAP = str.maketrans(
     }
 )
 _DROP = re.compile(
-    r"\\left|\\right|\\displaystyle|\\[!,;: ]|\\q?quad\b|~|\$|\\\(|\\\)|\\\[|\\\]|\\bigl|\\bigr|\\Bigl|\\Bigr"
+    r"\\left|\\right|\\displaystyle|(?<!\\)\\[!,;: ]|\\q?quad\b|~|\$|\\\(|\\\)|\\\[|\\\]|\\bigl|\\bigr|\\Bigl|\\Bigr"
 )
 _TEXT_CMD = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
 )
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*\bdegrees?\b")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)")
+_TRIG_DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?")
 _ORDINAL = re.compile(r"(\d)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)\b\}?")
 _SCALE = re.compile(r"(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
@@ -104,10 +106,13 @@ def normalize(text: str) -> str:
     text = text.translate(_CHAR_MAP)
     text = text.replace("{,}", ",").replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
     text = text.replace(r"\%", "%").replace(r"\dbinom", r"\binom").replace(r"\tbinom", r"\binom")
+    text = re.sub(r"(\d)\\,(?=\d{3}\b)", r"\1", text)  # thin-space thousands separator: 1\,234
     text = _CURRENCY.sub("", text)
     text = _DROP.sub(" ", text)
     for _ in range(3):
         text = _TEXT_CMD.sub(r"\1", text)
+    if _TRIG.search(text):  # sin 30^\circ: degrees become radians for the symbolic path
+        text = _TRIG_DEGREES.sub(r"{\\frac{\1\\pi}{180}}", text)
     text = _DEGREES.sub("", text)
     text = re.sub(r"\s*\bpercent\b", "%", text)
     text = _ORDINAL.sub(r"\1", text)
@@ -182,6 +187,8 @@ def parse_exact(text: str) -> ExactValue | None:
         return None if items is None else ExactValue("set", items)
     if text[:1] in "([" and text[-1:] in ")]" and _encloses(text):
         items = _parse_items(text[1:-1])
+        if items is not None and len(items) == 1 and text[0] + text[-1] == "()":  # redundant parentheses
+            return ExactValue("number", items)
         if items is None or len(items) < 2:
             return None
         return ExactValue("sequence", items, brackets=text[0] + text[-1])

@@ -1,0 +1,217 @@
+"""The ``math`` verifier on the labelled rows (tests/verifiers/rows/*.jsonl) plus its hardening contracts."""
+
+import json
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from r1zero.verifiers import REASONS, Verdict, get_verifier
+from r1zero.verifiers import math as math_verifier
+from r1zero.verifiers.reward import STRICT_R1ZERO, RewardWeights
+
+ROWS_DIR = Path(__file__).parent / "rows"
+ROWS = [
+    json.loads(line)
+    for path in sorted(ROWS_DIR.glob("*.jsonl"))
+    for line in path.read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+verify = get_verifier("math")
+# (x+y+z)^60 against (x+y+z+1)^60 passes every guard and keeps sympy busy for minutes.
+SLOW_GOLD, SLOW_ANSWER = "(x+y+z)^{60}", "(x+y+z+1)^{60}"
+
+
+def _row_id(row: dict) -> str:
+    return f"{row['category']}:{row['note']}"
+
+
+def test_rows_cover_the_issue():
+    categories = {row["category"] for row in ROWS}
+    assert len(ROWS) >= 300
+    assert {
+        "hack",
+        "numbers",
+        "fractions",
+        "normalization",
+        "symbolic",
+        "structures",
+        "extraction",
+    } <= categories
+    assert sum(row["category"] == "hack" for row in ROWS) >= 40
+    for row in ROWS:
+        assert {"response", "gold", "expected", "category", "note"} <= set(row)
+        assert isinstance(row["expected"], bool)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=_row_id)
+def test_labelled_row(row):
+    verdict = verify(row["response"], row["gold"], timeout=5.0)
+    assert isinstance(verdict, Verdict)
+    assert verdict.reason in REASONS
+    assert verdict.correct is row["expected"], verdict
+    assert verdict.reward == (1.0 if row["expected"] else 0.0)
+    if "formatted" in row:
+        assert verdict.formatted is row["formatted"]
+
+
+@pytest.mark.parametrize("gold", ["", "\\frac{", "???", "\\left(", "}", "9^{9^{9^{9}}}", "x" * 5000])
+def test_bad_gold_is_never_rewarded(gold):
+    for response in (
+        f"<think>copy</think> <answer>{gold}</answer>",
+        gold,
+        "<think>a</think> <answer>1</answer>",
+    ):
+        verdict = verify(response, gold)
+        assert (verdict.reward, verdict.reason) == (0.0, "bad_gold")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("12 or 13", "rejected"),
+        ("9^{9^{9^{9}}}", "rejected"),
+        ("(10!)!", "rejected"),
+        ("(" * 100 + "1" + ")" * 100, "rejected"),
+        ("13", "wrong"),
+        ("x+", "unparseable"),
+    ],
+)
+def test_reasons(answer, reason):
+    assert verify(f"<think>a</think> <answer>{answer}</answer>", "12").reason == reason
+
+
+def test_conflicting_answer_blocks_are_rejected():
+    verdict = verify("<think>a</think> <answer>12</answer> <answer>13</answer>", "12")
+    assert (verdict.reason, verdict.reward) == ("rejected", 0.0)
+
+
+def test_no_answer():
+    assert verify("<think>the answer is 12</think>", "12").reason == "no_answer"
+
+
+def test_guards_answer_instantly():
+    start = time.perf_counter()
+    for tower in ("9^{9^{9^{9}}}", "9**9**9**9", "2^{2^{2^{2^{2^{2}}}}}", "1000000!", "1" + "0" * 20000):
+        assert verify(f"<think>a</think> <answer>{tower}</answer>", "1").reason == "rejected"
+    assert time.perf_counter() - start < 0.5
+
+
+def test_slow_symbolic_check_times_out_within_the_limit():
+    start = time.perf_counter()
+    verdict = verify(f"<answer>{SLOW_ANSWER}</answer>", SLOW_GOLD, timeout=1.0)
+    elapsed = time.perf_counter() - start
+    assert (verdict.reason, verdict.reward) == ("timeout", 0.0)
+    assert elapsed < 2.0, elapsed
+    # the killed child is replaced: the next call works
+    assert verify("<answer>\\sqrt{8}</answer>", "2\\sqrt{2}").reason == "correct"
+
+
+def test_timeout_works_from_a_thread():
+    results: list[tuple[str, float]] = []
+
+    def call() -> None:
+        start = time.perf_counter()
+        verdict = verify(f"<answer>{SLOW_ANSWER}</answer>", SLOW_GOLD, timeout=1.0)
+        results.append((verdict.reason, time.perf_counter() - start))
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(timeout=30)
+    assert len(results) == 1
+    reason, elapsed = results[0]
+    assert reason == "timeout"
+    assert elapsed < 2.0, elapsed
+
+
+def _timed_slow_call(limit: float) -> tuple[str, float]:
+    start = time.perf_counter()
+    reason = verify(f"<answer>{SLOW_ANSWER}</answer>", SLOW_GOLD, timeout=limit).reason
+    return reason, time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_timeout_works_from_a_pool_process():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        reason, elapsed = pool.submit(_timed_slow_call, 1.0).result(timeout=120)
+    assert reason == "timeout"
+    assert elapsed < 2.0, elapsed
+
+
+def test_in_worker_runs_the_symbolic_path_directly(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_isolated must not be used inside a worker")
+
+    monkeypatch.setattr(math_verifier.sandbox, "in_worker", lambda: True)
+    monkeypatch.setattr(math_verifier.sandbox, "run_isolated", refuse)
+    assert verify("<answer>\\sqrt{8}</answer>", "2\\sqrt{2}").reason == "correct"
+    assert verify("<answer>\\sqrt{7}</answer>", "2\\sqrt{2}").reason == "wrong"
+
+
+def test_fast_path_does_not_touch_the_sandbox(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("numbers must be compared in-process")
+
+    monkeypatch.setattr(math_verifier.sandbox, "run_isolated", refuse)
+    for answer, gold in [
+        ("1,000", "1000"),
+        ("\\frac{6}{8}", "0.75"),
+        ("[1, 2)", "[1,2)"),
+        ("(B)", "B"),
+        ("25\\%", "0.25"),
+    ]:
+        assert verify(f"<think>a</think> <answer>{answer}</answer>", gold).reason == "correct"
+
+
+def test_gold_is_parsed_once():
+    math_verifier._read_gold.cache_clear()
+    for _ in range(8):
+        verify("<answer>3</answer>", "\\frac{6}{2}")
+    info = math_verifier._read_gold.cache_info()
+    assert (info.misses, info.hits) == (1, 7)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "",
+        "\x00\x01\x02" * 100,
+        "<think><think><answer></think></answer>",
+        "<answer>" * 1000,
+        "\\boxed{" * 1000,
+        "".join(chr(33 + (i * 7919) % 5000) for i in range(50_000)),  # 50 kB of garbage
+        "<think>a</think> <answer>" + "\\frac{" * 300 + "</answer>",
+    ],
+)
+def test_never_raises(response):
+    verdict = verify(response, "12", timeout=2.0)
+    assert verdict.reward == 0.0
+    assert verdict.reason in REASONS
+
+
+def test_non_string_inputs_do_not_raise():
+    assert verify(None, "1").reason == "error"  # type: ignore[arg-type]
+    assert verify("<answer>1</answer>", None).reason == "bad_gold"  # type: ignore[arg-type]
+
+
+def test_reward_weights():
+    hack = "<think></think>4"  # right number, broken format
+    assert verify(hack, "4").reward == 1.0
+    assert verify(hack, "4", weights=STRICT_R1ZERO).reward == 0.0
+    good = verify("<think>2+2</think> <answer>4</answer>", "4", weights=RewardWeights(format_bonus=0.1))
+    assert (good.reward, good.parts) == (1.1, {"accuracy": 1.0, "format": 0.1})
+
+
+def test_injection_canary(tmp_path):
+    canary = tmp_path / "pwned"
+    payloads = [
+        f"__import__('os').system('touch {canary}')",
+        f"open('{canary}', 'w').write('x')",
+        f"\\text{{{canary}}} $(touch {canary})$",
+    ]
+    for payload in payloads:
+        verify(f"<think>a</think> <answer>{payload}</answer>", "1")
+        verify("<answer>1</answer>", payload)
+    assert not canary.exists()
