@@ -126,30 +126,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def model_path(name: str) -> str:
-    """``tiny-base`` resolves to the checkpoint shipped in the package; anything else is passed through."""
-    if name == "tiny-base":
-        from r1zero.models import TINY_BASE_DIR
+def load_model(
+    name: str, dtype: str, device: torch.device, gradient_checkpointing: bool = False
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a local directory, a hub name or ``tiny-base`` (via ``load_policy``)."""
+    from r1zero.models.loading import load_policy
 
-        if not (TINY_BASE_DIR / "config.json").is_file():
-            raise FileNotFoundError(
-                f"the tiny-base checkpoint is not at {TINY_BASE_DIR}; build it with "
-                "'r1zero pretrain --preset tiny-base' or pass --model.name DIR"
-            )
-        return str(TINY_BASE_DIR)
-    return name
-
-
-def load_model(name: str, dtype: str, device: torch.device) -> tuple[torch.nn.Module, Any]:
-    """``(model, tokenizer)`` from a local directory, a hub name or ``tiny-base``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = model_path(name)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return load_policy(name, dtype=dtype, device=str(device), gradient_checkpointing=gradient_checkpointing)
 
 
 def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> Any:

@@ -56,8 +56,6 @@ class ModelConfig:
     """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
     gradient_checkpointing: bool = False
     """Trade compute for activation memory in the learner's forward/backward."""
-    lora_rank: int = 0
-    """LoRA rank for the learner (needs peft); 0 trains all weights."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +231,6 @@ _POSITIVE_INTS = (
     "run.steps",
 )
 _NON_NEGATIVE = (
-    "model.lora_rank",
     "data.train_size",
     "data.heldout_size",
     "reward.overlong_buffer",

@@ -95,11 +95,10 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     # ---- data, policy, reference, optimizer, engine ------------------------------------------
     problems = build.load_problems_for(config)
     heldout = build.load_problems_for(config, heldout=True) if config.data.heldout_size else []
+    source = str(checkpoint.path) if checkpoint else config.model.name
     model, tokenizer = build.load_model(
-        str(checkpoint.path) if checkpoint else config.model.name, config.model.dtype, device
+        source, config.model.dtype, device, config.model.gradient_checkpointing
     )
-    if config.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
     reference = (
         build.load_model(config.model.name, config.model.dtype, device)[0].eval()
         if config.algo.beta
