@@ -33,20 +33,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: the demo's own template (tiny-base's pretraining form of an R1-Zero prompt)
-DEMO_TEMPLATE = "tiny-demo"
-
 
 # ---------------------------------------------------------------- problems and prompts
-def load_problems_for(config: TrainConfig, heldout: bool = False) -> list[Problem]:
-    """Training or held-out problems: a registered generator, or a file / dataset via r1zero.data."""
+def load_problems_for(
+    config: TrainConfig, heldout: bool = False, exclude: Sequence[Problem] = ()
+) -> list[Problem]:
+    """Training or held-out problems: a registered generator, or a file / dataset via r1zero.data.
+
+    Problems whose question is in ``exclude`` (the training set, for held-out problems) are dropped.
+    """
     data = config.data
     source = (data.heldout_source or data.source) if heldout else data.source
     from r1zero.data.generators import available_generators, generate
 
     if source in available_generators():
         n = data.heldout_size if heldout else data.train_size
-        # held-out problems use another seed; ids are filtered so the two sets never share a question
+        # held-out problems use another seed (and ``exclude`` removes any question shared with training)
         seed = config.run.seed + (1_000_003 if heldout else 0)
         problems = generate(source, n, data.difficulty or None, seed=seed)
     else:
@@ -58,6 +60,8 @@ def load_problems_for(config: TrainConfig, heldout: bool = False) -> list[Proble
         problems = list(loader(source))
         if heldout and data.heldout_size:
             problems = problems[: data.heldout_size]
+    seen = {p.question for p in exclude}
+    problems = [p for p in problems if p.question not in seen]
     if data.verifier:
         problems = [Problem(p.id, p.question, p.answer, data.verifier, p.meta) for p in problems]
     if not problems:
@@ -66,11 +70,8 @@ def load_problems_for(config: TrainConfig, heldout: bool = False) -> list[Proble
 
 
 def render_prompts(config: TrainConfig, problems: Sequence[Problem], tokenizer: Any) -> list[str]:
-    """Prompts for ``problems`` with the configured template (the same code path as ``r1zero eval``)."""
-    if config.data.template == DEMO_TEMPLATE:
-        from r1zero.models.tiny import render_demo_prompt
-
-        return [render_demo_prompt(p.question) for p in problems]
+    """Prompts for ``problems`` with the configured template (the same code path as ``r1zero eval``;
+    "tiny-demo" is tiny-base's own short R1-Zero template)."""
     from r1zero.eval.harness import render_prompts as render
 
     prompts, _ = render(problems, config.data.template, config.data.think_prefix, tokenizer)
@@ -137,9 +138,9 @@ def load_model(
 
 def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> Any:
     """The rollout engine named by ``rollout.backend`` (``r1zero.rollout.<backend>``), on ``model``."""
-    from r1zero.eval.harness import _make_engine
+    from r1zero.rollout import build_engine
 
-    return _make_engine(config.rollout.backend, model, tokenizer)
+    return build_engine(config.rollout.backend, model, tokenizer)
 
 
 # ---------------------------------------------------------------- rewards

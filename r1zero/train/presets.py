@@ -33,7 +33,7 @@ def cpu_demo() -> TrainConfig:
     """
     return TrainConfig(
         model=ModelConfig(name="tiny-base"),
-        data=DataConfig(source="list_sum", template="r1zero", heldout_size=64),
+        data=DataConfig(source="list_sum", template="tiny-demo", heldout_size=64),
         rollout=RolloutConfig(backend="fast", prompts_per_step=16, group_size=8, max_new_tokens=128),
         reward=RewardConfig(require_format=True),
         algo=AlgoConfig(loss_agg="dapo", beta=0.01, micro_batch_size=64),

@@ -94,7 +94,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
     # ---- data, policy, reference, optimizer, engine ------------------------------------------
     problems = build.load_problems_for(config)
-    heldout = build.load_problems_for(config, heldout=True) if config.data.heldout_size else []
+    heldout = build.load_problems_for(config, True, problems) if config.data.heldout_size else []
     source = str(checkpoint.path) if checkpoint else config.model.name
     model, tokenizer = build.load_model(
         source, config.model.dtype, device, config.model.gradient_checkpointing

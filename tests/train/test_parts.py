@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from r1zero.rollout import build_engine
 from r1zero.rollout.base import Rollout, SamplingParams
 from r1zero.train.build import IndexSampler
 from r1zero.train.learner import pack_rollouts, sequence_logprobs
@@ -18,16 +19,11 @@ torch.set_num_threads(1)
 @pytest.mark.parametrize("backend", ["hf", "fast"])
 def test_learner_logprobs_match_the_engine(tiny_model_dir, backend):
     """Left-padded prompts of different lengths: positions must not shift, or the IS ratio is wrong."""
-    import importlib
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    module = importlib.import_module(f"r1zero.rollout.{backend}")
-    engine = next(
-        v for v in vars(module).values() if isinstance(v, type) and getattr(v, "name", None) == backend
-    )(model, tokenizer)
+    engine = build_engine(backend, model, tokenizer)
     groups = engine.generate(
         ["what is 1+2?", "a much longer prompt: what is 3+4+5+6?"],
         SamplingParams(n=3, max_new_tokens=12, seed=3),
