@@ -110,7 +110,22 @@ def main(argv: list[str]) -> int:
     except (CheckpointError, FileExistsError, FileNotFoundError) as exc:
         print(f"r1zero train: {exc}", file=sys.stderr)
         return 2
+    if not result.is_main:
+        return 0
     print(f"\nrun directory: {result.run_dir} ({result.steps_done} steps)")
     if result.step0 or result.final:
         print(summary_table(result.step0, result.final, result.wall_time))
+    _write_plots(result.run_dir)
     return 0
+
+
+def _write_plots(run_dir: Path) -> None:
+    """Draw the run's curves with ``r1zero plot`` (a plotting failure never fails a finished run)."""
+    try:
+        from r1zero.eval.plots import plot_runs
+
+        plot_runs([run_dir])
+    except Exception as exc:  # matplotlib backends, fonts, a partial run: report, do not raise
+        log.warning("plots not written (%s: %s); run 'r1zero plot %s'", type(exc).__name__, exc, run_dir)
+        return
+    print(f"plots: {run_dir / 'plots'}")

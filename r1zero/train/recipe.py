@@ -70,6 +70,7 @@ class TrainResult:
     step0: dict[str, float] = field(default_factory=dict)
     final: dict[str, float] = field(default_factory=dict)
     wall_time: float = 0.0
+    is_main: bool = True
 
 
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
@@ -125,7 +126,14 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 "(pass --run.steps N with N > %d to continue it)",
                 run_dir, state["step"], config.run.steps, state["step"],
             )  # fmt: skip
-            return TrainResult(run_dir, state["step"], state["step0"], state["last_eval"], state["elapsed"])
+            return TrainResult(
+                run_dir,
+                state["step"],
+                state["step0"],
+                state["last_eval"],
+                state["elapsed"],
+                dist_info.is_main,
+            )
 
     # ---- step 0: the base model on held-out problems ------------------------------------------
     clock = time.perf_counter() - state["elapsed"]
@@ -253,7 +261,9 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         progress.close()
     if runlog:
         runlog.close()
-    return TrainResult(run_dir, state["step"], state["step0"], state["last_eval"], state["elapsed"])
+    return TrainResult(
+        run_dir, state["step"], state["step0"], state["last_eval"], state["elapsed"], dist_info.is_main
+    )
 
 
 # ---------------------------------------------------------------- the steps' helpers

@@ -74,3 +74,4 @@ def test_smoke_run_writes_the_run_format(tiny_model_dir, tmp_path):
     final = run / "checkpoints" / "step_000003"
     AutoModelForCausalLM.from_pretrained(final)
     AutoTokenizer.from_pretrained(final)
+    assert (run / "plots" / "overview.png").is_file()  # the run ends by drawing its curves
