@@ -140,7 +140,13 @@ def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> 
     """The rollout engine named by ``rollout.backend`` (``r1zero.rollout.<backend>``), on ``model``."""
     from r1zero.rollout import build_engine
 
-    return build_engine(config.rollout.backend, model, tokenizer)
+    r = config.rollout
+    options = (
+        {"gpu_memory_utilization": r.gpu_memory_utilization, "tensor_parallel_size": r.tensor_parallel}
+        if r.backend == "vllm"
+        else {}
+    )
+    return build_engine(r.backend, model, tokenizer, **options)
 
 
 # ---------------------------------------------------------------- rewards
