@@ -101,7 +101,7 @@ def summarize(
     """Every benchmark-level number from ``records[problem][sample]`` (same n for every problem).
 
     Returns a flat dict: ``problems``, ``n``, ``pass@k`` and ``pass@k_ci`` for each k, ``maj@k`` and
-    ``maj@k_ci``, ``format_rate``, ``length/*``, ``reflection/*``, ``repetition/ngram4``, ``reasons``.
+    ``maj@k_ci``, ``accuracy/strict`` (correct and formatted), ``format_rate``, ``length/*``, ``reflection/*``, ``repetition/ngram4``, ``reasons``.
     """
     if not records or any(len(row) == 0 for row in records):
         raise ValueError("summarize needs at least one problem, each with at least one sample")
@@ -123,6 +123,8 @@ def summarize(
         with_ci(f"pass@{k}", [pass_at_k_problem(n, sum(row), k) for row in correct])
         with_ci(f"maj@{k}", [maj_at_k([a], [c], k) for a, c in zip(answers, correct, strict=True)])
     out["accuracy"] = out["pass@1"]
+    # correct *and* in the R1-Zero tag format: free-form extraction can find a right number in garbage
+    out["accuracy/strict"] = sum(r.correct and r.formatted for r in flat) / len(flat)
     out["format_rate"] = sum(r.formatted for r in flat) / len(flat)
     lengths = [r.length for r in flat]
     flags = [r.correct for r in flat]

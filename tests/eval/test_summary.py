@@ -28,7 +28,7 @@ def test_summary_numbers():
         [
             rec("a", 0, True, "4", 10),
             rec("a", 1, False, "5", 30),
-            rec("a", 2, True, "4", 10),
+            rec("a", 2, True, "4", 10, formatted=False),
             rec("a", 3, False, "5", 30),
         ],
         [rec("b", j, False, "7", 20, truncated=(j == 0), text="wait, 7", formatted=j > 1) for j in range(4)],
@@ -40,7 +40,8 @@ def test_summary_numbers():
     assert s["pass@4"] == pytest.approx(0.5)
     assert s["maj@4"] == pytest.approx(0.5)  # a: 2-2 tie, "4" seen first and correct
     assert s["maj@2"] == pytest.approx(0.5)
-    assert s["format_rate"] == pytest.approx(6 / 8)
+    assert s["format_rate"] == pytest.approx(5 / 8)
+    assert s["accuracy/strict"] == pytest.approx(1 / 8)  # one correct answer is unformatted
     assert s["length/mean"] == pytest.approx(20.0)
     assert s["length/correct_mean"] == pytest.approx(10.0)
     assert s["length/incorrect_mean"] == pytest.approx((2 * 30 + 4 * 20) / 6)
