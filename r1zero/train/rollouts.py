@@ -1,0 +1,170 @@
+"""Roll out and score: the sampling and verification steps of the recipe, and held-out evaluation.
+
+Sampling is seeded per (run seed, step, refill round, rank), so the completions of a step do not depend
+on when the process started: a resumed run samples exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from r1zero import grpo
+from r1zero.data.problem import Problem
+from r1zero.eval.behaviour import count_reflection
+from r1zero.rollout.base import Rollout, SamplingParams
+from r1zero.train import build
+from r1zero.train.config import TrainConfig
+from r1zero.train.distributed import DistInfo, shard_range
+from r1zero.train.metrics import rollout_metrics
+
+__all__ = ["Group", "collect_groups", "evaluate_heldout", "rollout_seed", "score_groups"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One prompt's G scored completions: the rollouts, their rewards and their log records."""
+
+    rollouts: list[Rollout]
+    rewards: list[float]
+    records: list[dict[str, Any]]
+
+
+def rollout_seed(seed: int, step: int, round_: int, rank: int) -> int:
+    """A distinct, reproducible sampling seed per (run seed, step, refill round, rank).
+
+    >>> rollout_seed(0, 1, 0, 0) != rollout_seed(0, 1, 0, 1) != rollout_seed(0, 2, 0, 0)
+    True
+    """
+    return (seed * 1_000_003 + step * 10_007 + round_ * 101 + rank) % (2**63 - 1)
+
+
+def _sampling(config: TrainConfig, n: int, temperature: float, seed: int) -> SamplingParams:
+    r = config.rollout
+    return SamplingParams(
+        n=n,
+        temperature=temperature,
+        top_p=r.top_p if temperature else 1.0,
+        top_k=r.top_k if temperature else 0,
+        max_new_tokens=r.max_new_tokens,
+        stop=tuple(r.stop),
+        seed=seed,
+    )
+
+
+def score_groups(
+    config: TrainConfig, problems: Sequence[Problem], prompts: Sequence[str], groups: Sequence[list[Rollout]]
+) -> list[Group]:
+    """Verify every completion (one pool call for all groups); add DAPO's soft overlong penalty if set."""
+    flat_problems = [p for p, g in zip(problems, groups, strict=True) for _ in g]
+    verdicts = iter(build.verify(config, flat_problems, [r.text for g in groups for r in g]))
+    out = []
+    for problem, prompt, group in zip(problems, prompts, groups, strict=True):
+        scored = [next(verdicts) for _ in group]
+        rewards = torch.tensor([v.reward for v in scored])  # [G]
+        if config.reward.overlong_buffer:
+            lengths = torch.tensor([len(r.completion_ids) for r in group])  # [G]
+            penalty = grpo.soft_overlong_penalty(
+                lengths, config.rollout.max_new_tokens, config.reward.overlong_buffer
+            )
+            rewards = rewards + config.reward.overlong_factor * penalty
+        records = [
+            {
+                "prompt": prompt,
+                "completion": r.text,
+                "gold": problem.answer,
+                "reward": reward,
+                "parts": dict(v.parts),
+                "correct": v.correct,
+                "formatted": v.formatted,
+                "reason": v.reason,
+                "extracted": v.extracted,
+                "length": len(r.completion_ids),
+                "truncated": r.finish_reason == "length",
+                "reflection_hits": count_reflection(r.text, config.run.reflection),
+            }
+            for r, v, reward in zip(group, scored, rewards.tolist(), strict=True)
+        ]
+        out.append(Group(list(group), rewards.tolist(), records))
+    return out
+
+
+def collect_groups(
+    config: TrainConfig,
+    engine: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    sampler: build.IndexSampler,
+    step: int,
+    dist_info: DistInfo,
+) -> tuple[list[Group], dict[str, float]]:
+    """Sample prompts, roll out G completions each and score them: this rank's share of the step.
+
+    With DAPO dynamic sampling, groups whose rewards are all equal are set aside and more prompts are
+    sampled, for at most ``algo.dynamic_sampling_rounds`` extra rounds; the step is then topped up with
+    set-aside groups so every rank trains on the same number of sequences (DDP needs it).
+    """
+    want = config.rollout.prompts_per_step // dist_info.world_size
+    kept: list[Group] = []
+    spare: list[Group] = []
+    timing = {"time/generate": 0.0, "time/verify": 0.0}
+    tokens = 0
+    rounds = 1 + (config.algo.dynamic_sampling_rounds if config.algo.dynamic_sampling else 0)
+    for round_ in range(rounds):
+        indices = sampler.next(config.rollout.prompts_per_step)
+        mine = [problems[indices[i]] for i in shard_range(len(indices), dist_info)]
+        prompts = build.render_prompts(config, mine, tokenizer)
+        seed = rollout_seed(config.run.seed, step, round_, dist_info.rank)
+        t0 = time.perf_counter()
+        generated = engine.generate(
+            prompts, _sampling(config, config.rollout.group_size, config.rollout.temperature, seed)
+        )
+        timing["time/generate"] += time.perf_counter() - t0
+        tokens += sum(len(r.completion_ids) for g in generated for r in g)
+        t0 = time.perf_counter()
+        for group in score_groups(config, mine, prompts, generated):
+            informative = bool(grpo.informative_groups(torch.tensor([group.rewards]))[0])
+            (kept if informative or not config.algo.dynamic_sampling else spare).append(group)
+        timing["time/verify"] += time.perf_counter() - t0
+        if len(kept) >= want:
+            break
+    timing["perf/tokens_per_s"] = tokens / max(timing["time/generate"], 1e-9)
+    return (kept + spare)[:want], timing
+
+
+def evaluate_heldout(
+    config: TrainConfig, engine: Any, tokenizer: Any, heldout: Sequence[Problem], step: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """One sample per held-out problem: ``(metrics with heldout/* keys, an eval.jsonl line)``."""
+    from r1zero.eval.metrics import bootstrap_ci
+
+    prompts = build.render_prompts(config, heldout, tokenizer)
+    groups = engine.generate(prompts, _sampling(config, 1, config.run.eval_temperature, config.run.seed + 7))
+    records = [g.records[0] for g in score_groups(config, heldout, prompts, groups)]
+    m = rollout_metrics(records, config.run.reflection, prefix="heldout/")
+    metrics = {
+        "heldout/accuracy": m["heldout/accuracy"],
+        "heldout/format_rate": m["heldout/format_rate"],
+        "heldout/length_mean": m["length/mean"],
+        "heldout/reflection_per_response": m["reflection/per_response"],
+    }
+    line = {
+        "step": step,
+        "benchmark": "heldout",
+        "n": 1,
+        "pass@1": metrics["heldout/accuracy"],
+        "pass@1_ci": list(
+            bootstrap_ci([float(r["correct"]) for r in records], None, 0.95, 1000, config.run.seed)
+        ),
+        "format_rate": metrics["heldout/format_rate"],
+        "length/mean": metrics["heldout/length_mean"],
+        "reflection/per_response": metrics["heldout/reflection_per_response"],
+        "temperature": config.run.eval_temperature,
+        "template": config.data.template,
+        "max_new_tokens": config.rollout.max_new_tokens,
+    }
+    return metrics, line

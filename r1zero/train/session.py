@@ -1,0 +1,188 @@
+"""Everything a training run holds, built from a config (fresh or resumed), and saved to checkpoints.
+
+``open_session`` does the setup the recipe needs before its first step: threads, ranks, the run
+directory, problems, policy (and reference when beta > 0), optimizer, scheduler, prompt sampler, rollout
+engine; with ``resume`` it restores every saved state and cuts the logs back to the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from r1zero.data.problem import Problem
+from r1zero.train import build
+from r1zero.train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_trainer_state,
+    restore_rng,
+    save_checkpoint,
+)
+from r1zero.train.config import TrainConfig, config_to_dict
+from r1zero.train.distributed import DistInfo, barrier, init_distributed, unwrap, wrap_model
+from r1zero.train.runlog import RunLog
+
+__all__ = ["Session", "lr_factor", "open_session", "save_session"]
+
+log = logging.getLogger(__name__)
+
+#: what trainer_state.pt carries besides optimizer/scheduler/sampler/RNG
+_SAVED_STATE = ("elapsed", "accuracy_history", "step0", "last_eval")
+
+
+@dataclass
+class Session:
+    """A run in progress. ``state`` holds what is checkpointed besides the model and optimizer."""
+
+    config: TrainConfig
+    dist: DistInfo
+    device: torch.device
+    run_dir: Path
+    runlog: RunLog | None
+    problems: list[Problem]
+    heldout: list[Problem]
+    learner: torch.nn.Module
+    tokenizer: Any
+    reference: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: build.IndexSampler
+    engine: Any
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def open_session(config: TrainConfig, resume: bool) -> Session:
+    """Build (and with ``resume``, restore) everything a run needs; see the module docstring."""
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    device = build.resolve_device(config.model.device)
+    dist_info = init_distributed(device)
+    run_dir = build.run_dir_of(config)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise CheckpointError(
+            f"run directory {str(run_dir)!r} has no checkpoint yet; nothing to resume "
+            "(start it again with --run.overwrite true)"
+        )
+    if not resume:
+        _prepare_run_dir(run_dir, config, dist_info)
+    random.seed(config.run.seed)
+    np.random.seed(config.run.seed % 2**32)
+    torch.manual_seed(config.run.seed)
+    runlog = None
+    if dist_info.is_main:
+        runlog = RunLog(run_dir, config.run.tensorboard, config.run.wandb_project, config_to_dict(config))
+
+    problems = build.load_problems_for(config)
+    heldout = build.load_problems_for(config, True, problems) if config.data.heldout_size else []
+    source = str(checkpoint.path) if checkpoint else config.model.name
+    model, tokenizer = build.load_model(
+        source, config.model.dtype, device, config.model.gradient_checkpointing
+    )
+    reference = None
+    if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
+        reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
+    o = config.optim
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=o.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    session = Session(
+        config=config,
+        dist=dist_info,
+        device=device,
+        run_dir=run_dir,
+        runlog=runlog,
+        problems=problems,
+        heldout=heldout,
+        learner=wrap_model(model, dist_info, device),
+        tokenizer=tokenizer,
+        reference=reference,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=build.IndexSampler(len(problems), config.run.seed),
+        engine=build.make_engine(config, model, tokenizer),
+        state={"step": 0, "elapsed": 0.0, "accuracy_history": [], "step0": {}, "last_eval": {}},
+    )
+    if checkpoint is not None:
+        _restore(session, load_trainer_state(checkpoint))
+        log.info("resumed from %s (step %d)", checkpoint.path, session.state["step"])
+    return session
+
+
+def save_session(session: Session, step: int) -> None:
+    """Checkpoint the run at ``step`` (rank 0 writes; every rank waits for it)."""
+    if session.dist.is_main:
+        trainer_state = {
+            "optimizer": session.optimizer.state_dict(),
+            "scheduler": session.scheduler.state_dict(),
+            "sampler": session.sampler.state_dict(),
+            **{k: session.state[k] for k in _SAVED_STATE},
+        }
+        model = unwrap(session.learner)
+        save_checkpoint(
+            session.run_dir,
+            step,
+            model,
+            session.tokenizer,
+            trainer_state,
+            session.config.run.keep_checkpoints,
+        )
+    barrier(session.dist)
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Learning-rate multiplier: linear warmup, then constant, linear or cosine decay to 0 at run.steps.
+
+    >>> from r1zero.train.config import OptimConfig, RunConfig
+    >>> c = TrainConfig(optim=OptimConfig(warmup_steps=2, schedule="linear"), run=RunConfig(steps=10))
+    >>> [round(lr_factor(s, c), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 0.5, 0.0]
+    """
+    o, total = config.optim, config.run.steps
+    if o.warmup_steps and step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    if o.schedule == "constant":
+        return 1.0
+    progress = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+    if o.schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, dist_info: DistInfo) -> None:
+    """Create the run directory and write config.json; an existing run is not overwritten silently."""
+    if dist_info.is_main:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if not config.run.overwrite:
+                raise FileExistsError(
+                    f"run directory {str(run_dir)!r} exists; continue it with --resume {run_dir}, "
+                    "or pass --run.overwrite true to start over, or choose --run.name"
+                )
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(
+            json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8"
+        )
+    barrier(dist_info)
+
+
+def _restore(session: Session, saved: dict[str, Any]) -> None:
+    """Load optimizer, scheduler, sampler and RNG state; cut the logs back to the checkpoint's step."""
+    session.optimizer.load_state_dict(saved["optimizer"])
+    session.scheduler.load_state_dict(saved["scheduler"])
+    session.sampler.load_state_dict(saved["sampler"])
+    restore_rng(saved["rng"])
+    if session.runlog is not None:
+        session.runlog.resume_at(saved["step"])
+    session.state = {"step": saved["step"], **{k: saved[k] for k in _SAVED_STATE}}
