@@ -18,7 +18,7 @@ from pathlib import Path
 from r1zero.eval.aha import AhaResult
 from r1zero.eval.behaviour import find_reflection
 from r1zero.eval.plots import PANELS, finish_axes, plt
-from r1zero.eval.rundir import Run, aha_for_run, load_run, series
+from r1zero.eval.rundir import Run, aha_for_run, load_run, reflection_baseline, series
 
 __all__ = ["build_report", "highlight", "main", "summary_rows", "write_report"]
 
@@ -123,10 +123,12 @@ def _sample_rows(samples: Sequence[dict], preset) -> str:
 def _aha_section(run: Run, aha: AhaResult | None, preset) -> str:
     if aha is None:
         return "<p>No aha test: the run has no step-0 reflection baseline or too few steps.</p>"
+    raw, count = reflection_baseline(run)
     text = (
-        f"<p>Step-0 reflection rate (baseline): <b>{aha.baseline:.3f}</b>. Test: one-sided exact binomial test "
-        f"over windows of {aha.window} steps at α = {aha.alpha}, and the rate must stay above the baseline "
-        "afterwards (see docs/evaluation.md).</p>"
+        f"<p>Step-0 reflection rate (baseline): <b>{_fmt(raw)}</b> over {count} responses (tested against "
+        f"p0 = {aha.baseline:.3f}, floored at 1/(2N)). Test: one-sided exact binomial test over windows of "
+        f"{aha.window} steps at α = {aha.alpha}, and the rate must stay above the baseline afterwards "
+        "(see docs/evaluation.md).</p>"
     )
     if aha.step is None:
         return (
