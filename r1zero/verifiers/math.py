@@ -51,6 +51,32 @@ DEFAULT_TIMEOUT = 5.0
 
 _HEDGE = re.compile(r"\b(?:or|and|either|maybe|possibly)\b|\\(?:lor|vee|pm|mp)\b|±|∓")
 _CONNECTOR = re.compile(r"\b(?:or|and)\b|\\text\{\s*(?:or|and)\s*\}")
+_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+_MATH_WORDS = frozenset(
+    [
+        "sin",
+        "cos",
+        "tan",
+        "cot",
+        "sec",
+        "csc",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "log",
+        "exp",
+        "sqrt",
+        "mod",
+        "max",
+        "min",
+        "gcd",
+        "lcm",
+        "inf",
+    ]
+)
 _WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
 
 
@@ -117,6 +143,10 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     exact = parse_exact(normal)
     if gold_info.exact is not None and exact is not None:
         return ("correct" if exact_equal(gold_info.exact, exact) else "wrong"), answer
+    if gold_info.exact is not None and _has_prose(normal):  # words are not a number: spare sympy the prose
+        return "wrong", answer
+    if normal == gold_info.text:  # the same text as a readable gold: no need for sympy
+        return "correct", answer
     try:
         return _bounded(symbolic_check, gold_info.text, normal, _as_rational(exact), timeout=timeout), answer
     except sandbox.VerifierTimeout:
@@ -139,6 +169,15 @@ def _gold_readable(gold: str, timeout: float) -> bool:
 def gold_readable(gold: str) -> bool:
     """True when math-verify parses ``gold`` into a sympy object (runs in the sandbox child)."""
     return bool(_parse_gold_symbolic(gold))
+
+
+def _has_prose(text: str) -> bool:
+    """Whether ``text`` has a word of 3+ letters that is not a LaTeX command or a maths function name.
+
+    >>> _has_prose("the gold answer"), _has_prose(r"\\sin^2 x + cos^2 x"), _has_prose(r"\\frac{abc}{2}")
+    (True, False, True)
+    """
+    return any(word.lower() not in _MATH_WORDS for word in _PROSE_WORD.findall(text))
 
 
 @lru_cache(maxsize=4096)
@@ -164,6 +203,7 @@ def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:
     return value.items[0].numerator, value.items[0].denominator
 
 
+@lru_cache(maxsize=16384)  # G samples of one prompt often give the same answer
 def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = None) -> str:
     """Compare normalised gold and answer with math-verify/sympy; returns a reason code.
 
