@@ -3,7 +3,7 @@
 >>> from r1zero.data import load_problems, get_template
 >>> problem = load_problems("list_sum:n=1,difficulty=3,seed=0")[0]
 >>> problem.question, problem.answer, problem.verifier
-('What is 7+7+1?', '15', 'integer')
+('What is 5+4+3?', '12', 'integer')
 >>> get_template("r1zero").render(problem.question).endswith("User: What is 5+4+3?. Assistant:")
 True
 """
