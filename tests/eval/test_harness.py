@@ -170,3 +170,54 @@ def test_eval_run_covers_step0_and_checkpoints_and_skips_done(model_dir, tmp_pat
     )
     # through the CLI, nothing is left to do
     assert main(["--run", str(run), "--benchmarks", "list_sum", "--workers", "0", "--no-progress"]) == 0
+
+
+def test_run_eval_uses_the_runs_template_and_cap(model_dir, tmp_path):
+    run = write_synthetic_run(tmp_path / "run", steps=2)
+    (run / "eval.jsonl").unlink()
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["name"] = str(model_dir)
+    config["data"].update({"template": "tiny-demo", "think_prefix": True})
+    config["rollout"].update({"stop": ["</answer>"], "max_new_tokens": 7})
+    (run / "config.json").write_text(json.dumps(config))
+    assert (
+        main(
+            [
+                "--run",
+                str(run),
+                "--benchmarks",
+                "list_sum",
+                "--limit",
+                "2",
+                "--n",
+                "2",
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    (line,) = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
+    assert line["step"] == 0 and line["template"] == "tiny-demo" and line["max_new_tokens"] == 7
+    result = json.loads((run / "eval" / "step_000000" / "list_sum.json").read_text())
+    from r1zero.models.tiny import DEMO_TEMPLATE, render_demo_prompt
+
+    assert result["template"]["text"] == DEMO_TEMPLATE
+    first = json.loads((run / "eval" / "step_000000" / "list_sum.samples.jsonl").open().readline())
+    assert first["prompt"].startswith(render_demo_prompt("What is")[:20]) and "<think>" in first["prompt"]
+    assert all(
+        r["length"] <= 7
+        for r in map(json.loads, (run / "eval" / "step_000000" / "list_sum.samples.jsonl").open())
+    )
+
+
+def test_evaluate_policy_in_memory(model_dir):
+    from r1zero.eval.harness import evaluate_policy
+    from r1zero.models.loading import load_policy
+
+    model, tokenizer = load_policy(str(model_dir))
+    cfg = EvalConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=5, limit=3, workers=0, backend="fast")
+    out = evaluate_policy(model, tokenizer, ["list_sum"], cfg)
+    assert out["list_sum"]["problems"] == 3 and out["list_sum"]["n"] == 2
+    assert out["list_sum"]["length/max"] <= 5
