@@ -5,8 +5,9 @@
 one message per chunk; each worker sends back one verdict per item, and the parent restarts an item's
 clock at each of them. So:
 
-- a hung item costs at most ``timeout`` seconds: its worker is killed (SIGKILL) and replaced, the item
-  comes back as ``Verdict(reason="timeout", reward=0)``, and the rest of its chunk is re-queued;
+- a hung item costs at most ``timeout`` seconds: its worker is killed (SIGKILL) and replaced by a
+  standby that already has the verifier imported, the item comes back as
+  ``Verdict(reason="timeout", reward=0)``, and the rest of its chunk is re-queued;
 - a worker that dies (segfault, ``os._exit``) costs its current item (``reason="error"``) and is replaced;
 - a verifier that raises gives ``reason="error"`` for that item (see ``guarded``), never an exception;
 - results come back in input order; ``workers=1`` still isolates the items from the caller.
@@ -89,11 +90,26 @@ def _name(fn: object) -> str:
 _RESOLVED: dict[str, Verifier] = {}
 
 
-def _verify_chunk(spec: str, items: list[tuple[int, str, str, dict]]) -> int:
-    """Run in a worker: resolve the verifier, say "ready", then stream one verdict per item."""
+def _resolve(spec: str) -> Verifier:
     verifier = _RESOLVED.get(spec)
     if verifier is None:
         verifier = _RESOLVED[spec] = get_verifier(spec)
+    return verifier
+
+
+class _Resolve:
+    """Unpickling this resolves a verifier spec: a fresh or standby worker imports its verifier early."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def __reduce__(self):
+        return _resolve, (self.spec,)
+
+
+def _verify_chunk(spec: str, items: list[tuple[int, str, str, dict]]) -> int:
+    """Run in a worker: resolve the verifier, say "ready", then stream one verdict per item."""
+    verifier = _resolve(spec)
     emit(("ready", None, None))
     for index, response, gold, meta in items:
         emit(("item", index, call_verifier(verifier, response, gold, meta)))
@@ -120,17 +136,20 @@ class VerifierPool:
     ...     [v.reason for v in pool.verify("integer", ["<answer>4</answer>", "5"], ["4", "4"])]
     ['correct', 'wrong']
 
-    Thread-safe: concurrent ``verify`` calls are served one after the other.
+    Thread-safe: concurrent ``verify`` calls are served one after the other. With ``standby`` (default)
+    each worker keeps a second started interpreter, so a worker killed for a hung item is replaced at
+    once instead of after an interpreter start and verifier import (~0.5 s for ``math``, more under load);
+    it doubles the number of processes.
     """
 
-    def __init__(self, workers: int = 1, *, chunk_size: int | None = None) -> None:
+    def __init__(self, workers: int = 1, *, chunk_size: int | None = None, standby: bool = True) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
         self.workers = workers
         self.chunk_size = chunk_size
-        self._children = [IsolatedChild() for _ in range(workers)]
+        self._children = [IsolatedChild(standby=standby) for _ in range(workers)]
         self._lock = threading.Lock()
 
     def __enter__(self) -> VerifierPool:
@@ -140,9 +159,9 @@ class VerifierPool:
         self.close()
 
     def close(self) -> None:
-        """Kill the worker processes (a later ``verify`` starts new ones)."""
+        """Kill the worker processes and their standbys (a later ``verify`` starts new ones)."""
         for child in self._children:
-            child.kill()
+            child.close()
 
     @property
     def pids(self) -> list[int | None]:
@@ -180,6 +199,8 @@ class _Run:
         self.active: dict[int, _Task] = {}
         self.startup_failures = 0
         self.bar = _progress_bar(len(items), spec) if progress else None
+        for child in self.children:
+            child.warm = pickle.dumps(_Resolve(spec))
 
     def run(self) -> list[Verdict]:
         try:
@@ -218,11 +239,14 @@ class _Run:
             self._lost(i, "error")
             return
         kind = message[0]
-        if kind == "emit":
+        if kind == "ready":  # the interpreter is up (and has imported the verifier)
+            self.children[i].mark_ready()
+        elif kind == "emit":
             tag, index, verdict = message[1]
             task.deadline = time.monotonic() + self.timeout
             if tag == "ready":
                 task.ready, self.startup_failures = True, 0
+                self.children[i].prepare_standby()
             else:
                 self._store(index, verdict)
                 task.done += 1

@@ -11,11 +11,15 @@ Design:
 - Children are fresh interpreters (``subprocess``, ``sys.executable -c ...``), not ``multiprocessing``
   fork/forkserver children: ``fork`` from a trainer with live torch or tokenizer threads can deadlock
   the child, and ``multiprocessing`` refuses to start children from daemonic processes
-  (``multiprocessing.Pool`` and DataLoader workers), where this must work too. The price is the start
-  of an interpreter plus the import of the function's module, paid once per thread and after a kill,
-  and not counted against the time limit (it is bounded by ``STARTUP_TIMEOUT`` instead).
-- On overrun the child is killed (SIGKILL) and a replacement starts at once in the background, already
-  importing the function's module, so the call returns within ``timeout`` plus a few milliseconds.
+  (``multiprocessing.Pool`` and DataLoader workers), where this must work too.
+- The limit is wall-clock for the whole call: ``run_isolated`` returns or raises within ``timeout``
+  plus the few milliseconds a kill takes. A child that is still starting when the limit is reached
+  (the first call of a thread, under load) is not killed: the call raises ``VerifierTimeout`` and the
+  next call finds the child ready, so a slow start never turns into an endless series of timeouts.
+- Each thread also keeps a standby interpreter, started while its first call runs and already holding
+  the function's module: on overrun the child is killed (SIGKILL) and the standby takes over at once,
+  so the next call does not wait for an interpreter to start either (measured: that start, 0.05 s idle
+  and up to ~1.5 s on the shared 2-core machine, was most of the overrun before the standby existed).
 
 POSIX only (Linux, macOS): the child talks over an inherited socket.
 """
@@ -36,6 +40,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -52,7 +57,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a fresh child may take to start and import the called function's module.
+#: Seconds a fresh child may take to start and import what it needs before it is presumed broken.
 STARTUP_TIMEOUT = 60.0
 
 _IN_WORKER = False
@@ -66,7 +71,8 @@ _BOOTSTRAP = (
 
 
 class VerifierTimeout(TimeoutError):
-    """The isolated call ran past its wall-clock limit; its child process was killed."""
+    """The isolated call ran past its wall-clock limit (its child process was killed, unless it was
+    still starting)."""
 
 
 class VerifierCrash(RuntimeError):
@@ -93,33 +99,103 @@ def in_worker() -> bool:
     return _IN_WORKER
 
 
-class IsolatedChild:
-    """A persistent child interpreter that runs pickled calls one at a time.
+@dataclass
+class _Process:
+    """One child interpreter and the socket to it."""
 
-    Used by ``run_isolated`` (one per thread) and by ``r1zero.verifiers.pool`` (one per worker).
-    Not thread-safe: each instance belongs to one thread at a time.
-    """
-
-    def __init__(self) -> None:
-        self._owner_pid = os.getpid()
-        self._popen: subprocess.Popen | None = None
-        self._conn: Connection | None = None
-        self._finalizer: weakref.finalize | None = None
-        self.starts = 0
+    popen: subprocess.Popen
+    conn: Connection
+    finalizer: weakref.finalize
+    launched_at: float
+    ready: bool = False
 
     @property
     def alive(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
+        return self.popen.poll() is None
+
+
+class IsolatedChild:
+    """A persistent child interpreter that runs pickled calls one at a time, with an optional standby.
+
+    With ``standby=True`` a second interpreter is kept started (and warmed) beside the active one, so
+    that after a kill the replacement is ready at once: the next call does not wait for an interpreter
+    to start under load. Used by ``run_isolated`` (one per thread) and by ``r1zero.verifiers.pool``
+    (one per worker). Not thread-safe: each instance belongs to one thread at a time.
+    """
+
+    def __init__(self, standby: bool = False) -> None:
+        self.use_standby = standby
+        self.warm: bytes | None = None  # pickled object whose unpickling imports what calls will need
+        self.starts = 0
+        self._owner_pid = os.getpid()
+        self._active: _Process | None = None
+        self._standby: _Process | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._active is not None and self._active.alive
 
     @property
     def pid(self) -> int | None:
-        return None if self._popen is None else self._popen.pid
+        return None if self._active is None else self._active.popen.pid
 
-    def start(self, warm: bytes | None = None) -> None:
-        """Start the child (if not running); ``warm`` is a pickled object whose modules it imports now."""
-        if self.alive:
+    @property
+    def standby_pid(self) -> int | None:
+        return None if self._standby is None else self._standby.popen.pid
+
+    @property
+    def connection(self) -> Connection | None:
+        return None if self._active is None else self._active.conn
+
+    def start(self) -> None:
+        """Make sure an active child runs: the standby if one is ready, else a fresh one."""
+        if os.getpid() != self._owner_pid:  # inherited through fork: those children belong to our parent
+            self._active = self._standby = None
+            self._owner_pid = os.getpid()
+        if self.alive and not self._stuck(self._active):
             return
         self.kill()
+        standby, self._standby = self._standby, None
+        usable = standby is not None and standby.alive and not self._stuck(standby)
+        self._active = standby if usable else self._launch()
+        if standby is not None and standby is not self._active:
+            standby.finalizer()
+
+    @staticmethod
+    def _stuck(process: _Process | None) -> bool:
+        return (
+            process is not None
+            and not process.ready
+            and time.monotonic() - process.launched_at > STARTUP_TIMEOUT
+        )
+
+    def wait_ready(self, deadline: float) -> bool:
+        """Whether the active child has started (imported what it needs) by ``deadline``."""
+        self.start()
+        active = self._active
+        assert active is not None
+        if not active.ready:
+            message = self.receive(deadline)
+            if message is None:
+                return False
+            if message[0] != "ready":
+                self.kill()
+                raise VerifierCrash(f"isolated child sent {message[0]!r} before 'ready'")
+            active.ready = True
+        return True
+
+    def mark_ready(self) -> None:
+        """Record that the active child said "ready" (for callers that read its connection directly)."""
+        if self._active is not None:
+            self._active.ready = True
+
+    def prepare_standby(self) -> None:
+        """Start the standby interpreter in the background, if enabled and not running."""
+        running = self._standby is not None and self._standby.alive
+        if self.use_standby and not running and os.getpid() == self._owner_pid:
+            self._standby = self._launch()
+
+    def _launch(self) -> _Process:
         parent_sock, child_sock = socket.socketpair()
         try:
             popen = subprocess.Popen(
@@ -131,47 +207,44 @@ class IsolatedChild:
         finally:
             child_sock.close()
         conn = Connection(parent_sock.detach())
-        self._popen, self._conn = popen, conn
-        self._finalizer = weakref.finalize(self, _kill, popen, conn)
         self.starts += 1
-        conn.send(("init", list(sys.path)))
-        if warm is not None:
-            conn.send(("warm", warm))
+        conn.send((list(sys.path), self.warm))  # the child answers ("ready", None) once set up
+        return _Process(popen, conn, weakref.finalize(self, _kill, popen, conn), time.monotonic())
 
     def send_call(self, payload: bytes) -> None:
         """Send a pickled ``(fn, args, kwargs)``; the child answers ``started``, then ``ok``/``err``."""
-        if os.getpid() != self._owner_pid:  # inherited through fork: the child belongs to our parent
-            self._popen = self._conn = self._finalizer = None
-            self._owner_pid = os.getpid()
         self.start()
-        assert self._conn is not None
+        assert self._active is not None
         try:
-            self._conn.send(("call", payload))
+            self._active.conn.send(("call", payload))
         except OSError as exc:  # died between start and send
             self.kill()
             raise VerifierCrash(f"isolated child died before the call: {exc}") from exc
 
     def receive(self, deadline: float) -> tuple | None:
         """The child's next message, or None at ``deadline`` (``time.monotonic()``); VerifierCrash on death."""
-        assert self._conn is not None and self._popen is not None
+        assert self._active is not None
         try:
-            if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+            if not self._active.conn.poll(max(0.0, deadline - time.monotonic())):
                 return None
-            return self._conn.recv()
+            return self._active.conn.recv()
         except (EOFError, OSError) as exc:
-            code = self._popen.wait(timeout=5)
+            code = self._active.popen.wait(timeout=5)
             self.kill()
             raise VerifierCrash(f"isolated child died (exit code {code})") from exc
 
-    @property
-    def connection(self) -> Connection | None:
-        return self._conn
-
     def kill(self) -> None:
-        """Kill the child at once (SIGKILL) and reap it."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._popen = self._conn = self._finalizer = None
+        """Kill the active child at once (SIGKILL) and reap it; the standby is kept."""
+        if self._active is not None:
+            self._active.finalizer()
+            self._active = None
+
+    def close(self) -> None:
+        """Kill the active child and the standby."""
+        self.kill()
+        if self._standby is not None:
+            self._standby.finalizer()
+            self._standby = None
 
 
 def _kill(popen: subprocess.Popen, conn: Connection) -> None:
@@ -187,7 +260,7 @@ def _kill(popen: subprocess.Popen, conn: Connection) -> None:
 def _thread_child() -> IsolatedChild:
     child = getattr(_local, "child", None)
     if child is None:
-        child = _local.child = IsolatedChild()
+        child = _local.child = IsolatedChild(standby=True)
     return child
 
 
@@ -195,7 +268,7 @@ def shutdown() -> None:
     """Kill the calling thread's child now (it is also killed when the thread or process ends)."""
     child = getattr(_local, "child", None)
     if child is not None:
-        child.kill()
+        child.close()
         _local.child = None
 
 
@@ -217,21 +290,26 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: A
             f"run_isolated needs a function importable by module name, got __main__.{fn.__qualname__}; "
             "move it into a module"
         )
+    deadline = time.monotonic() + timeout
     payload = pickle.dumps((fn, args, kwargs))
     child = _thread_child()
+    child.warm = pickle.dumps(fn)  # a standby imports fn's module before it is needed
     try:
+        if not child.wait_ready(deadline):  # left running: the next call finds it ready
+            raise VerifierTimeout(f"the isolated child was still starting after {timeout:g} s (not killed)")
         child.send_call(payload)
-        message = child.receive(time.monotonic() + max(STARTUP_TIMEOUT, timeout))
+        message = child.receive(deadline)
+        if message is not None and message[0] == "started":
+            child.prepare_standby()  # while fn runs, so that its start costs this call no wall time
+            message = child.receive(deadline)
         if message is None:
             child.kill()
-            raise VerifierTimeout(f"isolated child did not start within {STARTUP_TIMEOUT:g} s")
-        if message[0] == "started":
-            message = child.receive(time.monotonic() + timeout)
-        if message is None:
-            child.kill()
-            child.start(warm=pickle.dumps(fn))
+            child.start()  # the standby takes over now, so the next call does not wait for a start
             raise VerifierTimeout(f"{_name(fn)} ran past its {timeout:g} s limit; its process was killed")
-    except (VerifierTimeout, VerifierCrash):
+    except VerifierTimeout:
+        raise
+    except VerifierCrash:
+        child.start()
         raise
     except BaseException:  # e.g. KeyboardInterrupt while waiting: the child's state is unknown
         child.kill()
@@ -269,8 +347,12 @@ def _child_main(fd: int) -> None:
     conn = _CHILD_CONN = Connection(fd)
     _IN_WORKER = True
     try:
-        kind, sys_path = conn.recv()
+        sys_path, warm = conn.recv()
         sys.path[:] = sys_path
+        if warm is not None:
+            with contextlib.suppress(Exception):  # a failure is reported when a call needs the module
+                pickle.loads(warm)
+        conn.send(("ready", None))
         while True:
             kind, payload = conn.recv()
             _handle(conn, kind, payload)
@@ -279,10 +361,6 @@ def _child_main(fd: int) -> None:
 
 
 def _handle(conn: Connection, kind: str, payload: bytes) -> None:
-    if kind == "warm":
-        with contextlib.suppress(Exception):  # a failure is reported when the call itself comes
-            pickle.loads(payload)
-        return
     try:
         fn, args, kwargs = pickle.loads(payload)
     except Exception as exc:

@@ -1,7 +1,7 @@
 """Contract of every registered verifier: hostile or broken input gives a Verdict, never an exception.
 
-Runs each name in ``available_verifiers()`` (built-ins and any registered by other test modules), so a
-new verifier file is covered without editing this test.
+Runs every built-in verifier (``available_verifiers()`` from r1zero/verifiers/), so a new verifier
+file is covered without editing this test.
 """
 
 import math
@@ -11,6 +11,10 @@ import time
 import pytest
 
 from r1zero.verifiers import REASONS, Verdict, available_verifiers, get_verifier
+
+# Every verifier shipped in r1zero/verifiers/ (a new file there is covered with no edit here); toy
+# verifiers that other test modules register at run time are left out, so the set is deterministic.
+BUILTIN = [n for n in available_verifiers() if get_verifier(n).__module__.startswith("r1zero.verifiers.")]
 
 SLOW_CALL = 10.0  # 2x the default 5 s limit: a pathological input must come back within it
 
@@ -43,6 +47,10 @@ GOLDS = {"int": "4", "empty": "", "latex": "\\frac{1}{2}", "garbage_50k": GARBAG
 METAS = [{}, {"numbers": [1, 3], "use_all": True}, {"numbers": "junk", "unknown_key": object()}]
 
 
+def test_builtins_found():
+    assert {"countdown", "integer", "math"} <= set(BUILTIN)
+
+
 def _check(verdict: object) -> None:
     assert isinstance(verdict, Verdict)
     assert verdict.reason in REASONS, verdict.reason
@@ -52,7 +60,7 @@ def _check(verdict: object) -> None:
     assert all(isinstance(v, float | int) for v in verdict.parts.values())
 
 
-@pytest.mark.parametrize("name", available_verifiers())
+@pytest.mark.parametrize("name", BUILTIN)
 @pytest.mark.parametrize("response_kind", sorted(RESPONSES))
 def test_verifier_never_raises(name, response_kind):
     verifier = get_verifier(name)
@@ -67,7 +75,7 @@ def test_verifier_never_raises(name, response_kind):
                 assert not verdict.correct and verdict.reward <= 0.0, (gold_kind, verdict)
 
 
-@pytest.mark.parametrize("name", available_verifiers())
+@pytest.mark.parametrize("name", BUILTIN)
 def test_bad_gold_is_never_rewarded(name):
     verifier = get_verifier(name)
     for gold in ["", "   ", "\\frac{", "???", GARBAGE[:5_000]]:

@@ -118,20 +118,57 @@ def test_overrun_from_threads_each_within_limit():
 
 
 def test_threads_get_their_own_children_and_run_in_parallel():
-    pids = []
+    pids, ends = [], []
+    barrier = threading.Barrier(3)
 
     def worker():
-        pids.append(run_isolated(child_pid_and_flag, timeout=10)[0])
-        run_isolated(sleep_then_return, 0.4, timeout=10)
+        pids.append(run_isolated(child_pid_and_flag, timeout=30)[0])  # start this thread's child
+        barrier.wait()
+        run_isolated(sleep_then_return, 0.6, timeout=30)
+        ends.append(time.monotonic())
 
-    start = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(60)
     assert len(set(pids)) == 3
-    assert time.monotonic() - start < 3 * 0.4 + 0.6  # not serialised
+    assert max(ends) - min(ends) < 0.6  # the three sleeps overlapped instead of queueing
+
+
+def test_slow_start_counts_against_the_limit_but_is_not_killed():
+    outcome = {}
+
+    def worker():
+        start = time.monotonic()
+        try:
+            run_isolated(add, 1, timeout=0.001)  # a fresh thread: its child cannot be ready in 1 ms
+        except VerifierTimeout as exc:
+            outcome["first"] = (str(exc), time.monotonic() - start)
+        outcome["second"] = run_isolated(add, 2, 3, timeout=30)
+        outcome["starts"] = sandbox._thread_child().starts
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(60)
+    message, elapsed = outcome["first"]
+    assert "still starting" in message and elapsed < 0.5
+    assert outcome["second"] == 5
+    assert outcome["starts"] == 2  # the starting child was kept (plus one standby), not relaunched
+
+
+def test_standby_takes_over_after_a_timeout():
+    run_isolated(add, 0, timeout=10)
+    child = sandbox._thread_child()
+    deadline = time.monotonic() + 10
+    while child.standby_pid is None and time.monotonic() < deadline:
+        run_isolated(add, 0, timeout=10)
+    standby = child.standby_pid
+    assert standby is not None
+    with pytest.raises(VerifierTimeout):
+        run_isolated(sleep_then_return, 30, timeout=0.3)
+    assert child.pid == standby
+    assert run_isolated(child_pid_and_flag, timeout=10)[0] == standby
 
 
 def test_overrun_from_a_daemonic_worker_process():
