@@ -16,11 +16,20 @@ Semantics (documented choices):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["ExactValue", "choice_letter", "exact_equal", "normalize", "parse_exact", "split_top_level"]
+__all__ = [
+    "ExactValue",
+    "choice_letter",
+    "evaluate_arithmetic",
+    "exact_equal",
+    "normalize",
+    "parse_exact",
+    "split_top_level",
+]
 
 _CHAR_MAP = str.maketrans(
     {
@@ -71,6 +80,9 @@ _INFINITY = re.compile(r"^(?P<sign>[+-]?)\\infty$")
 _CHOICE = re.compile(r"^\(?\s*(?P<letter>[A-J])\s*\)?(?:[.:)]|\s|$)")
 
 Number = Fraction | float  # float only for ±inf
+_MAX_EXPONENT = 4096  # 2^4096 has 1234 digits: exact and instant; larger powers go to the guards and sympy
+_MAX_FACTORIAL = 1000
+_MAX_BITS = 40_000  # largest power computed exactly here (about 12,000 digits)
 
 
 @dataclass(frozen=True)
@@ -196,7 +208,10 @@ def parse_exact(text: str) -> ExactValue | None:
         items = _parse_items(text)
         return None if items is None else ExactValue("set", items)
     percent = text.endswith("%")
-    number = parse_number(text[:-1].strip() if percent else text)
+    body = text[:-1].strip() if percent else text
+    number = parse_number(body)
+    if number is None:
+        number = evaluate_arithmetic(body)
     return None if number is None else ExactValue("number", (number,), percent=percent)
 
 
@@ -215,6 +230,8 @@ def _parse_items(text: str) -> tuple[Number, ...] | None:
     items = []
     for part in split_top_level(text):
         number = parse_number(part)
+        if number is None and "=" not in part:
+            number = evaluate_arithmetic(part)
         if number is None:
             return None
         items.append(number)
@@ -242,6 +259,113 @@ def parse_number(text: str) -> Number | None:
         return None
     value = Fraction(numerator) / Fraction(denominator)
     return -value if groups["sign"] == "-" else value
+
+
+_TOKEN = re.compile(r"\s*(\d+(?:\.\d+)?|\\(?:frac|sqrt|binom|cdot|times|div)\b|[-+*/^!(){}])")
+_OPERATOR_WORDS = {r"\cdot": "*", r"\times": "*", r"\div": "/"}
+
+
+def evaluate_arithmetic(text: str) -> Fraction | None:
+    """Exact value of plain arithmetic (``+ - * / ^ !``, ``\\frac``, ``\\sqrt`` of a perfect square,
+    ``\\binom``), or None for anything else (symbols, irrational roots, huge powers): sympy decides those.
+
+    An equation chain whose sides all agree (``8 * 5 + 8 * 3 = 64``) has that value.
+
+    >>> evaluate_arithmetic(r"2^{10} - 4!"), evaluate_arithmetic(r"\\frac{\\sqrt{16}}{6}"), evaluate_arithmetic("2x")
+    (Fraction(1000, 1), Fraction(2, 3), None)
+    >>> evaluate_arithmetic("3 * 4 = 12"), evaluate_arithmetic("3 * 4 = 13"), evaluate_arithmetic(r"\\sqrt{2}")
+    (Fraction(12, 1), None, None)
+    """
+    values = {_evaluate_side(side) for side in text.split("=")}
+    return values.pop() if len(values) == 1 else None
+
+
+def _evaluate_side(text: str) -> Fraction | None:
+    tokens, pos = [], 0
+    while pos < len(text.rstrip()):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            return None
+        tokens.append(_OPERATOR_WORDS.get(match.group(1), match.group(1)))
+        pos = match.end()
+    if not tokens:
+        return None
+    try:
+        value, end = _expr(tokens, 0)
+    except (ArithmeticError, IndexError, ValueError, TypeError):
+        return None
+    return value if end == len(tokens) else None
+
+
+def _expr(tokens: list[str], i: int) -> tuple[Fraction, int]:
+    value, i = _term(tokens, i)
+    while i < len(tokens) and tokens[i] in "+-":
+        right, j = _term(tokens, i + 1)
+        value, i = (value + right if tokens[i] == "+" else value - right), j
+    return value, i
+
+
+def _term(tokens: list[str], i: int) -> tuple[Fraction, int]:
+    value, i = _unary(tokens, i)
+    while i < len(tokens) and tokens[i] in ("*", "/"):
+        right, j = _unary(tokens, i + 1)
+        value, i = (value * right if tokens[i] == "*" else value / right), j
+    return value, i
+
+
+def _unary(tokens: list[str], i: int) -> tuple[Fraction, int]:
+    if tokens[i] in "+-":
+        value, j = _unary(tokens, i + 1)
+        return (-value if tokens[i] == "-" else value), j
+    return _power(tokens, i)
+
+
+def _power(tokens: list[str], i: int) -> tuple[Fraction, int]:
+    base, i = _postfix(tokens, i)
+    if i < len(tokens) and tokens[i] == "^":
+        exponent, i = _unary(tokens, i + 1)  # right-associative: 2^3^2 = 2^9
+        bits = base.numerator.bit_length() + base.denominator.bit_length()
+        if exponent.denominator != 1 or abs(exponent) > _MAX_EXPONENT or bits * abs(exponent) > _MAX_BITS:
+            raise ValueError("not a small integer exponent")
+        base = base**exponent
+    return base, i
+
+
+def _postfix(tokens: list[str], i: int) -> tuple[Fraction, int]:
+    value, i = _atom(tokens, i)
+    while i < len(tokens) and tokens[i] == "!":
+        if value.denominator != 1 or not 0 <= value <= _MAX_FACTORIAL:
+            raise ValueError("factorial of a non-integer or huge number")
+        value, i = Fraction(math.factorial(int(value))), i + 1
+    return value, i
+
+
+def _atom(tokens: list[str], i: int) -> tuple[Fraction, int]:
+    token = tokens[i]
+    if token[0].isdigit():
+        return Fraction(token), i + 1
+    if token in "({":
+        value, i = _expr(tokens, i + 1)
+        if tokens[i] != {"(": ")", "{": "}"}[token]:
+            raise ValueError("unbalanced")
+        return value, i + 1
+    if token == r"\frac":
+        numerator, i = _atom(tokens, i + 1)
+        denominator, i = _atom(tokens, i)
+        return numerator / denominator, i
+    if token == r"\binom":
+        n, i = _atom(tokens, i + 1)
+        k, i = _atom(tokens, i)
+        if n.denominator != 1 or k.denominator != 1 or not 0 <= n <= _MAX_FACTORIAL:
+            raise ValueError("binomial of non-integers")
+        return Fraction(math.comb(int(n), int(k)) if k >= 0 else 0), i
+    if token == r"\sqrt":
+        value, i = _atom(tokens, i + 1)
+        root = Fraction(math.isqrt(value.numerator), math.isqrt(value.denominator))
+        if value < 0 or root * root != value:
+            raise ValueError("irrational root")
+        return root, i
+    raise ValueError(f"unexpected token {token!r}")
 
 
 def exact_equal(gold: ExactValue, answer: ExactValue) -> bool:

@@ -215,3 +215,131 @@ def test_injection_canary(tmp_path):
         verify(f"<think>a</think> <answer>{payload}</answer>", "1")
         verify("<answer>1</answer>", payload)
     assert not canary.exists()
+
+
+# ----------------------------------------------------------------------------- the pure helpers
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("−5", "-5"),
+        ("1,234,567", "1234567"),
+        ("1{,}234", "1234"),
+        ("1\\,234", "1234"),
+        ("\\$1,234.50", "1234.50"),
+        ("(1,234)", "(1,234)"),  # inside brackets a comma separates items
+        ("12\\text{ cm}^2", "12"),
+        ("45^{\\circ}", "45"),
+        ("\\sin 30^\\circ", "\\sin {\\frac{30\\pi}{180}}"),
+        ("50\\%", "50%"),
+        ("50 percent", "50%"),
+        ("\\dfrac{1}{2}", "\\frac{1}{2}"),
+        ("7 3/4", "31/4"),
+        ("-2\\frac{1}{2}", "-5/2"),
+        ("2 3/2", "2 3/2"),  # not a mixed number
+        ("x = 3", "3"),
+        ("f(x) = 2x+1", "2x+1"),
+        ("x = 2, y = 3", "x = 2, y = 3"),  # two assignments stay for sympy
+        ("3rd", "3"),
+        ("3 million", "3000000"),
+        ("1.5 billion", "1500000000"),
+        ("\\left( 1 \\right)", "( 1 )"),
+        ("\\text{(B)}", "(B)"),
+    ],
+)
+def test_normalize(text, normal):
+    from r1zero.verifiers.normalize import normalize
+
+    assert normalize(text) == normal
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "equal"),
+    [
+        ("1, 2", "\\{2, 1\\}", True),
+        ("\\{1, 2\\}", "\\{1, 2, 2\\}", True),  # sets ignore repeats
+        ("(1, 2)", "(2, 1)", False),
+        ("(1, 2)", "\\{1, 2\\}", False),
+        ("[1, 2)", "[1, 2)", True),
+        ("[1, 2)", "(1, 2)", False),
+        ("(-\\infty, 0]", "(-\\infty, 0]", True),
+        ("3", "\\{3\\}", True),
+        ("3", "(3, 3)", False),
+        ("0.25", "25%", True),
+        ("25%", "25", True),
+        ("25", "0.25%", False),
+        ("\\frac{1}{3}", "0.333333", False),
+        ("2^{10}", "1024", True),
+        ("\\binom{6}{3}", "20", True),
+        ("5!", "120", True),
+    ],
+)
+def test_exact_equal(gold, answer, equal):
+    from r1zero.verifiers.normalize import exact_equal, normalize, parse_exact
+
+    g, a = parse_exact(normalize(gold)), parse_exact(normalize(answer))
+    assert g is not None and a is not None
+    assert exact_equal(g, a) is equal
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("8 * 5 + 8 * 3", "64"),
+        ("8 \\cdot 5 + 8 \\times 3 = 64", "64"),
+        ("2^3^2", "512"),
+        ("-3^2", "-9"),
+        ("(-2)^{3}", "-8"),
+        ("2^{-2}", "1/4"),
+        ("\\frac{\\sqrt{16}}{6}", "2/3"),
+        ("\\binom{5}{2} \\div 2", "5"),
+        ("3 * 4 = 13", None),  # the sides disagree: left to sympy
+        ("\\sqrt{2}", None),
+        ("2x", None),
+        ("2(3)", None),  # implicit products are left to sympy
+        ("1/0", None),
+        ("(2^{4096})^{4096}", None),  # too big to compute here
+        ("100000!", None),
+        ("", None),
+    ],
+)
+def test_evaluate_arithmetic(text, value):
+    from fractions import Fraction
+
+    from r1zero.verifiers.normalize import evaluate_arithmetic
+
+    assert evaluate_arithmetic(text) == (None if value is None else Fraction(value))
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("2^{100}", None),
+        ("2^{2023}", None),
+        ("e^{x^2}", None),
+        ("2^{2^{10}}", None),
+        ("9^{9^{9}}", "power_tower"),
+        ("2^{1000000}", "power_tower"),
+        ("10**10**10", "power_tower"),
+        ("4000!", None),
+        ("6000!", "huge_factorial"),
+        ("(5!)!", "huge_factorial"),
+        ("\\Gamma(10^9)", "huge_factorial"),
+        ("[" * 41 + "]" * 41, "deep_nesting"),
+        ("x" * 1001, "too_long"),
+    ],
+)
+def test_guard_answer(text, refusal):
+    from r1zero.verifiers.guards import guard_answer
+
+    assert guard_answer(text) == refusal
+
+
+@pytest.mark.parametrize("module", ["format", "extract", "normalize", "guards", "math"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"r1zero.verifiers.{module}"))
+    assert result.attempted > 0 and result.failed == 0
