@@ -1,0 +1,134 @@
+"""r1zero's GRPO losses against TRL 1.16's formulas, without TRL installed.
+
+``trl_loss`` below transcribes the part of ``GRPOTrainer._compute_loss`` (trl 1.16.0,
+``trl/trainer/grpo_trainer.py``) that runs with token-level importance sampling, beta = 0, no entropy
+mask or bonus, no vLLM, in train mode: ratio, two-sided clip, then the loss type's normaliser and the
+gradient-accumulation scaling. ``bench/loss_agreement.py`` checks the same agreement against TRL's real
+code (in the benchmark venv); this test keeps the claim checked in CI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1zero.grpo import group_advantages, grpo_loss
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def trl_loss(logp, old, adv, mask, loss_type, eps_low, eps_high, max_completion_length, num_items, accum):
+    """TRL 1.16 ``_compute_loss`` on one micro-batch (see the module docstring for the path taken)."""
+    advantages = adv.unsqueeze(1)
+    coef_1 = torch.exp(logp - old)
+    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
+    per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+    mask = mask.float()
+    if loss_type == "grpo":
+        return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accum
+    if loss_type == "dr_grpo":
+        return (per_token_loss * mask).sum() / (per_token_loss.size(0) * max_completion_length) / accum
+    if loss_type == "dapo":  # steps_per_generation = accum, one process
+        normalizer = torch.tensor(num_items).clamp(min=1.0) * accum / accum
+        return (per_token_loss * mask).sum() / normalizer
+    raise ValueError(loss_type)
+
+
+def random_case(seed: int, batch: int = 12, group: int = 4, width: int = 10, off_policy: bool = True):
+    gen = torch.Generator().manual_seed(seed)
+    logp = -torch.rand(batch, width, generator=gen) * 3  # [B, T]
+    old = logp + (0.4 * torch.randn(batch, width, generator=gen) if off_policy else 0.0)  # [B, T]
+    lengths = torch.randint(1, width + 1, (batch,), generator=gen)  # [B]
+    mask = (torch.arange(width)[None] < lengths[:, None]).long()  # [B, T]
+    rewards = torch.randint(0, 2, (batch // group, group), generator=gen).float()  # [N, G]
+    rewards[0, :2] = torch.tensor([1.0, 0.0])
+    return logp, old, group_advantages(rewards, eps=1e-4).reshape(-1), mask
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
+@pytest.mark.parametrize("accum", [1, 2, 3])
+@pytest.mark.parametrize("off_policy", [False, True])
+def test_r1zero_loss_and_gradient_match_trl_formula(loss_type, accum, off_policy):
+    eps_low, eps_high = (0.2, 0.28) if loss_type == "dapo" else (0.2, 0.2)
+    logp, old, adv, mask = random_case(seed=accum, off_policy=off_policy)
+    batch, width = logp.shape
+    num_items = float(mask.sum())
+    micro = batch // accum
+    totals = {}
+    for side in ("trl", "r1zero"):
+        x = logp.clone().requires_grad_(True)
+        loss = torch.zeros(())
+        for k in range(accum):
+            rows = slice(k * micro, (k + 1) * micro)
+            if side == "trl":
+                loss = loss + trl_loss(
+                    x[rows],
+                    old[rows],
+                    adv[rows],
+                    mask[rows],
+                    loss_type,
+                    eps_low,
+                    eps_high,
+                    width,
+                    num_items,
+                    accum,
+                )
+            else:
+                loss = loss + grpo_loss(
+                    x[rows], old[rows], adv[rows], mask[rows], eps_low=eps_low, eps_high=eps_high,
+                    aggregation=loss_type, max_len=width, num_sequences=batch, num_tokens=num_items,
+                )[0]  # fmt: skip
+        loss.backward()
+        totals[side] = (loss.detach(), x.grad)
+    assert torch.allclose(totals["trl"][0], totals["r1zero"][0], atol=1e-6, rtol=0)
+    assert torch.allclose(totals["trl"][1], totals["r1zero"][1], atol=1e-6, rtol=0)
+    assert totals["trl"][1].abs().max() > 0  # a real gradient, also on-policy
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "expected"), [("grpo", -0.15), ("dapo", -1.4 / 3), ("dr_grpo", -0.175)]
+)
+def test_trl_formula_golden_values(loss_type, expected):
+    """Ratios 1.5 and 1.0 with A = +1, 0.5 with A = -1 (eps 0.2): token losses -1.2, -1.0 and +0.8."""
+    logp = torch.log(torch.tensor([[1.5, 1.0], [0.5, 1.0]]))
+    old, adv, mask = torch.zeros(2, 2), torch.tensor([1.0, -1.0]), torch.tensor([[1, 1], [1, 0]])
+    ours, _ = grpo_loss(logp, old, adv, mask, aggregation=loss_type, max_len=4)
+    theirs = trl_loss(logp, old, adv, mask, loss_type, 0.2, 0.2, 4, 3.0, 1)
+    assert ours.item() == pytest.approx(expected, abs=1e-6)
+    assert theirs.item() == pytest.approx(expected, abs=1e-6)
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+def test_benchmark_config_is_a_valid_r1zero_config(loss_type):
+    """The r1zero side of bench/trl_step.py: the shared work expressed in r1zero's own config."""
+    trl_step = _load("trl_step")
+    config = trl_step.r1zero_config("some/model", loss_type, 6, "out")
+    assert (config.rollout.prompts_per_step, config.rollout.group_size) == (8, 8)
+    assert (config.rollout.max_new_tokens, config.rollout.temperature, config.rollout.stop) == (128, 1.0, ())
+    assert (config.algo.loss_agg, config.algo.beta, config.algo.mu) == (loss_type, 0.0, 1)
+    assert config.run.threads == 2 and config.model.dtype == "float32"
+
+
+def test_benchmark_summary_ratios():
+    trl_step = _load("trl_step")
+
+    def run(side, step, rss):
+        per_step = {"step_s": [step, step * 3], "generate_s": [1.0, 1.0]}
+        return {"side": side, "loss_type": "dapo", "per_step": per_step, "peak_rss_mb": rss}
+
+    summary = trl_step.summarise(
+        [run("trl", 4.0, 1000.0), run("r1zero", 1.0, 500.0), run("r1zero", 2.0, 600.0)]
+    )
+    # r1zero steps pooled: 1, 3, 2, 6 -> median 2.5; TRL: 4, 12 -> median 8
+    assert summary["dapo"]["step_time_ratio_r1zero_over_trl"] == pytest.approx(2.5 / 8)
+    assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl"] == pytest.approx(0.6)
