@@ -1,0 +1,425 @@
+"""GRPO step time and peak memory: r1zero's trainer vs TRL's ``GRPOTrainer`` on the same work, on CPU.
+
+Runs in the benchmark venv (``.venv-bench``: r1zero + ``trl==1.16.0``); see docs/benchmarks.md.
+
+The work (issue 7's reference shape): a randomly initialised Qwen2 model (hidden 256, 4 layers, 4 heads,
+2 KV heads, intermediate 512, ~2.4M parameters) over the r1zero tiny-base character tokenizer, saved
+in Hugging Face format; 8 prompts x 8 completions per step (``list_sum`` problems under tiny-base's
+``tiny-demo`` template, ~110 prompt tokens; the same prompts in the same order on both sides), at most
+128 new tokens, T = 1, beta = 0, mu = 1, loss type ``grpo`` and ``dapo``, the ``integer`` verifier with
+the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sampling completions of the
+same length distribution), one forward/backward over all 64 sequences, float32, 2 torch threads.
+Timings: ``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
+(rewards, advantages; TRL also tokenises), ``update_s`` the rest of the step (forward, backward,
+optimiser; r1zero also pushes the weights to its engine).
+
+Settings that differ from a library's defaults, to make the work the same: TRL ``bf16=False`` (TRL 1.16
+turns on bf16 autocast by default, also on CPU) and ``gradient_checkpointing=False`` (TRL's default is
+True; r1zero's False); r1zero ``rollout.stop=()`` (TRL stops at EOS only). Everything else is each
+library's default path: TRL generates with ``transformers`` ``generate``, r1zero with its ``fast`` engine.
+
+Each (side, loss type) runs in its own fresh subprocess (peak RSS from ``ru_maxrss``); the runs are
+interleaved, alternating which side goes first, and the machine load (``os.getloadavg``) is recorded
+before and after each. Writes ``bench/results/trl_step.json``.
+
+    python bench/trl_step.py                      # build the model if needed, run, summarise
+    python bench/trl_step.py --reps 2 --steps 6   # more repetitions / measured steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+THREADS = 2
+PROMPTS_PER_STEP = 8
+GROUP_SIZE = 8
+MAX_NEW_TOKENS = 128
+LR = 1e-6
+SEED = 0
+DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
+
+
+# ---------------------------------------------------------------- the model and the prompts
+def build_reference_model(model_dir: str) -> int:
+    """Save the random Qwen2 reference model and the tiny-base tokenizer to ``model_dir``; returns #params."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from r1zero.models.tiny import build_tokenizer
+
+    torch.manual_seed(SEED)
+    tokenizer = build_tokenizer()
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),  # every sampled id decodes to a character or tag
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    return sum(p.numel() for p in model.parameters())
+
+
+def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str):
+    """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above)."""
+    from r1zero.train.config import (
+        AlgoConfig,
+        DataConfig,
+        ModelConfig,
+        OptimConfig,
+        RolloutConfig,
+        RunConfig,
+        TrainConfig,
+        validate,
+    )
+
+    return validate(
+        TrainConfig(
+            model=ModelConfig(name=model_dir, dtype="float32", device="cpu"),
+            data=DataConfig(source="list_sum", train_size=512, heldout_size=0, template="tiny-demo"),
+            rollout=RolloutConfig(
+                backend="fast",
+                prompts_per_step=PROMPTS_PER_STEP,
+                group_size=GROUP_SIZE,
+                temperature=1.0,
+                max_new_tokens=MAX_NEW_TOKENS,
+                stop=(),
+            ),
+            algo=AlgoConfig(
+                loss_agg=loss_type, beta=0.0, mu=1, micro_batch_size=PROMPTS_PER_STEP * GROUP_SIZE
+            ),
+            optim=OptimConfig(lr=LR),
+            run=RunConfig(
+                name=f"bench-{loss_type}",
+                out_dir=out_dir,
+                steps=steps,
+                seed=SEED,
+                eval_every=0,
+                save_every=0,
+                threads=THREADS,
+                progress=False,
+                overwrite=True,
+            ),
+            preset="bench",
+        )
+    )
+
+
+def step_prompts(model_dir: str, loss_type: str, steps: int) -> tuple[list[str], list[str], Any]:
+    """The prompts (and gold answers) r1zero trains on at each step, in order, flattened."""
+    from transformers import AutoTokenizer
+
+    from r1zero.train import build
+
+    config = r1zero_config(model_dir, loss_type, steps, "unused")
+    problems = build.load_problems_for(config)
+    sampler = build.IndexSampler(len(problems), config.run.seed)
+    chosen = [problems[i] for _ in range(steps) for i in sampler.next(PROMPTS_PER_STEP)]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return build.render_prompts(config, chosen, tokenizer), [p.answer for p in chosen], config
+
+
+# ---------------------------------------------------------------- one side, in this process
+def pin_threads() -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= THREADS:
+        os.sched_setaffinity(0, set(range(THREADS)))
+
+
+def run_r1zero(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
+    from r1zero.train.recipe import train
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        config = r1zero_config(model_dir, loss_type, steps, out_dir)
+        train(config)
+        rows = [json.loads(line) for line in (Path(out_dir) / config.run.name / "metrics.jsonl").open()]
+    rows = [r for r in rows if r.get("step", 0) >= 1]
+    return {
+        "step_s": [r["time/step"] for r in rows],
+        "generate_s": [r["time/generate"] for r in rows],
+        "score_s": [r["time/verify"] for r in rows],
+        "update_s": [r["time/update"] for r in rows],
+        "completion_len_mean": [r["length/mean"] for r in rows],
+    }
+
+
+def run_trl(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1zero.train import build
+    from r1zero.verifiers.interop import as_trl_reward
+
+    prompts, answers, config = step_prompts(model_dir, loss_type, steps)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    reward = as_trl_reward(
+        "integer",
+        weights=build.reward_weights(config),
+        workers=config.reward.workers,
+        timeout=config.reward.timeout,
+    )
+    with tempfile.TemporaryDirectory() as out_dir:
+        args = GRPOConfig(
+            output_dir=out_dir,
+            loss_type=loss_type,
+            beta=0.0,
+            num_iterations=1,
+            num_generations=GROUP_SIZE,
+            per_device_train_batch_size=PROMPTS_PER_STEP * GROUP_SIZE,
+            gradient_accumulation_steps=1,
+            max_completion_length=MAX_NEW_TOKENS,
+            temperature=1.0,
+            learning_rate=LR,
+            lr_scheduler_type="constant",
+            max_steps=steps,
+            shuffle_dataset=False,  # rows are already in r1zero's order
+            bf16=False,
+            gradient_checkpointing=False,
+            use_cpu=True,
+            seed=SEED,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=Dataset.from_dict({"prompt": prompts, "answer": answers}),
+            processing_class=tokenizer,
+        )
+        timer = _TRLTimer(trainer)
+        trainer.add_callback(timer.callback(TrainerCallback))
+        trainer.train()
+    lengths = [
+        h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h
+    ]
+    return {
+        "step_s": timer.step,
+        "generate_s": timer.generate,
+        "score_s": timer.rollout_other,
+        "update_s": [s - r for s, r in zip(timer.step, timer.rollout, strict=True)],
+        "completion_len_mean": lengths,
+    }
+
+
+class _TRLTimer:
+    """Wall time of each TRL step, of its ``_generate`` call and of ``_generate_and_score_completions``."""
+
+    def __init__(self, trainer) -> None:
+        self.step: list[float] = []
+        self.generate: list[float] = []
+        self.rollout: list[float] = []
+        self.rollout_other: list[float] = []
+        self._t0 = 0.0
+        self._wrap(trainer, "_generate", self.generate)
+        self._wrap(trainer, "_generate_and_score_completions", self.rollout)
+
+    @staticmethod
+    def _wrap(trainer, name: str, sink: list[float]) -> None:
+        original = getattr(trainer, name)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = original(*args, **kwargs)
+            sink.append(time.perf_counter() - t0)
+            return out
+
+        setattr(trainer, name, timed)  # this instance only
+
+    def callback(self, base):
+        timer = self
+
+        class StepTimer(base):
+            def on_step_begin(self, args, state, control, **kwargs):
+                timer._t0 = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                timer.step.append(time.perf_counter() - timer._t0)
+                timer.rollout_other.append(timer.rollout[-1] - timer.generate[-1])
+
+        return StepTimer()
+
+
+def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int) -> dict[str, Any]:
+    """One side in this (fresh) process: per-step times after warm-up, medians, peak RSS, load."""
+    pin_threads()
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    raw = (run_trl if side == "trl" else run_r1zero)(model_dir, loss_type, warmup + steps)
+    wall = time.perf_counter() - t0
+    measured = {k: v[warmup:] for k, v in raw.items()}
+    return {
+        "side": side,
+        "loss_type": loss_type,
+        "warmup_steps": warmup,
+        "measured_steps": len(measured["step_s"]),
+        **{f"median_{k}": statistics.median(v) for k, v in measured.items() if v},
+        "per_step": measured,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall_s": wall,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "threads": THREADS,
+    }
+
+
+# ---------------------------------------------------------------- the driver
+def environment() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    try:
+        import trl
+
+        trl_version = trl.__version__
+    except ImportError:
+        trl_version = "not installed"
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl_version,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median over every measured step of every run, per (side, loss type), and r1zero/TRL ratios."""
+    out: dict[str, Any] = {}
+    for loss_type in sorted({r["loss_type"] for r in runs}):
+        row: dict[str, Any] = {}
+        for side in ("trl", "r1zero"):
+            mine = [r for r in runs if r["side"] == side and r["loss_type"] == loss_type]
+            if not mine:
+                continue
+            pooled = {k: [x for r in mine for x in r["per_step"][k]] for k in mine[0]["per_step"]}
+            row[side] = {
+                **{f"median_{k}": statistics.median(v) for k, v in pooled.items() if v},
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+                "runs": len(mine),
+                "steps": len(pooled["step_s"]),
+            }
+        if "trl" in row and "r1zero" in row:
+            row["step_time_ratio_r1zero_over_trl"] = (
+                row["r1zero"]["median_step_s"] / row["trl"]["median_step_s"]
+            )
+            row["peak_rss_ratio_r1zero_over_trl"] = row["r1zero"]["peak_rss_mb"] / row["trl"]["peak_rss_mb"]
+        out[loss_type] = row
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--side", choices=("trl", "r1zero"), help="run one side in this process (internal)")
+    parser.add_argument("--loss-types", default="grpo,dapo")
+    parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
+    parser.add_argument("--sides", default="trl,r1zero")
+    parser.add_argument("--out", default="bench/results/trl_step.json")
+    args = parser.parse_args(argv)
+    if args.side:  # a child: one run, JSON on the last stdout line
+        result = run_side(args.side, args.model_dir, args.loss_types, args.steps, args.warmup)
+        print("RESULT " + json.dumps(result))
+        return 0
+
+    if not (Path(args.model_dir) / "config.json").exists():
+        print(
+            f"building the reference model in {args.model_dir}: {build_reference_model(args.model_dir)} params"
+        )
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    sides = args.sides.split(",")
+    runs: list[dict[str, Any]] = []
+    for rep in range(args.reps):
+        for i, loss_type in enumerate(args.loss_types.split(",")):
+            order = sides if (rep + i) % 2 == 0 else sides[::-1]  # alternate who goes first
+            for side in order:
+                cmd = [sys.executable, __file__, "--side", side, "--loss-types", loss_type]
+                cmd += [
+                    "--model-dir",
+                    args.model_dir,
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                ]
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+                if proc.returncode != 0 or not lines:
+                    print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+                    raise RuntimeError(f"{side} {loss_type} failed with exit code {proc.returncode}")
+                run = json.loads(lines[-1][len("RESULT ") :])
+                run["rep"] = rep
+                runs.append(run)
+                print(
+                    f"rep {rep} {loss_type:5s} {side:7s} step {run['median_step_s']:.3f}s "
+                    f"(generate {run['median_generate_s']:.3f}s, update {run['median_update_s']:.3f}s) "
+                    f"len {run.get('median_completion_len_mean', float('nan')):.1f}  "
+                    f"RSS {run['peak_rss_mb']:.0f} MB  load {run['loadavg_before'][0]:.2f}"
+                )
+    summary = summarise(runs)
+    for loss_type, row in summary.items():
+        if "step_time_ratio_r1zero_over_trl" in row:
+            print(
+                f"{loss_type}: r1zero/TRL step time {row['step_time_ratio_r1zero_over_trl']:.3f}, "
+                f"peak RSS {row['peak_rss_ratio_r1zero_over_trl']:.3f}"
+            )
+    result = {
+        "work": {
+            "model": "Qwen2 hidden 256, 4 layers, 4 heads, 2 KV heads, intermediate 512, random init, float32",
+            "prompts_per_step": PROMPTS_PER_STEP,
+            "group_size": GROUP_SIZE,
+            "max_new_tokens": MAX_NEW_TOKENS,
+            "temperature": 1.0,
+            "beta": 0.0,
+            "mu": 1,
+            "lr": LR,
+            "threads": THREADS,
+        },
+        "environment": environment(),
+        "command": "python " + " ".join(sys.argv),
+        "summary": summary,
+        "runs": runs,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
