@@ -157,6 +157,21 @@ def test_slow_start_counts_against_the_limit_but_is_not_killed():
     assert outcome["starts"] == 2  # the starting child was kept (plus one standby), not relaunched
 
 
+def test_prestart_starts_the_child_ahead_of_the_first_call():
+    outcome = {}
+
+    def worker():
+        sandbox.prestart(add)
+        outcome["started"] = sandbox._thread_child().alive  # running before any call
+        outcome["ready"] = sandbox._thread_child().wait_ready(time.monotonic() + 30)
+        outcome["result"] = run_isolated(add, 1, 1, timeout=0.5)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(60)
+    assert outcome == {"started": True, "ready": True, "result": 2}
+
+
 def test_standby_takes_over_after_a_timeout():
     run_isolated(add, 0, timeout=10)
     child = sandbox._thread_child()
