@@ -55,7 +55,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("gsm8k", "math", file="gsm8k_test.jsonl", hub_id="openai/gsm8k"),
         Benchmark("math500", "math", file="math500_test.jsonl", hub_id="HuggingFaceH4/MATH-500"),
         Benchmark("aime24", "math", file="aime24_test.jsonl", hub_id="HuggingFaceH4/aime_2024"),
-        Benchmark("amc23", "math", file="amc23_test.jsonl", hub_id="math-ai/amc23"),
+        Benchmark("aime25", "math", file="aime25_test.jsonl", hub_id="math-ai/aime25"),
+        Benchmark("amc23", "math", file="amc23_test.jsonl", hub_id="zwhe99/amc23"),
         Benchmark("minerva", "math", file="minerva_math_test.jsonl", hub_id="math-ai/minervamath"),
         Benchmark("olympiadbench", "math", file="olympiadbench_test.jsonl", hub_id="Hothan/OlympiadBench"),
         Benchmark("countdown", "countdown", generator="countdown"),
@@ -116,16 +117,17 @@ def _read_jsonl(path: Path, bench: Benchmark, limit: int | None) -> list[Problem
 
 
 def _from_hub(bench: Benchmark, data_dir: str | Path | None) -> list[Problem]:
+    """Through ``r1zero.data.load_problems`` (its standard-set answer rules), by name or hub id."""
+    from r1zero.data.sources import DATASETS, load_problems
+
     where = f"{bench.file!r} not found in --data-dir {str(data_dir)!r}" if data_dir else "no --data-dir given"
+    source = bench.name if bench.name in DATASETS else bench.hub_id
+    logger.info("benchmark %s: %s; trying the hub dataset %s", bench.name, where, source)
     try:
-        from r1zero.data import load_problems
-    except ImportError as exc:
-        raise ValueError(f"benchmark {bench.name!r}: {where}, and no hub loader is available") from exc
-    logger.info("benchmark %s: %s; trying the hub dataset %s", bench.name, where, bench.hub_id)
-    try:
-        return list(load_problems(bench.hub_id))
+        problems = list(load_problems(source))
     except Exception as exc:
         raise ValueError(
-            f"benchmark {bench.name!r}: {where}, and the hub dataset {bench.hub_id!r} could not be loaded "
-            f"({exc}); pass --data-dir DIR with {bench.file}"
+            f"benchmark {bench.name!r}: {where}, and the hub dataset {source!r} could not be loaded "
+            f"({exc}); pass --data-dir DIR holding {bench.file}"
         ) from exc
+    return [Problem(p.id, p.question, p.answer, bench.verifier, p.meta) for p in problems]

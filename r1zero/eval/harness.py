@@ -83,38 +83,20 @@ class EvalConfig:
 def render_prompts(
     problems: Sequence[Problem], template: str, think_prefix: bool, tokenizer=None
 ) -> tuple[list[str], str]:
-    """Prompts for ``problems`` and the template's text (recorded with results)."""
-    if template == "tiny-demo":  # the built-in tiny-base's own short R1-Zero template (ends inside <think>)
+    """Prompts for ``problems`` and the template's text (recorded with results).
+
+    ``template`` is a name from ``r1zero.data.templates`` (``r1zero``, ``qwen-math``, ``none``, ``chat``)
+    or ``tiny-demo``, the built-in tiny-base's own short R1-Zero template.
+    """
+    if template == "tiny-demo":
         from r1zero.models.tiny import DEMO_TEMPLATE, render_demo_prompt
 
         return [render_demo_prompt(p.question) for p in problems], DEMO_TEMPLATE
-    try:
-        from r1zero.data.templates import get_template
-    except ImportError:
-        get_template = None
-    if get_template is None:
-        if template not in _FALLBACK_TEMPLATES:
-            valid = ", ".join([*_FALLBACK_TEMPLATES, "tiny-demo"])
-            raise ValueError(f"unknown template {template!r}; valid: {valid}")
-        text = _FALLBACK_TEMPLATES[template]
-        suffix = " <think>" if think_prefix and "<think>" in text else ""
-        return [text.format(question=p.question) + suffix for p in problems], text
+    from r1zero.data.templates import get_template
+
     tmpl = get_template(template)
-    prompts = [tmpl.render(p.question, think_prefix=think_prefix, tokenizer=tokenizer) for p in problems]
+    prompts = [tmpl.render(p.question, tokenizer=tokenizer, think_prefix=think_prefix) for p in problems]
     return prompts, tmpl.text
-
-
-# Used only until r1zero.data.templates is importable. The R1-Zero text is the DeepSeek-R1 paper's Table 1.
-_FALLBACK_TEMPLATES = {
-    "r1zero": (
-        "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
-        "The assistant first thinks about the reasoning process in the mind and then provides the user with "
-        "the answer. The reasoning process and answer are enclosed within <think> </think> and <answer> "
-        "</answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here "
-        "</answer>. User: {question}. Assistant:"
-    ),
-    "none": "{question}",
-}
 
 
 # ---------------------------------------------------------------------------------------------- scoring
