@@ -145,6 +145,7 @@ def draw_reflection(ax: Axes, runs: Sequence[Run]) -> None:
         baseline, _ = reflection_baseline(run)
         if baseline is not None:
             ax.axhline(baseline, color=color, linestyle="--", linewidth=1.0, label=lab("step-0 baseline"))
+            ax.plot([0], [baseline], "o", color=color, markersize=4)
         aha = aha_for_run(run)
         if aha is not None and aha.step is not None:
             ax.axvline(
