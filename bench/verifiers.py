@@ -11,7 +11,8 @@ but labelled wrong), false negatives, false positives on the reward-hacking rows
 - **math-verify $gold$**: the same with the gold wrapped in ``$…$``, the common way to feed it a LaTeX
   gold; shown so that plain math-verify is not judged on a gold-parsing quirk alone.
 
-Workers are started and warmed before the clock starts. Writes ``bench/results/verifiers.json`` and
+Workers are started and warmed before the clock starts. A last micro-benchmark times one numeric
+check in-process (the common case in training: GSM8K and most MATH golds are numbers). Writes ``bench/results/verifiers.json`` and
 prints a markdown table.
 
     python bench/verifiers.py [--repeat 1] [--workers 1 2] [--timeout 5]
@@ -122,6 +123,29 @@ def run_plain(rows: list[dict], workers: int, fn) -> dict:
     return score(rows, predicted, seconds)
 
 
+def per_call_microseconds(calls: int = 2000) -> dict[str, float]:
+    """In-process cost of one numeric check, r1zero (exact fast path) vs math-verify (parse + verify).
+
+    The answer is written ``$18$`` so that plain math-verify finds it too: both do the full job.
+    """
+    from math_verify import parse, verify
+
+    from r1zero.verifiers import get_verifier
+
+    math_check = get_verifier("math")
+    response = "<think>16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars.</think> <answer>$18$</answer>"
+    golds = [str(10 + i % 50) for i in range(calls)]  # 50 distinct golds, each checked many times
+    start = time.perf_counter()
+    for gold in golds:
+        math_check(response, gold)
+    r1zero = (time.perf_counter() - start) / calls
+    start = time.perf_counter()
+    for gold in golds:
+        verify(parse(gold), parse(response))
+    plain = (time.perf_counter() - start) / calls
+    return {"r1zero math": round(r1zero * 1e6, 1), "math-verify": round(plain * 1e6, 1)}
+
+
 def markdown(results: dict) -> str:
     lines = [
         "| system | workers | accuracy | FP | FN | FP on hack rows | verifications/s | on numeric golds |",
@@ -159,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run(rows, workers)
             result["numeric_gold_verifications_per_s"] = run(numeric, workers)["verifications_per_s"]
             results[f"{name}@{workers}"] = result
+    micro = per_call_microseconds()
     table = markdown(results)
     meta = {
         "labelled_rows": len(labelled),
@@ -170,8 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         "sympy": _version("sympy"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "results": results, "table": table}, indent=1) + "\n")
+    args.out.write_text(
+        json.dumps({"meta": meta, "results": results, "per_call_us_numeric": micro, "table": table}, indent=1)
+        + "\n"
+    )
     print(table)
+    print(
+        f"\none numeric check in-process: r1zero {micro['r1zero math']} us, math-verify {micro['math-verify']} us"
+    )
     print(
         f"\n{len(labelled)} labelled rows x {args.repeat} ({len(numeric)} with a numeric gold); "
         f"{meta['cpu_count']} CPUs, load average {meta['load_average_at_end']}"

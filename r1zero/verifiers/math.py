@@ -51,6 +51,7 @@ DEFAULT_TIMEOUT = 5.0
 
 _HEDGE = re.compile(r"\b(?:or|and|either|maybe|possibly)\b|\\(?:lor|vee|pm|mp)\b|±|∓")
 _CONNECTOR = re.compile(r"\b(?:or|and)\b|\\text\{\s*(?:or|and)\s*\}")
+_RELATION = re.compile(r"\\(?:in|le|ge|leq|geq|lt|gt|neq|ne|subset|subseteq)\b|[<>≤≥≠]")
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _MATH_WORDS = frozenset(
     [
@@ -145,6 +146,8 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
         return ("correct" if exact_equal(gold_info.exact, exact) else "wrong"), answer
     if gold_info.exact is not None and _has_prose(normal):  # words are not a number: spare sympy the prose
         return "wrong", answer
+    if gold_info.exact is not None and gold_info.exact.kind == "number" and _RELATION.search(normal):
+        return "wrong", answer  # "x > 0", "x \in \{1, 2, 3\}" against a number
     if normal == gold_info.text:  # the same text as a readable gold: no need for sympy
         return "correct", answer
     try:
