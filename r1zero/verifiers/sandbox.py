@@ -210,7 +210,9 @@ class IsolatedChild:
         conn = Connection(parent_sock.detach())
         self.starts += 1
         conn.send((list(sys.path), self.warm))  # the child answers ("ready", None) once set up
-        return _Process(popen, conn, weakref.finalize(self, _kill, popen, conn), time.monotonic())
+        return _Process(
+            popen, conn, weakref.finalize(self, _kill, popen, conn, os.getpid()), time.monotonic()
+        )
 
     def send_call(self, payload: bytes) -> None:
         """Send a pickled ``(fn, args, kwargs)``; the child answers ``started``, then ``ok``/``err``."""
@@ -248,8 +250,10 @@ class IsolatedChild:
             self._standby = None
 
 
-def _kill(popen: subprocess.Popen, conn: Connection) -> None:
+def _kill(popen: subprocess.Popen, conn: Connection, owner_pid: int) -> None:
     conn.close()
+    if os.getpid() != owner_pid:  # a forked copy of the owner must not kill the owner's children
+        return
     if popen.poll() is None:
         popen.kill()
     try:

@@ -212,3 +212,16 @@ def test_shutdown_kills_thread_child():
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert run_isolated(add, 4, timeout=10) == 4
+
+
+def test_a_forked_copy_does_not_kill_the_parents_children():
+    pid = run_isolated(child_pid_and_flag, timeout=10)[0]
+    forked = os.fork()
+    if forked == 0:  # the copy drops its inherited handles, as a DataLoader fork worker would
+        try:
+            sandbox.shutdown()
+            run_isolated(add, 1, timeout=30)  # and may start children of its own
+        finally:
+            os._exit(0)
+    os.waitpid(forked, 0)
+    assert run_isolated(child_pid_and_flag, timeout=10)[0] == pid
