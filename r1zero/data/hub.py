@@ -59,7 +59,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("math500", "HuggingFaceH4/MATH-500", "test", "problem", "answer"),
         DatasetSpec("aime24", "HuggingFaceH4/aime_2024", "train", "problem", "answer", "number"),
         DatasetSpec("aime25", "math-ai/aime25", "test", "problem", "answer", "number"),
-        DatasetSpec("amc23", "zwhe99/amc23", "test", "question", "answer", "number"),
+        DatasetSpec("amc23", "math-ai/amc23", "test", "question", "answer", "number"),
         DatasetSpec("minerva", "math-ai/minervamath", "test", "question", "answer"),
         DatasetSpec(
             "olympiadbench",
@@ -142,10 +142,17 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 
 def _offline_message(spec: DatasetSpec, split: str, why: str) -> str:
     config = f" (config {spec.config!r})" if spec.config else ""
+    if spec.name in DATASETS:
+        how = (
+            f"load_problems('path/to/{spec.name}.parquet', spec={spec.name!r}) applies this set's columns and "
+            f"answer rule to a local JSONL/JSON/CSV/Parquet file (CLI: r1zero data inspect FILE --spec {spec.name})"
+        )
+    else:
+        how = (
+            "load_problems('path/to/file.parquet', question=COLUMN, answer=COLUMN) reads a local "
+            "JSONL/JSON/CSV/Parquet file (CLI: r1zero data inspect FILE --question COLUMN --answer COLUMN)"
+        )
     return (
-        f"could not load dataset {spec.name!r} = {spec.hub_id}{config}, split {split!r}, from the Hugging Face "
-        f"hub ({why}). Point at a local copy instead: load_problems('path/to/{spec.name}.parquet', "
-        f"spec={spec.name!r}) applies this set's columns and answer rule to a JSONL/JSON/CSV/Parquet file "
-        f"(CLI: r1zero data inspect FILE --spec {spec.name}); a file already in the shape "
-        "{id, problem, answer} needs no spec."
+        f"could not load dataset {spec.hub_id}{config}, split {split!r}, from the Hugging Face hub ({why}). "
+        f"Point at a local copy instead: {how}; a file in the shape {{id, problem, answer}} needs no mapping."
     )
