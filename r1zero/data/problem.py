@@ -49,6 +49,14 @@ class Problem:
     verifier: str
     meta: dict[str, Any] = field(default_factory=dict, hash=False)
 
+    def __post_init__(self) -> None:
+        for name in ("id", "question", "answer", "verifier"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise DataError(f"Problem.{name} must be a string, got {type(value).__name__} {value!r}")
+        if not isinstance(self.meta, dict):
+            raise DataError(f"Problem.meta must be a dict, got {type(self.meta).__name__}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -69,6 +69,13 @@ def test_round_trip_of_written_problems(tmp_path):
     assert load_problems(path) == problems
 
 
+def test_problem_fields_must_be_strings():
+    with pytest.raises(DataError, match=r"Problem\.answer must be a string, got int 7"):
+        Problem("a", "q", 7, "integer")
+    with pytest.raises(DataError, match=r"Problem\.meta must be a dict"):
+        Problem("a", "q", "7", "integer", meta=None)
+
+
 # ---------------------------------------------------------------- answer rules and dataset specs on local files
 
 
