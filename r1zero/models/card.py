@@ -6,9 +6,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from r1zero.models.tiny import DEMO_TEMPLATE
+from r1zero.models.tiny import DEMO_TEMPLATE, tiny_config
 
-__all__ = ["render_model_card", "write_model_card"]
+__all__ = ["describe_config", "render_model_card", "write_model_card"]
 
 _CORPUS = """\
 Every document is `User: <question>` / `Assistant: <answer>`; tagged documents add the template's
@@ -32,7 +32,7 @@ first line and the R1-Zero tags. Shares below are per document (`CorpusSpec` in
 """
 
 _PROBE_ROWS = [
-    ("accuracy", "strict accuracy (`... </think> <answer>N</answer>`, N right)"),
+    ("accuracy", "strict accuracy (`<think> ... </think> <answer>N</answer>`, N right)"),
     ("format_rate", "format rate (that shape, any N)"),
     ("worked_fraction", "worked answers (>= 2 `=` steps), share of samples"),
     ("accuracy_worked", "strict accuracy given worked"),
@@ -46,17 +46,30 @@ _PROBE_ROWS = [
 ]
 
 
+def describe_config(config) -> str:
+    """A one-line summary of a Llama config for the model card.
+
+    >>> describe_config(tiny_config())
+    'd=128, 4 layers, 4 heads, MLP 384, RoPE, context 512, tied embeddings'
+    """
+    return (
+        f"d={config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, "
+        f"MLP {config.intermediate_size}, RoPE, context {config.max_position_embeddings}, tied embeddings"
+    )
+
+
 def render_model_card(cfg, stats: dict, probe: dict, extra: str = "") -> str:
     """The model card's markdown from the run's config, statistics and step-0 probe."""
     spec = dataclasses.asdict(cfg.corpus)
+    architecture = stats.get("architecture") or describe_config(tiny_config(**dict(cfg.model_overrides)))
     probe_table = "\n".join(f"| {label} | {probe[key]:.3f} |" for key, label in _PROBE_ROWS if key in probe)
     examples = "\n".join(
         f"- `{json.dumps(e['completion'])[1:-1]}` (gold {e['gold']})" for e in probe.get("examples", [])[:6]
     )
     return f"""# tiny-base
 
-The built-in base model of r1zero: a {stats["parameters"] / 1e6:.2f}M-parameter Llama (d=128, 4 layers,
-4 heads, RoPE, context 512) with a character-level tokenizer (printable ASCII, newline, tab, the four
+The built-in base model of r1zero: a {stats["parameters"] / 1e6:.2f}M-parameter Llama ({architecture})
+with a character-level tokenizer (printable ASCII, newline, tab, the four
 R1-Zero tags as single tokens, BOS/EOS/PAD/UNK). Pretrained from scratch on a synthetic corpus by
 `r1zero pretrain --preset tiny-base`. It is a *base* model: it has never seen the RL task (`list_sum`)
 in the R1-Zero answer format. Load it with `AutoModelForCausalLM.from_pretrained(dir)` and
@@ -65,7 +78,9 @@ in the R1-Zero answer format. Load it with `AutoModelForCausalLM.from_pretrained
 ## Demo template
 
 The prompt of the CPU demo (R1-Zero style, DeepSeek-R1 Table 1, shortened to fit the context);
-`{{question}}` is e.g. `What is 3+5+2+7+1?`, and the completion continues after `<think>`:
+`{{question}}` is e.g. `What is 3+5+2+7+1?`. As in the paper, the prompt ends at `Assistant:`, so
+whether to use the tags is the model's choice; the strict reward needs
+`<think> ... </think> <answer>N</answer>` and nothing else:
 
 ```
 {DEMO_TEMPLATE}

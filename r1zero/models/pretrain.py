@@ -23,6 +23,7 @@ from tqdm import tqdm
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from r1zero.models import TINY_BASE_DIR
+from r1zero.models.card import describe_config, write_model_card
 from r1zero.models.corpus import CorpusSpec, build_corpus
 from r1zero.models.tiny import build_tokenizer, tiny_config
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 class PretrainConfig:
     """Settings of one pretraining run."""
 
-    steps: int = 1800
+    steps: int = 600
     """Optimizer steps (the schedule and the result depend on it; ``--minutes`` only caps wall time)."""
     batch_size: int = 32
     """Windows per step."""
@@ -45,7 +46,7 @@ class PretrainConfig:
     """Peak learning rate of AdamW."""
     min_lr_ratio: float = 0.05
     """Final learning rate as a share of the peak (cosine decay)."""
-    warmup_steps: int = 100
+    warmup_steps: int = 60
     """Linear warmup steps."""
     weight_decay: float = 0.1
     """AdamW weight decay (matrices only; norms and embeddings are not decayed)."""
@@ -70,7 +71,7 @@ PRESETS: dict[str, PretrainConfig] = {
         seq_len=64,
         warmup_steps=1,
         model_overrides=(("num_hidden_layers", 1), ("hidden_size", 32), ("intermediate_size", 64)),
-        probe_samples=0,
+        probe_samples=4,
     ),
 }
 
@@ -157,6 +158,7 @@ def pretrain(cfg: PretrainConfig, max_minutes: float | None = None) -> tuple[Lla
         "wall_seconds": round(time.time() - start, 1),
         "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "architecture": describe_config(model.config),
         "loss_curve": [
             round(sum(losses[i : i + 50]) / len(losses[i : i + 50]), 4) for i in range(0, len(losses), 50)
         ],
@@ -216,7 +218,6 @@ def main(argv: list[str]) -> int:
     save_checkpoint(model, out, cfg, stats)
     probe = None
     if cfg.probe_samples:
-        from r1zero.models.card import write_model_card
         from r1zero.models.probe import probe_base
 
         probe = probe_base(model, build_tokenizer(), n=cfg.probe_samples, seed=cfg.seed)

@@ -6,8 +6,8 @@ a format rate with room to learn. ``probe_base`` measures exactly these (plus le
 plain-form accuracy) with plain Hugging Face ``generate``, so the trainer and eval can reuse it.
 
 Definitions (pure functions below, each with an example):
-- *strict* (``score_strict``): the completion (what follows the prompt's ``<think>``) is
-  ``reasoning </think> <answer>N</answer>`` with no other tag, and N equals the gold. This is the
+- *strict* (``score_strict``): the completion (what follows the prompt's ``Assistant:``) is
+  ``<think> reasoning </think> <answer>N</answer>`` with no other tag, and N equals the gold. This is the
   R1-Zero rule reward with no format bonus.
 - *formatted*: the same shape, whatever N is.
 - *worked* (``corpus.is_worked``): at least two ``=`` steps; otherwise *direct*.
@@ -28,7 +28,7 @@ from r1zero.models.tiny import render_demo_prompt
 
 __all__ = ["ProbeSample", "demo_problems", "probe_base", "score_strict", "summarize"]
 
-_STRICT = re.compile(r"(?s)\s*(?P<think>[^<]*)</think>\s*<answer>\s*(?P<answer>[^<]*?)\s*</answer>\s*")
+_STRICT = re.compile(r"(?s)\s*<think>(?P<think>[^<]*)</think>\s*<answer>\s*(?P<answer>[^<]*?)\s*</answer>\s*")
 _WAIT = re.compile(r"\bwait\b", re.IGNORECASE)
 _PLAIN_ANSWER = re.compile(r"the answer is (-?\d+)")
 
@@ -47,18 +47,25 @@ class ProbeSample:
     wait: bool
 
 
-def score_strict(completion: str, gold: int) -> tuple[bool, bool]:
-    """``(formatted, correct)`` of a completion that continues a prompt ending in ``<think>``.
+def score_strict(completion: str, gold: int, think_opened: bool = False) -> tuple[bool, bool]:
+    """``(formatted, correct)`` of a completion: ``<think> reasoning </think> <answer>N</answer>``, nothing more.
 
-    >>> score_strict(" 3+4=7, 7+1=8, the answer is 8. </think> <answer>8</answer>", 8)
+    Args:
+        completion: The generated text after the prompt.
+        gold: The right answer.
+        think_opened: The prompt already ends with ``<think>`` (then the completion must not reopen it).
+
+    >>> score_strict(" <think> 3+4=7, 7+1=8, the answer is 8. </think> <answer>8</answer>", 8)
     (True, True)
-    >>> score_strict(" the answer is 9. </think> <answer>9</answer>", 8)
+    >>> score_strict(" <think> the answer is 9. </think> <answer>9</answer>", 8)
     (True, False)
     >>> score_strict(" the answer is 8.", 8)
     (False, False)
-    >>> score_strict(" <think> x </think> <answer>8</answer>", 8)
-    (False, False)
+    >>> score_strict(" the answer is 8. </think> <answer>8</answer>", 8, think_opened=True)
+    (True, True)
     """
+    if think_opened:
+        completion = "<think>" + completion
     match = _STRICT.fullmatch(completion)
     if match is None:
         return False, False

@@ -37,16 +37,16 @@ CHARACTERS = "\n\t" + "".join(ch for ch in string.printable if ch.isprintable())
 #: First line of the demo prompt: an R1-Zero instruction, short enough for the 256-token context.
 DEMO_TEMPLATE_HEADER = "Think inside <think> </think>, then answer inside <answer> </answer>."
 #: The prompt template of the CPU demo (an R1-Zero-style template, DeepSeek-R1 paper Table 1, shortened).
-#: ``{question}`` is the task's question, e.g. ``What is 3+5+2+7+1?``; the prompt ends inside ``<think>``,
-#: so the completion is ``... </think> <answer>N</answer>``.
-DEMO_TEMPLATE = DEMO_TEMPLATE_HEADER + "\nUser: {question}\nAssistant: <think>"
+#: ``{question}`` is the task's question, e.g. ``What is 3+5+2+7+1?``. Like the paper's template it ends at
+#: ``Assistant:``, so using the tags is the model's choice: ``<think> ... </think> <answer>N</answer>``.
+DEMO_TEMPLATE = DEMO_TEMPLATE_HEADER + "\nUser: {question}\nAssistant:"
 
 
 def render_demo_prompt(question: str) -> str:
     """Fill ``DEMO_TEMPLATE`` with a question.
 
     >>> render_demo_prompt("What is 1+2?").splitlines()[1:]
-    ['User: What is 1+2?', 'Assistant: <think>']
+    ['User: What is 1+2?', 'Assistant:']
     """
     return DEMO_TEMPLATE.format(question=question)
 

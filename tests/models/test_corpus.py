@@ -6,7 +6,7 @@ import pytest
 
 from r1zero.models.corpus import CorpusSpec, build_corpus, is_worked, list_sum_question, worked_chain
 
-N = 6000
+N = 4000
 LIST_SUM_QUESTION = re.compile(r"What is \d(\+\d)+\?")  # single digits joined by + only
 
 

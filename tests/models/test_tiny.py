@@ -65,4 +65,4 @@ def test_template_is_r1zero_style():
     assert "{question}" in DEMO_TEMPLATE
     for tag in TAGS:
         assert tag in DEMO_TEMPLATE
-    assert DEMO_TEMPLATE.endswith("<think>")
+    assert DEMO_TEMPLATE.endswith("Assistant:")
