@@ -1,5 +1,7 @@
 """The verifier registry: names, duplicates, "module:function" and .py file specs."""
 
+import doctest
+import importlib
 import textwrap
 import uuid
 
@@ -102,3 +104,12 @@ def test_py_file_spec_errors(tmp_path):
     )
     with pytest.raises(ValueError, match="registers 2 verifiers"):
         get_verifier(str(path))
+
+
+@pytest.mark.parametrize("name", ["sandbox", "pool", "countdown", "integer", "interop", "cli"])
+def test_doctests(name):
+    """The >>> examples of the infrastructure and non-math verifier modules stay true."""
+    result = doctest.testmod(
+        importlib.import_module(f"r1zero.verifiers.{name}"), optionflags=doctest.ELLIPSIS
+    )
+    assert result.attempted > 0 and result.failed == 0
