@@ -233,9 +233,11 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
     same_number = _same_number(gold_expr, answer_parsed[0])
     if same_number is not None:
         return "correct" if same_number else "wrong"
-    return (
-        "correct" if math_verify.verify(list(gold_parsed), answer_parsed, timeout_seconds=None) else "wrong"
+    # allow_set_relation_comp: "-2 \le x \le 7" answers the interval [-2, 7]
+    same = math_verify.verify(
+        list(gold_parsed), answer_parsed, allow_set_relation_comp=True, timeout_seconds=None
     )
+    return "correct" if same else "wrong"
 
 
 def _same_number(gold, answer) -> bool | None:

@@ -76,6 +76,7 @@ _FRACTION = re.compile(
     r"^(?P<sign>[+-]?)(?:(?P<n1>-?\d+(?:\.\d+)?)/(?P<d1>\d+(?:\.\d+)?)"
     r"|\\frac\{(?P<n2>-?\d+(?:\.\d+)?)\}\{(?P<d2>\d+(?:\.\d+)?)\}|\\frac(?P<n3>\d)(?P<d3>\d))$"
 )
+_REPEATING = re.compile(r"^(?P<sign>[+-]?)(?P<whole>\d*)\.(?P<fixed>\d*)\\overline\{?(?P<cycle>\d+)\}?$")
 _INFINITY = re.compile(r"^(?P<sign>[+-]?)\\infty$")
 _CHOICE = re.compile(r"^\(?\s*(?P<letter>[A-J])\s*\)?(?:[.:)]|\s|$)")
 
@@ -239,14 +240,16 @@ def _parse_items(text: str) -> tuple[Number, ...] | None:
 
 
 def parse_number(text: str) -> Number | None:
-    """An integer, decimal, fraction (``a/b``, ``\\frac{a}{b}``, ``\\frac12``) or ±infinity, else None.
+    """An integer, decimal, repeating decimal, fraction (``a/b``, ``\\frac{a}{b}``, ``\\frac12``) or ±infinity.
 
-    >>> parse_number(r"-\\frac{6}{8}"), parse_number("2.50"), parse_number("1/0")
-    (Fraction(-3, 4), Fraction(5, 2), None)
+    >>> parse_number(r"-\\frac{6}{8}"), parse_number("2.50"), parse_number("1/0"), parse_number(r"0.1\\overline{6}")
+    (Fraction(-3, 4), Fraction(5, 2), None, Fraction(1, 6))
     """
     text = text.strip().replace(" ", "")
     if _NUMBER.match(text):
         return Fraction(text)
+    if (repeating := _REPEATING.match(text)) is not None:
+        return _repeating_decimal(repeating)
     if (inf := _INFINITY.match(text)) is not None:
         return float("-inf") if inf.group("sign") == "-" else float("inf")
     fraction = _FRACTION.match(text)
@@ -366,6 +369,15 @@ def _atom(tokens: list[str], i: int) -> tuple[Fraction, int]:
             raise ValueError("irrational root")
         return root, i
     raise ValueError(f"unexpected token {token!r}")
+
+
+def _repeating_decimal(match: re.Match) -> Fraction:
+    """``A.B\\overline{C}`` = (ABC - AB) / (10^len(B) * (10^len(C) - 1)), e.g. 0.1(6) = 1/6."""
+    whole, fixed, cycle = match.group("whole") or "0", match.group("fixed"), match.group("cycle")
+    value = Fraction(
+        int(whole + fixed + cycle) - int(whole + fixed), 10 ** len(fixed) * (10 ** len(cycle) - 1)
+    )
+    return -value if match.group("sign") == "-" else value
 
 
 def exact_equal(gold: ExactValue, answer: ExactValue) -> bool:

@@ -46,7 +46,13 @@ def test_rows_cover_the_issue():
         assert isinstance(row["expected"], bool)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=_row_id)
+def _row_param(row: dict):
+    """A row; one labelled ``xfail`` is a known miss, kept so the bench counts it (strict: a fix shows up)."""
+    marks = [pytest.mark.xfail(reason=row["xfail"], strict=True)] if "xfail" in row else []
+    return pytest.param(row, id=_row_id(row), marks=marks)
+
+
+@pytest.mark.parametrize("row", [_row_param(row) for row in ROWS])
 def test_labelled_row(row):
     verdict = verify(row["response"], row["gold"], timeout=5.0)
     assert isinstance(verdict, Verdict)
