@@ -53,6 +53,9 @@ _HEDGE = re.compile(r"\b(?:or|and|either|maybe|possibly)\b|\\(?:lor|vee|pm|mp)\b
 _CONNECTOR = re.compile(r"\b(?:or|and)\b|\\text\{\s*(?:or|and)\s*\}")
 _RELATION = re.compile(r"\\(?:in|le|ge|leq|geq|lt|gt|neq|ne|subset|subseteq)\b|[<>≤≥≠]")
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+# Function names a formula may spell without a backslash ("sin^2 x + cos^2 x").
+_MATH_WORD = re.compile(r"(?:arc)?(?:sin|cos|tan|cot|sec|csc)h?|log|exp|sqrt|mod|max|min|gcd|lcm|inf", re.I)
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _MATH_WORDS = frozenset(
     [
         "sin",
@@ -180,7 +183,7 @@ def _has_prose(text: str) -> bool:
     >>> _has_prose("the gold answer"), _has_prose(r"\\sin^2 x + cos^2 x"), _has_prose(r"\\frac{abc}{2}")
     (True, False, True)
     """
-    return any(word.lower() not in _MATH_WORDS for word in _PROSE_WORD.findall(text))
+    return any(not _MATH_WORD.fullmatch(word) for word in _PROSE_WORD.findall(text))
 
 
 @lru_cache(maxsize=4096)
@@ -226,7 +229,9 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
         return "bad_gold"
     gold_expr = gold_parsed[0]
     if rational is not None and isinstance(gold_expr, sympy.Expr) and gold_expr.is_number:
-        return "correct" if sympy.simplify(gold_expr - sympy.Rational(*rational)) == 0 else "wrong"
+        value = sympy.Rational(*rational)
+        same = _same_number(gold_expr, value)
+        return "correct" if (sympy.simplify(gold_expr - value) == 0 if same is None else same) else "wrong"
     answer_parsed = math_verify.parse(f"${answer}$", fallback_mode="no_fallback", parsing_timeout=None)
     if not answer_parsed:
         return "unparseable"
@@ -254,8 +259,12 @@ def _same_number(gold, answer) -> bool | None:
         return None
     try:
         diff = abs(sympy.N(gold - answer, 50))
+        if diff == 0:
+            return True
+        if gold == 0 or answer == 0:  # no scale to be relative to: left to symbolic simplification
+            return None
         scale = max(abs(sympy.N(gold, 50)), abs(sympy.N(answer, 50)))
-        return bool(diff == 0 or diff <= scale * sympy.Float("1e-40", 50))
+        return bool(diff <= scale * sympy.Float("1e-40", 50))
     except (TypeError, ValueError, ArithmeticError):
         return None
 
