@@ -119,3 +119,17 @@ def test_evaluate_expression_exact():
         evaluate_expression("1/(2-2)")
     with pytest.raises(ValueError):
         evaluate_expression("1 +")
+
+
+def test_generated_problems_accept_their_witness_and_reject_a_changed_target():
+    """Cross-check with r1zero.data's Countdown generator (its meta is what training passes)."""
+    import random
+
+    from r1zero.data.countdown import make_countdown
+
+    verifier, rng = get_verifier("countdown"), random.Random(0)
+    for _ in range(200):
+        _, answer, meta = make_countdown(rng, rng.randint(3, 6))
+        response = tagged(meta["witness"])
+        assert verifier(response, answer, **meta).reason == "correct", meta
+        assert verifier(response, str(int(answer) + 1), **meta).reason == "wrong", meta
