@@ -45,15 +45,21 @@ class PackedBatch:
     prompt_width: int
 
     def rows(self, index: slice) -> PackedBatch:
-        ref = None if self.ref_logp is None else self.ref_logp[index]
+        """A micro-batch: the rows ``index``, trimmed to the columns those rows use (less padding)."""
+        used = self.attention_mask[index].any(dim=0).nonzero().flatten()  # [used columns]
+        left = min(int(used[0]), self.prompt_width - 1)
+        width = max(int(used[-1]) + 1 - self.prompt_width, 1)  # completion columns kept
+        cols = slice(left, self.prompt_width + width)
+        ref = None if self.ref_logp is None else self.ref_logp[index, :width]
         return replace(
             self,
-            input_ids=self.input_ids[index],
-            attention_mask=self.attention_mask[index],
-            loss_mask=self.loss_mask[index],
+            input_ids=self.input_ids[index, cols],
+            attention_mask=self.attention_mask[index, cols],
+            loss_mask=self.loss_mask[index, :width],
             advantages=self.advantages[index],
-            rollout_logp=self.rollout_logp[index],
+            rollout_logp=self.rollout_logp[index, :width],
             ref_logp=ref,
+            prompt_width=self.prompt_width - left,
         )
 
     def to(self, device: torch.device | str) -> PackedBatch:
@@ -119,11 +125,12 @@ def frozen_logprobs(
     model: torch.nn.Module, batch: PackedBatch, micro_batch_size: int, temperature: float
 ) -> torch.Tensor:
     """Log-probs ``[B, T]`` without grad (old policy for mu > 1, or the reference policy)."""
+    width = batch.loss_mask.shape[1]
     parts = [
         sequence_logprobs(model, batch.rows(slice(i, i + micro_batch_size)), temperature)[0]
         for i in range(0, batch.input_ids.shape[0], micro_batch_size)
     ]
-    return torch.cat(parts)
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])  # [B, T]
 
 
 def policy_update(
@@ -158,7 +165,11 @@ def policy_update(
             sync = k == len(starts) - 1
             with contextlib.nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
                 logp, entropy = sequence_logprobs(model, micro, temperature, with_entropy=True)  # [b, T]
-                old = logp.detach() if old_logp is None else old_logp[start : start + algo.micro_batch_size]
+                old = (
+                    logp.detach()
+                    if old_logp is None
+                    else old_logp[start : start + len(micro.advantages), : logp.shape[1]]
+                )
                 weights = (
                     grpo.truncated_is_weights(old, micro.rollout_logp, algo.is_cap)
                     if algo.is_cap > 0

@@ -39,6 +39,18 @@ def test_learner_logprobs_match_the_engine(tiny_model_dir, backend):
         logp, entropy = sequence_logprobs(model, batch, with_entropy=True)
     assert torch.allclose(logp * batch.loss_mask, batch.rollout_logp * batch.loss_mask, atol=1e-4)
     assert entropy is not None and (entropy[batch.loss_mask.bool()] > 0).all()
+    # micro-batches are trimmed to the columns they use; their log-probs are the same numbers
+    with torch.no_grad():
+        for i in range(len(rollouts)):
+            micro = batch.rows(slice(i, i + 1))
+            assert micro.input_ids.shape[1] == len(rollouts[i].prompt_ids) + max(
+                len(rollouts[i].completion_ids), 1
+            )
+            part = sequence_logprobs(model, micro)[0]  # [1, T_i]
+            width = part.shape[1]
+            assert torch.allclose(
+                part * micro.loss_mask, logp[i : i + 1, :width] * micro.loss_mask, atol=1e-5
+            )
 
 
 def test_pack_rollouts_layout_and_overlong_rows():
