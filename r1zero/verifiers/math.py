@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -45,6 +46,9 @@ from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
 __all__ = ["DEFAULT_TIMEOUT", "gold_readable", "symbolic_check", "verify_math"]
 
 logger = logging.getLogger(__name__)
+
+if sandbox.in_worker():  # a sandbox child or verify_batch worker: load sympy now, outside any time limit
+    import math_verify  # noqa: F401
 
 #: Seconds the symbolic check of one answer may take.
 DEFAULT_TIMEOUT = 5.0
@@ -124,10 +128,11 @@ def verify_math(
 
 
 def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
+    deadline = time.monotonic() + timeout  # one budget for the gold check and the answer check together
     gold_info = _read_gold(gold if isinstance(gold, str) else "")
     symbolic_gold = gold_info.exact is None and gold_info.choice is None and gold_info.word is None
     try:
-        if gold_info.bad or (symbolic_gold and not _gold_readable(gold_info.text, timeout)):
+        if gold_info.bad or (symbolic_gold and not _gold_readable(gold_info.text, deadline)):
             return "bad_gold", None
     except sandbox.VerifierTimeout:
         return "timeout", None
@@ -154,22 +159,34 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     if normal == gold_info.text:  # the same text as a readable gold: no need for sympy
         return "correct", answer
     try:
-        return _bounded(symbolic_check, gold_info.text, normal, _as_rational(exact), timeout=timeout), answer
+        return _bounded(
+            symbolic_check, gold_info.text, normal, _as_rational(exact), deadline=deadline
+        ), answer
     except sandbox.VerifierTimeout:
         return "timeout", answer
 
 
-def _bounded(fn, *args, timeout: float):
-    """``fn(*args)`` under a wall-clock limit: directly inside a time-bounded worker, else in the sandbox."""
+def _bounded(fn, *args, deadline: float):
+    """``fn(*args)`` by ``deadline`` (``time.monotonic()``): directly inside a time-bounded worker, else in
+    the sandbox, which kills the call at the deadline."""
     if sandbox.in_worker():
         return fn(*args)
-    return sandbox.run_isolated(fn, *args, timeout=timeout)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise sandbox.VerifierTimeout("no time left for the symbolic check")
+    return sandbox.run_isolated(fn, *args, timeout=remaining)
 
 
-@lru_cache(maxsize=4096)
-def _gold_readable(gold: str, timeout: float) -> bool:
-    """Whether math-verify reads a (normalised) gold; cached, so each distinct gold costs one call."""
-    return _bounded(gold_readable, gold, timeout=timeout)
+_READABLE: dict[str, bool] = {}  # gold text -> readable by math-verify; each distinct gold costs one call
+
+
+def _gold_readable(gold: str, deadline: float) -> bool:
+    """Whether math-verify reads a (normalised) gold; cached (a timeout is not)."""
+    if gold not in _READABLE:
+        if len(_READABLE) >= 4096:
+            _READABLE.clear()
+        _READABLE[gold] = _bounded(gold_readable, gold, deadline=deadline)
+    return _READABLE[gold]
 
 
 def gold_readable(gold: str) -> bool:
