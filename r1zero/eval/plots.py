@@ -78,7 +78,7 @@ def draw_accuracy(ax: Axes, runs: Sequence[Run]) -> None:
         if s:
             ax.plot(s, ema(v), ":", color=color, linewidth=1.4, label=lab("train accuracy"))
         s, v = series(run.metrics, "heldout/accuracy")
-        if s:
+        if s and "heldout" not in _eval_benchmarks(run):  # else drawn below from eval.jsonl, with its CI
             ax.plot(s, v, "o--", color=color, markersize=4, linewidth=1.0, label=lab("held-out accuracy"))
         for j, bench in enumerate(_eval_benchmarks(run)):
             rows = [r for r in run.evals if r.get("benchmark") == bench and "pass@1" in r]
