@@ -70,7 +70,10 @@ def summary_rows(run: Run) -> list[tuple[str, float | None, float | None]]:
         first, last = _first_last(run, key)
         if first is not None:
             rows.append((label, first, last))
-    for bench in sorted({r["benchmark"] for r in run.evals if "benchmark" in r}):
+    benches = {r["benchmark"] for r in run.evals if "benchmark" in r}
+    if rows:  # the trainer's held-out lines in eval.jsonl repeat the heldout/* metrics above
+        benches.discard("heldout")
+    for bench in sorted(benches):
         evals = sorted((r for r in run.evals if r.get("benchmark") == bench), key=lambda r: r["step"])
         for key, label in (
             ("pass@1", "pass@1"),
