@@ -65,3 +65,12 @@ def test_ema_smooths_noise():
     smoothed = ema(values, 0.1)
     assert max(smoothed[10:]) - min(smoothed[10:]) < 0.25
     assert json.dumps(smoothed)  # plain floats
+
+
+def test_console_dispatch_plot_and_report(runs, tmp_path, capsys):
+    from r1zero.cli import main as r1zero_main
+
+    assert r1zero_main(["plot", str(runs[1]), "--out", str(tmp_path / "p"), "--formats", "png"]) == 0
+    assert (tmp_path / "p" / "overview.png").is_file()
+    assert r1zero_main(["report", str(runs[1]), "--out", str(tmp_path / "r.html")]) == 0
+    assert "No aha step" in (tmp_path / "r.html").read_text()
