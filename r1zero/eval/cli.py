@@ -110,13 +110,13 @@ def format_table(results: list[dict]) -> str:
 
     >>> print(format_table([{"benchmark": "b", "problems": 2, "n": 4, "pass@1": 0.5, "pass@1_ci": [0.25, 0.75],
     ...     "pass@4": 1.0, "maj@4": 0.5, "format_rate": 1.0, "length/mean": 10.0, "length/clip_ratio": 0.0,
-    ...     "reflection/per_response": 0.25}]))
-    benchmark      problems   n   pass@1  95% CI          pass@n   maj@n  format   len  trunc  reflect
-    b                     2   4    0.500  [0.250, 0.750]   1.000   0.500   1.000    10  0.000    0.250
+    ...     "reflection/per_response": 0.25, "accuracy/strict": 0.25}]))
+    benchmark      problems   n   pass@1  95% CI          pass@n   maj@n  strict  format   len  trunc  reflect
+    b                     2   4    0.500  [0.250, 0.750]   1.000   0.500   0.250   1.000    10  0.000    0.250
     """
     head = (
         f"{'benchmark':<14} {'problems':>8} {'n':>3} {'pass@1':>8}  {'95% CI':<15} {'pass@n':>6} {'maj@n':>7} "
-        f"{'format':>7} {'len':>5} {'trunc':>6} {'reflect':>8}"
+        f"{'strict':>7} {'format':>7} {'len':>5} {'trunc':>6} {'reflect':>8}"
     )
     lines = [head]
     for r in results:
@@ -125,7 +125,8 @@ def format_table(results: list[dict]) -> str:
         ci = "[{:.3f}, {:.3f}]".format(*r["pass@1_ci"])
         lines.append(
             f"{name:<14} {r['problems']:>8} {n:>3} {r['pass@1']:>8.3f}  {ci:<15} {r[f'pass@{n}']:>6.3f} "
-            f"{r[f'maj@{n}']:>7.3f} {r['format_rate']:>7.3f} {r['length/mean']:>5.0f} "
+            f"{r[f'maj@{n}']:>7.3f} {r.get('accuracy/strict', float('nan')):>7.3f} {r['format_rate']:>7.3f} "
+            f"{r['length/mean']:>5.0f} "
             f"{r['length/clip_ratio']:>6.3f} {r['reflection/per_response']:>8.3f}"
         )
     return "\n".join(lines)
