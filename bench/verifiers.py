@@ -11,8 +11,10 @@ but labelled wrong), false negatives, false positives on the reward-hacking rows
 - **math-verify $gold$**: the same with the gold wrapped in ``$…$``, the common way to feed it a LaTeX
   gold; shown so that plain math-verify is not judged on a gold-parsing quirk alone.
 
-Workers are started and warmed before the clock starts. A last micro-benchmark times one numeric
-check in-process (the common case in training: GSM8K and most MATH golds are numbers). Writes ``bench/results/verifiers.json`` and
+Throughput is also measured on the labelled rows with a numeric gold, and on a synthetic numeric
+workload (2,000 GSM8K-like tagged answers in ``$…$``, which plain math-verify can read too): the common
+case in training. Workers are started and warmed before the clock starts. A last micro-benchmark times
+one numeric check in-process. Writes ``bench/results/verifiers.json`` and
 prints a markdown table.
 
     python bench/verifiers.py [--repeat 1] [--workers 1 2] [--timeout 5]
@@ -123,6 +125,22 @@ def run_plain(rows: list[dict], workers: int, fn) -> dict:
     return score(rows, predicted, seconds)
 
 
+def numeric_workload(n: int = 2000) -> list[dict]:
+    """GSM8K-like rows: tagged responses with a ``$number$`` answer (right for half), numeric golds.
+
+    The answer is written in ``$…$`` so that plain math-verify finds it too and both do the full job.
+    """
+    rows = []
+    for i in range(n):
+        gold = 10 + (i * 37) % 990
+        answer = gold if i % 2 == 0 else gold + 1 + i % 7
+        response = f"<think>{gold - 3} + 3 = {gold}</think> <answer>${answer}$</answer>"
+        rows.append(
+            {"response": response, "gold": str(gold), "expected": answer == gold, "category": "numeric"}
+        )
+    return rows
+
+
 def per_call_microseconds(calls: int = 2000) -> dict[str, float]:
     """In-process cost of one numeric check, r1zero (exact fast path) vs math-verify (parse + verify).
 
@@ -148,15 +166,17 @@ def per_call_microseconds(calls: int = 2000) -> dict[str, float]:
 
 def markdown(results: dict) -> str:
     lines = [
-        "| system | workers | accuracy | FP | FN | FP on hack rows | verifications/s | on numeric golds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| system | workers | accuracy | FP | FN | FP on hack rows | verifications/s | on numeric golds "
+        "| numeric workload: verifications/s (accuracy) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         system, workers = key.rsplit("@", 1)
         lines.append(
             f"| {system} | {workers} | {r['accuracy']:.3f} | {r['false_positives']} | {r['false_negatives']} "
             f"| {r['hack_false_positives']} | {r['verifications_per_s']:.0f} "
-            f"| {r['numeric_gold_verifications_per_s']:.0f} |"
+            f"| {r['numeric_gold_verifications_per_s']:.0f} "
+            f"| {r['numeric_workload']['verifications_per_s']:.0f} ({r['numeric_workload']['accuracy']:.3f}) |"
         )
     return "\n".join(lines)
 
@@ -173,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = labelled * args.repeat
     results: dict[str, dict] = {}
     numeric = [r for r in rows if _NUMERIC_GOLD.match(r["gold"])]
+    workload = numeric_workload()
     systems = {
         "r1zero math": lambda subset, w: run_r1zero(subset, w, args.timeout),
         "math-verify": lambda subset, w: run_plain(subset, w, plain_math_verify),
@@ -182,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, run in systems.items():
             result = run(rows, workers)
             result["numeric_gold_verifications_per_s"] = run(numeric, workers)["verifications_per_s"]
+            result["numeric_workload"] = {
+                k: v for k, v in run(workload, workers).items() if k != "per_category"
+            }
             results[f"{name}@{workers}"] = result
     micro = per_call_microseconds()
     table = markdown(results)
