@@ -43,8 +43,8 @@ def _common(**overrides) -> dict:
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_attention_heads=2,  # head_dim 32: vLLM's CPU attention kernels need head_dim >= 32
+        num_key_value_heads=2,
         max_position_embeddings=256,
         pad_token_id=0,
         bos_token_id=1,
@@ -57,14 +57,14 @@ def _common(**overrides) -> dict:
 def tiny_llama(seed: int = 0, **overrides) -> LlamaForCausalLM:
     """A random 2-layer Llama with tied embeddings (the tiny-base layout, smaller)."""
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(**_common(tie_word_embeddings=True, **overrides)))
+    model = LlamaForCausalLM(LlamaConfig(**_common(**{"tie_word_embeddings": True, **overrides})))
     return model.eval()
 
 
 def tiny_qwen2(seed: int = 0, **overrides) -> Qwen2ForCausalLM:
-    """A random 2-layer Qwen2: grouped-query attention (4 heads, 2 KV heads), Q/K/V biases, untied head."""
+    """A random 2-layer Qwen2: grouped-query attention (2 heads, 1 KV head), Q/K/V biases, untied head."""
     torch.manual_seed(seed)
-    fields = _common(num_key_value_heads=2, tie_word_embeddings=False, **overrides)
+    fields = _common(num_key_value_heads=1, tie_word_embeddings=False, **overrides)
     model = Qwen2ForCausalLM(Qwen2Config(**fields))
     with torch.no_grad():
         for layer in model.model.layers:  # random, non-zero biases so the bias path is exercised
