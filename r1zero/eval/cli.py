@@ -135,7 +135,11 @@ def format_table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    suite = load_suite(args.suite) if args.suite else {}
+    try:
+        suite = load_suite(args.suite) if args.suite else {}
+    except ValueError as exc:
+        print(f"r1zero eval: {exc}", file=sys.stderr)
+        return 2
     names = args.benchmarks.split(",") if args.benchmarks else suite.get("benchmarks", [])
     if not names:
         print("r1zero eval: give --benchmarks or a --suite that lists them", file=sys.stderr)
@@ -150,13 +154,20 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     progress = not args.no_progress
-    if args.run:
-        results = evaluate_run(args.run, names, cfg, args.data_dir, progress)
-        if not results:
-            print(f"every checkpoint of {args.run} is already evaluated on {', '.join(names)}")
-            return 0
-    else:
-        results = evaluate_model(args.model, names, cfg, args.data_dir, args.out, progress)
+    try:
+        if args.run:
+            results = evaluate_run(args.run, names, cfg, args.data_dir, progress)
+            if not results:
+                print(f"every checkpoint of {args.run} is already evaluated on {', '.join(names)}")
+                return 0
+        else:
+            results = evaluate_model(args.model, names, cfg, args.data_dir, args.out, progress)
+    except (
+        ValueError,
+        OSError,
+    ) as exc:  # bad benchmark, data dir, model or settings: say which, no traceback
+        print(f"r1zero eval: {exc}", file=sys.stderr)
+        return 2
     print(format_table(results))
     if args.out and args.model:
         print(f"results: {args.out}")
