@@ -44,6 +44,20 @@ class PackedBatch:
     ref_logp: torch.Tensor | None
     prompt_width: int
 
+    def by_length(self) -> PackedBatch:
+        """The same rows sorted by sequence length (stable), so micro-batches carry little padding."""
+        order = torch.argsort(self.attention_mask.sum(dim=1), stable=True)  # [B]
+        ref = None if self.ref_logp is None else self.ref_logp[order]
+        return replace(
+            self,
+            input_ids=self.input_ids[order],
+            attention_mask=self.attention_mask[order],
+            loss_mask=self.loss_mask[order],
+            advantages=self.advantages[order],
+            rollout_logp=self.rollout_logp[order],
+            ref_logp=ref,
+        )
+
     def rows(self, index: slice) -> PackedBatch:
         """A micro-batch: the rows ``index``, trimmed to the columns those rows use (less padding)."""
         used = self.attention_mask[index].any(dim=0).nonzero().flatten()  # [used columns]
@@ -151,6 +165,7 @@ def policy_update(
     With data parallelism each rank passes its own shard and the global sequence/token counts; the
     loss is multiplied by ``world_size`` because DDP averages gradients over ranks.
     """
+    batch = batch.by_length()  # the loss is a sum over sequences: their order does not matter
     n = batch.input_ids.shape[0]
     sequences = global_sequences if global_sequences is not None else n
     tokens = global_tokens if global_tokens is not None else batch.loss_mask.sum().item()

@@ -105,7 +105,8 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
             for r in ranks:
                 assert torch.allclose(r[mode]["grads"][name], grad, atol=1e-6, rtol=1e-5), (mode, name)
         for name, param in single["params"].items():
-            assert torch.allclose(ranks[0][mode]["params"][name], param, atol=1e-6), (mode, name)
+            # after two AdamW steps (lr 1e-2) float32 summation order shows up at ~1e-6 (measured 1.2e-6)
+            assert torch.allclose(ranks[0][mode]["params"][name], param, atol=1e-5), (mode, name)
             assert torch.equal(ranks[0][mode]["params"][name], ranks[1][mode]["params"][name])
 
 
