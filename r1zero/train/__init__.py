@@ -1,0 +1,1 @@
+"""GRPO training: config and presets, the recipe (``r1zero train``), checkpoints, data parallelism."""

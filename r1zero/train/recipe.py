@@ -72,11 +72,11 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         groups, timing = collect_groups(config, s.engine, s.tokenizer, s.problems, s.sampler, step, s.dist)
 
         # ---- 4. advantages, packed with the rollouts into one padded batch ----------------------
+        t_update = time.perf_counter()  # time/update counts reference log-probs, the update and the sync
         rewards = torch.tensor([g.rewards for g in groups])  # [n, G]
         batch = _advantage_batch(s, groups, rewards)
 
         # ---- 5. mu inner updates with micro-batches and gradient accumulation ------------------
-        t_update = time.perf_counter()
         stats = _update(s, batch)
 
         # ---- 6. push the new weights to the rollout engine -------------------------------------
