@@ -142,7 +142,11 @@ def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> 
 
     r = config.rollout
     options = (
-        {"gpu_memory_utilization": r.gpu_memory_utilization, "tensor_parallel_size": r.tensor_parallel}
+        {
+            "gpu_memory_utilization": r.gpu_memory_utilization,
+            "tensor_parallel_size": r.tensor_parallel,
+            "dtype": config.model.dtype,
+        }
         if r.backend == "vllm"
         else {}
     )
