@@ -26,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from r1zero.eval.rundir import Run, aha_for_run, ema, load_run, reflection_baseline, series
 
@@ -193,6 +194,7 @@ PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
 
 def finish_axes(ax: Axes) -> None:
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
     if handles:
