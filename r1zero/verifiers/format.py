@@ -37,7 +37,6 @@ FORMAT_REASONS = (
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 # Anything that looks like a think/answer tag, in any case and spacing; exact tags are subtracted later.
 _TAG_LIKE = re.compile(r"<\s*/?\s*(?:think|answer)\s*/?\s*>", re.IGNORECASE)
-_EOS_TAIL = re.compile("(?:" + "|".join(re.escape(t) for t in EOS_TOKENS) + r"|\s)+\Z")
 
 
 @dataclass(frozen=True)
@@ -58,12 +57,17 @@ class FormatCheck:
 
 
 def strip_eos(text: str) -> str:
-    """Remove trailing whitespace and end-of-sequence tokens.
+    """Remove trailing whitespace and end-of-sequence tokens (a loop, not a regex: linear on any input).
 
     >>> strip_eos("<answer>4</answer> </s><|endoftext|>\\n")
     '<answer>4</answer>'
     """
-    return _EOS_TAIL.sub("", text)
+    text = text.rstrip()
+    while True:
+        token = next((t for t in EOS_TOKENS if text.endswith(t)), None)
+        if token is None:
+            return text
+        text = text[: -len(token)].rstrip()
 
 
 def check_format(response: str) -> FormatCheck:

@@ -23,10 +23,12 @@ MAX_FACTORIAL = 5000
 MAX_NESTING = 40
 
 # A chain of integer literals joined by ^ or ** (braces/parentheses allowed around each): 9^{9^9}, 2**3**4.
-_POWER_CHAIN = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*[({]*\s*\d+)+")
-_FACTORIAL = re.compile(r"(\d+)\s*!")
+_POWER_CHAIN = re.compile(r"(?<!\d)\d+(?:\s*(?:\^|\*\*)\s*[({]*\s*\d+)+")
+# "--------" or "+++++" is not maths, and sympy can take seconds to refuse 900 of them.
+_OPERATOR_RUN = re.compile(r"[-+*/^=]{8,}")
+_FACTORIAL = re.compile(r"(?<!\d)(\d+)\s*!")
 _NESTED_FACTORIAL = re.compile(r"!\s*[)}]*\s*!|\\(?:Gamma|gamma|factorial)\b")
-_HUGE_LITERAL = re.compile(r"\d{" + str(MAX_DIGITS + 1) + ",}")
+_HUGE_LITERAL = re.compile(r"(?<!\d)\d{" + str(MAX_DIGITS + 1) + ",}")
 
 
 def guard_answer(text: str) -> str | None:
@@ -47,6 +49,8 @@ def guard_answer(text: str) -> str | None:
         return "huge_number"
     if _nesting_depth(text) > MAX_NESTING:
         return "deep_nesting"
+    if _OPERATOR_RUN.search(text):
+        return "operator_run"
     for chain in _POWER_CHAIN.finditer(text):
         if _power_digits(chain.group(0)) > MAX_DIGITS:
             return "power_tower"

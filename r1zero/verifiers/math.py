@@ -207,8 +207,10 @@ def _has_prose(text: str) -> bool:
 def _read_gold(gold: str) -> _Gold:
     boxed = find_boxed(gold)
     raw = boxed if boxed is not None else gold
+    if guard_answer(raw) is not None:  # before any regex or sympy sees it
+        return _Gold(raw[:100], None, None, None, False, bad=True)
     text = normalize(raw)
-    if not text or guard_answer(raw) is not None:
+    if not text:
         return _Gold(text, None, None, None, False, bad=True)
     exact = parse_exact(text)
     choice = choice_letter(text) if re.fullmatch(r"\(?[A-J]\)?", text) else None

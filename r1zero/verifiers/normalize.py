@@ -58,18 +58,21 @@ _DROP = re.compile(
 _TEXT_CMD = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
 )
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*\bdegrees?\b")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\bdegrees?\b")
 _TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)")
-_TRIG_DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?")
+_TRIG_DEGREES = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?")
 _ORDINAL = re.compile(r"(\d)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)\b\}?")
-_SCALE = re.compile(r"(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
+_SCALE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
 _ASSIGNMENT = re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([a-z]\))?\s*=\s*(?P<rhs>[^=]+)$")
 _MIXED = re.compile(
     r"^(?P<sign>-?)(?P<whole>\d+)\s*(?:\s(?P<n1>\d+)/(?P<d1>\d+)|\\frac\{(?P<n2>\d+)\}\{(?P<d2>\d+)\})$"
 )
-_UNITS_TAIL = re.compile(r"^(?P<num>[-+]?[\d./]+%?)\s*(?:[a-zA-Z]{2,}\.?(?:\^?\d)?[\s/]*)+$")
+# A number and unit words: each word must be followed by a separator, so matching is linear (no ReDoS).
+_UNITS_TAIL = re.compile(
+    r"^(?P<num>[-+]?[\d./]+%?)\s*[a-zA-Z]{2,}\.?(?:\^?\d)?(?:[\s/]+[a-zA-Z]+\.?(?:\^?\d)?)*$"
+)
 _CURRENCY = re.compile(r"\\?\$|\bdollars?\b|\bUSD\b|\bcents?\b")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _FRACTION = re.compile(
@@ -83,6 +86,7 @@ _CHOICE = re.compile(r"^\(?\s*(?P<letter>[A-J])\s*\)?(?:[.:)]|\s|$)")
 Number = Fraction | float  # float only for ±inf
 _MAX_EXPONENT = 4096  # 2^4096 has 1234 digits: exact and instant; larger powers go to the guards and sympy
 _MAX_FACTORIAL = 1000
+_MAX_TOKENS = 200  # longer arithmetic goes to sympy (recursion depth stays small)
 _MAX_BITS = 40_000  # largest power computed exactly here (about 12,000 digits)
 
 
@@ -127,12 +131,12 @@ def normalize(text: str) -> str:
     if _TRIG.search(text):  # sin 30^\circ: degrees become radians for the symbolic path
         text = _TRIG_DEGREES.sub(r"{\\frac{\1\\pi}{180}}", text)
     text = _DEGREES.sub("", text)
-    text = re.sub(r"\s*\bpercent\b", "%", text)
+    text = re.sub(r"\bpercent\b", "%", text)
     text = _ORDINAL.sub(r"\1", text)
     if not text.lstrip().startswith(("(", "[", r"\{", "{")):
         text = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
     text = _SCALE.sub(lambda m: _scaled(m.group(1), m.group(2)), text)
-    text = " ".join(text.split()).strip().rstrip(".").strip()
+    text = " ".join(text.split()).rstrip(".").strip().replace(" %", "%")
     if (assignment := _ASSIGNMENT.match(text)) is not None:
         text = assignment.group("rhs").strip()
     if (units := _UNITS_TAIL.match(text)) is not None:
@@ -291,11 +295,11 @@ def _evaluate_side(text: str) -> Fraction | None:
             return None
         tokens.append(_OPERATOR_WORDS.get(match.group(1), match.group(1)))
         pos = match.end()
-    if not tokens:
+    if not tokens or len(tokens) > _MAX_TOKENS:
         return None
     try:
         value, end = _expr(tokens, 0)
-    except (ArithmeticError, IndexError, ValueError, TypeError):
+    except (ArithmeticError, IndexError, ValueError, TypeError, RecursionError):
         return None
     return value if end == len(tokens) else None
 

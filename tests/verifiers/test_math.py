@@ -335,6 +335,8 @@ def test_evaluate_arithmetic(text, value):
         ("\\Gamma(10^9)", "huge_factorial"),
         ("[" * 41 + "]" * 41, "deep_nesting"),
         ("x" * 1001, "too_long"),
+        ("1 " + "-" * 900, "operator_run"),
+        ("x--1", None),
     ],
 )
 def test_guard_answer(text, refusal):
@@ -350,3 +352,40 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(f"r1zero.verifiers.{module}"))
     assert result.attempted > 0 and result.failed == 0
+
+
+# Inputs that made an earlier version's regexes quadratic or exponential (found by fuzzing).
+HOSTILE = [
+    "\\(" * 25_000,  # unclosed math openers
+    "\\boxed{" * 7_000,  # unclosed boxes
+    " " * 50_000 + "x",  # a long whitespace run before text
+    "</s> " * 10_000 + "x",
+    "<answer>1 " + "a" * 5_000 + "!</answer>",  # number then a long word: units regex
+    "+" * 50_000,
+    "1" * 50_000 + "!",
+    "<answer>" + "1" * 900 + "</answer>",
+    "<answer>" + "\\sqrt{" * 100 + "</answer>",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_hostile_text_is_handled_in_linear_time(text):
+    start = time.perf_counter()
+    as_response = verify(text, "12", timeout=5.0)
+    as_gold = verify("<think>a</think> <answer>12</answer>", text, timeout=5.0)
+    assert time.perf_counter() - start < 1.0
+    assert as_response.reward == 0.0 and as_gold.reward == 0.0
+
+
+def test_pure_helpers_are_linear_on_long_runs():
+    from r1zero.verifiers.extract import find_boxed
+    from r1zero.verifiers.format import strip_eos
+    from r1zero.verifiers.normalize import evaluate_arithmetic, normalize
+
+    start = time.perf_counter()
+    assert strip_eos(" " * 50_000 + "x" + " </s>" * 1_000) == " " * 50_000 + "x"
+    assert find_boxed("\\boxed{" * 20_000) is None
+    assert normalize("1 " + "a" * 900 + "!").startswith("1 a")
+    assert evaluate_arithmetic("+" * 1_000 + "1") is None
+    assert evaluate_arithmetic("(" * 150 + "1" + ")" * 150) is None
+    assert time.perf_counter() - start < 1.0
