@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["MAX_ANSWER_CHARS", "MAX_DIGITS", "MAX_FACTORIAL", "MAX_NESTING", "guard_answer"]
+__all__ = ["MAX_ANSWER_CHARS", "MAX_DIGITS", "MAX_FACTORIAL", "MAX_NESTING", "guard_answer", "malformed"]
 
 #: Longest answer text accepted.
 MAX_ANSWER_CHARS = 1000
@@ -28,6 +28,7 @@ _POWER_CHAIN = re.compile(r"(?<!\d)\d+(?:\s*(?:\^|\*\*)\s*[({]*\s*\d+)+")
 _OPERATOR_RUN = re.compile(r"[-+*/^=]{8,}")
 _FACTORIAL = re.compile(r"(?<!\d)(\d+)\s*!")
 _NESTED_FACTORIAL = re.compile(r"!\s*[)}]*\s*!|\\(?:Gamma|gamma|factorial)\b")
+_BRACKET = re.compile(r"\\[{}]|(?<!\\)[{}]|[()\[\]]")
 _HUGE_LITERAL = re.compile(r"(?<!\d)\d{" + str(MAX_DIGITS + 1) + ",}")
 
 
@@ -59,6 +60,27 @@ def guard_answer(text: str) -> str | None:
     if any(int(n) > MAX_FACTORIAL for n in _FACTORIAL.findall(text)):
         return "huge_factorial"
     return None
+
+
+def malformed(text: str) -> bool:
+    """Whether ``text`` is not a complete formula: unbalanced braces/brackets or a dangling operator.
+
+    math-verify parses the longest piece it can, so ``2i\\}--`` would otherwise be read as ``2``.
+    Round and square brackets are counted together: ``[1, 2)`` is an interval.
+
+    >>> malformed("[1, 2)"), malformed(r"\\{1, 2\\}"), malformed(r"\\frac{1}{2"), malformed("3+"), malformed(")(")
+    (False, False, True, True, True)
+    """
+    text = text.strip()
+    if not text or text[-1] in "+-*/^=,." or text[0] in "*/^=,":
+        return True
+    depths = {"{": 0, "\\{": 0, "(": 0}
+    for token in _BRACKET.findall(text):
+        key = {"}": "{", "\\}": "\\{", ")": "(", "]": "(", "[": "("}.get(token, token)
+        depths[key] += 1 if token in ("{", "\\{", "(", "[") else -1
+        if depths[key] < 0:
+            return True
+    return any(depths.values())
 
 
 def _nesting_depth(text: str) -> int:

@@ -32,7 +32,7 @@ from r1zero.verifiers import sandbox
 from r1zero.verifiers.base import Verdict, register
 from r1zero.verifiers.extract import extract_answer, find_boxed
 from r1zero.verifiers.format import check_format
-from r1zero.verifiers.guards import guard_answer
+from r1zero.verifiers.guards import guard_answer, malformed
 from r1zero.verifiers.normalize import (
     ExactValue,
     choice_letter,
@@ -158,6 +158,8 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
         return "wrong", answer  # "x > 0", "x \in \{1, 2, 3\}" against a number
     if normal == gold_info.text:  # the same text as a readable gold: no need for sympy
         return "correct", answer
+    if malformed(normal):  # math-verify would read a fragment of it
+        return "unparseable", answer
     try:
         return _bounded(
             symbolic_check, gold_info.text, normal, _as_rational(exact), deadline=deadline
@@ -210,9 +212,9 @@ def _read_gold(gold: str) -> _Gold:
     if guard_answer(raw) is not None:  # before any regex or sympy sees it
         return _Gold(raw[:100], None, None, None, False, bad=True)
     text = normalize(raw)
-    if not text:
-        return _Gold(text, None, None, None, False, bad=True)
     exact = parse_exact(text)
+    if not text or (exact is None and malformed(text)):
+        return _Gold(text, None, None, None, False, bad=True)
     choice = choice_letter(text) if re.fullmatch(r"\(?[A-J]\)?", text) else None
     word = text.casefold() if _WORD.match(text) and len(text) >= 3 and re.search("[aeiouy]", text) else None
     enclosed = text.startswith(("(", "[", r"\{")) and len(split_top_level(text[1:-1])) > 1

@@ -345,6 +345,29 @@ def test_guard_answer(text, refusal):
     assert guard_answer(text) == refusal
 
 
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("[1, 2)", False),
+        ("(-\\infty, 0]", False),
+        ("\\{1, 2\\}", False),
+        ("\\frac{a}{b}", False),
+        ("-x", False),
+        ("\\frac{1}{2", True),
+        ("2i\\}--", True),
+        ("x)(", True),
+        ("(1, 2", True),
+        ("3 +", True),
+        ("=3", True),
+        ("", True),
+    ],
+)
+def test_malformed(text, bad):
+    from r1zero.verifiers.guards import malformed
+
+    assert malformed(text) is bad
+
+
 @pytest.mark.parametrize("module", ["format", "extract", "normalize", "guards", "math"])
 def test_docstring_examples(module):
     import doctest
