@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from r1zero.verifiers import Verdict, get_verifier
 from r1zero.verifiers.reward import RewardWeights, apply_weights
 
 __all__ = [
-    "IndexSampler",
     "load_model",
     "load_problems_for",
     "make_engine",
@@ -76,48 +74,6 @@ def render_prompts(config: TrainConfig, problems: Sequence[Problem], tokenizer: 
 
     prompts, _ = render(problems, config.data.template, config.data.think_prefix, tokenizer)
     return prompts
-
-
-class IndexSampler:
-    """Which problems each step trains on: shuffled epochs, deterministic by seed, exactly resumable.
-
-    >>> s = IndexSampler(5, seed=0)
-    >>> first = s.next(3); state = s.state_dict(); after = s.next(4)
-    >>> t = IndexSampler(5, seed=0); t.load_state_dict(state); t.next(4) == after
-    True
-    """
-
-    def __init__(self, size: int, seed: int) -> None:
-        if size < 1:
-            raise ValueError(f"cannot sample from {size} problems")
-        self.size, self.seed, self.epoch, self.position = size, seed, 0, 0
-        self._order = self._shuffle(0)
-
-    def _shuffle(self, epoch: int) -> list[int]:
-        order = list(range(self.size))
-        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-        return order
-
-    def next(self, k: int) -> list[int]:
-        """The next ``k`` indices; an epoch boundary reshuffles (never returns fewer than ``k``)."""
-        out: list[int] = []
-        while len(out) < k:
-            if self.position == self.size:
-                self.epoch, self.position = self.epoch + 1, 0
-                self._order = self._shuffle(self.epoch)
-            take = min(k - len(out), self.size - self.position)
-            out += self._order[self.position : self.position + take]
-            self.position += take
-        return out
-
-    def state_dict(self) -> dict[str, int]:
-        return {"size": self.size, "seed": self.seed, "epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if state["size"] != self.size:
-            raise ValueError(f"sampler state is for {state['size']} problems, this run has {self.size}")
-        self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
-        self._order = self._shuffle(self.epoch)
 
 
 # ---------------------------------------------------------------- model and engine

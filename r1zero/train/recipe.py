@@ -69,7 +69,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         t_step = time.perf_counter()
 
         # ---- 1-3. sample prompts, roll out G each, verify (dynamic sampling refills) ------------
-        groups, timing = collect_groups(config, s.engine, s.tokenizer, s.problems, s.sampler, step, s.dist)
+        groups, timing = collect_groups(config, s.engine, s.tokenizer, s.sampler, step, s.dist)
 
         # ---- 4. advantages, packed with the rollouts into one padded batch ----------------------
         t_update = time.perf_counter()  # time/update counts reference log-probs, the update and the sync

@@ -15,6 +15,7 @@ import torch
 
 from r1zero import grpo
 from r1zero.data.problem import Problem
+from r1zero.data.sampler import PromptSampler
 from r1zero.eval.behaviour import count_reflection
 from r1zero.rollout.base import Rollout, SamplingParams
 from r1zero.train import build
@@ -97,8 +98,7 @@ def collect_groups(
     config: TrainConfig,
     engine: Any,
     tokenizer: Any,
-    problems: Sequence[Problem],
-    sampler: build.IndexSampler,
+    sampler: PromptSampler,
     step: int,
     dist_info: DistInfo,
 ) -> tuple[list[Group], dict[str, float]]:
@@ -115,8 +115,8 @@ def collect_groups(
     tokens = 0
     rounds = 1 + (config.algo.dynamic_sampling_rounds if config.algo.dynamic_sampling else 0)
     for round_ in range(rounds):
-        indices = sampler.next(config.rollout.prompts_per_step)
-        mine = [problems[indices[i]] for i in shard_range(len(indices), dist_info)]
+        batch = sampler.next_batch()
+        mine = [batch[i] for i in shard_range(len(batch), dist_info)]
         prompts = build.render_prompts(config, mine, tokenizer)
         seed = rollout_seed(config.run.seed, step, round_, dist_info.rank)
         t0 = time.perf_counter()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from r1zero.data.problem import Problem
+from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
 from r1zero.train.checkpoint import (
     CheckpointError,
@@ -56,7 +57,7 @@ class Session:
     reference: torch.nn.Module | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    sampler: build.IndexSampler
+    sampler: PromptSampler
     engine: Any
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -110,7 +111,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         reference=reference,
         optimizer=optimizer,
         scheduler=scheduler,
-        sampler=build.IndexSampler(len(problems), config.run.seed),
+        sampler=PromptSampler(problems, config.rollout.prompts_per_step, seed=config.run.seed),
         engine=build.make_engine(config, model, tokenizer),
         state={"step": 0, "elapsed": 0.0, "accuracy_history": [], "step0": {}, "last_eval": {}},
     )

@@ -7,7 +7,6 @@ import pytest
 
 MODULES = [
     "r1zero.grpo",
-    "r1zero.train.build",
     "r1zero.train.cli",
     "r1zero.train.config",
     "r1zero.train.distributed",

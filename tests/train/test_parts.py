@@ -7,7 +7,6 @@ import torch
 
 from r1zero.rollout import build_engine
 from r1zero.rollout.base import Rollout, SamplingParams
-from r1zero.train.build import IndexSampler
 from r1zero.train.learner import pack_rollouts, sequence_logprobs
 from r1zero.train.metrics import rollout_metrics, sample_records
 from r1zero.train.monitors import MonitorInput, run_monitors
@@ -110,21 +109,6 @@ def test_monitors_fire_on_their_patterns():
     assert run_monitors(calm) == {"format_saturation": False, "repeated_tags": False, "length_cap": False}
     hacked = MonitorInput(["<answer>3</answer></answer>"] * 4, [True] * 3 + [False], 1.0, [0.2] * 12)
     assert run_monitors(hacked) == {"format_saturation": True, "repeated_tags": True, "length_cap": True}
-
-
-def test_index_sampler_epochs_and_exact_restore():
-    sampler = IndexSampler(7, seed=1)
-    first_epoch = sampler.next(7)
-    assert sorted(first_epoch) == list(range(7))
-    sampler.next(3)
-    state = sampler.state_dict()
-    expected = sampler.next(10)  # crosses an epoch boundary
-    other = IndexSampler(7, seed=1)
-    other.load_state_dict(state)
-    assert other.next(10) == expected
-    assert IndexSampler(7, seed=2).next(7) != first_epoch
-    with pytest.raises(ValueError, match="for 7 problems, this run has 8"):
-        IndexSampler(8, seed=1).load_state_dict(state)
 
 
 def test_truncate_jsonl_drops_lines_past_the_step_and_torn_lines(tmp_path):
