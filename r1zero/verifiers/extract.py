@@ -38,6 +38,9 @@ _MATH_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _NUMBER = re.compile(r"[-−]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+")
 # End of an "answer is" sentence: a period/semicolon not inside a number, or a line break.
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.(?=\s|\Z)|;|\n")
+# A number with one of these right before or after it is part of a bigger expression (free-form text only).
+_GLUE_BEFORE = frozenset("^_{\\")
+_GLUE_AFTER = frozenset("^_{}!")
 
 
 @dataclass(frozen=True)
@@ -213,9 +216,22 @@ def _from_final_expression(text: str) -> Extraction | None:
         inner = maths[-1][2].rsplit("=", 1)[-1].strip()  # "3 + 4 = 7": the value is the last side
         if inner:
             return Extraction(inner, "final_expr")
-    if numbers:
+    if numbers and not _is_fragment(text, numbers[-1]):
         return Extraction(numbers[-1].group(0).strip(), "final_expr")
     return None
+
+
+def _is_fragment(text: str, number: re.Match) -> bool:
+    """Whether a number is part of a bigger expression (an exponent, a subscript, glued to letters or braces).
+
+    Free-form text such as ``…$^9`` or ``x_2`` must not give ``9`` or ``2`` as the final answer.
+
+    >>> [_is_fragment(t, _NUMBER.search(t)) for t in ("so 9.", "a$^9", "x_2", "7th", "{3}", "(3)")]
+    [False, True, True, True, True, False]
+    """
+    before = text[number.start() - 1] if number.start() > 0 else " "
+    after = text[number.end()] if number.end() < len(text) else " "
+    return before in _GLUE_BEFORE or before.isalpha() or after in _GLUE_AFTER or after.isalpha()
 
 
 def _strip_math_delimiters(answer: str) -> str:
