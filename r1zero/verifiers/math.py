@@ -86,6 +86,8 @@ _MATH_WORDS = frozenset(
     ]
 )
 _WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
+# Python in a gold ("1 + __import__('os').system(...)") is a data defect or an attack, not an answer.
+_PYTHON = re.compile(r"__\w+|\b(?:import|lambda|exec|eval)\b|[A-Za-z_]\w*\.[A-Za-z_]\w*\s*\(")
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def _has_prose(text: str) -> bool:
 def _read_gold(gold: str) -> _Gold:
     boxed = find_boxed(gold)
     raw = boxed if boxed is not None else gold
-    if guard_answer(raw) is not None:  # before any regex or sympy sees it
+    if guard_answer(raw) is not None or _PYTHON.search(raw):  # before any regex or sympy sees it
         return _Gold(raw[:100], None, None, None, False, bad=True)
     text = normalize(raw)
     exact = parse_exact(text)
