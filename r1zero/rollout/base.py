@@ -211,8 +211,8 @@ class StopChecker:
         may_end = torch.zeros(vocab_size, dtype=torch.bool)
         if self.stop:
             last_chars = {s[-1] for s in self.stop}
-            for token_id in range(min(vocab_size, len(tokenizer))):
-                piece = tokenizer.decode([token_id])
+            pieces = tokenizer.batch_decode([[i] for i in range(min(vocab_size, len(tokenizer)))])
+            for token_id, piece in enumerate(pieces):
                 may_end[token_id] = "\ufffd" in piece or any(c in piece for c in last_chars)
         self.may_end = may_end  # [V]
 

@@ -80,10 +80,17 @@ class FastEngine:
         self.eos = eos_ids(tokenizer, cfg)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or [0])[0]
         self.pad_id = int(pad)
+        self._stops: dict[tuple[tuple[str, ...], int], StopChecker] = {}
         self.max_positions = cfg.max_position_embeddings
         self.load_weights(model)
 
     @torch.no_grad()
+    def _stop_checker(self, stop: tuple[str, ...], vocab: int) -> StopChecker:
+        """One ``StopChecker`` per stop-string set (building one decodes the whole vocabulary once)."""
+        if (stop, vocab) not in self._stops:
+            self._stops[(stop, vocab)] = StopChecker(self.tokenizer, stop, vocab)
+        return self._stops[(stop, vocab)]
+
     def load_weights(self, model: torch.nn.Module) -> None:
         """Copy (and fuse) the learner's weights; call after every optimiser step."""
         base = model.get_decoder()
@@ -151,7 +158,7 @@ class FastEngine:
         self, prompt_ids, logits, prompt_caches, prompt_bias, position, sampling
     ) -> list[list[Rollout]]:
         rows, steps = logits.size(0), sampling.max_new_tokens
-        stops = StopChecker(self.tokenizer, sampling.stop, self.lm_head.size(0))
+        stops = self._stop_checker(sampling.stop, self.lm_head.size(0))
         eos = torch.tensor(self.eos, dtype=torch.long, device=self.device)
         shape = (rows, self.kv_heads, steps, self.head_dim)  # [R, Hkv, S, Dh]
         caches = [(self._zeros(shape), self._zeros(shape)) for _ in self.layers]

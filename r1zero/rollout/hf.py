@@ -81,6 +81,13 @@ class HFEngine:
         self.eos = eos_ids(tokenizer, model.config)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or [0])[0]
         self.pad_id = int(pad)
+        self._stops: dict[tuple[tuple[str, ...], int], StopChecker] = {}
+
+    def _stop_checker(self, stop: tuple[str, ...], vocab: int) -> StopChecker:
+        """One ``StopChecker`` per stop-string set (building one decodes the whole vocabulary once)."""
+        if (stop, vocab) not in self._stops:
+            self._stops[(stop, vocab)] = StopChecker(self.tokenizer, stop, vocab)
+        return self._stops[(stop, vocab)]
 
     def load_weights(self, model: torch.nn.Module) -> None:
         if model is not self.model:
@@ -104,7 +111,7 @@ class HFEngine:
         ids = ids.repeat_interleave(sampling.n, dim=0).to(device)  # [R, P], row = prompt * n + sample
         mask = mask.repeat_interleave(sampling.n, dim=0).to(device)
         vocab = self.model.get_output_embeddings().weight.shape[0]
-        stops = StopChecker(self.tokenizer, sampling.stop, vocab)
+        stops = self._stop_checker(sampling.stop, vocab)
         recorder = _Recorder(sampling)
         criterion = _StopCriterion(recorder, ids.size(1), stops, ids.size(0))
         # Hugging Face's own warpers off: ours run inside the recorder.
