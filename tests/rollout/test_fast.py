@@ -67,3 +67,13 @@ def test_fast_leaves_the_callers_rng_alone(tokenizer):
     torch.manual_seed(123)
     engine.generate(PROMPTS, SamplingParams(n=2, max_new_tokens=8, seed=9))
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("engine_class", [HFEngine, FastEngine], ids=["hf", "fast"])
+def test_cuda_greedy_equals_cpu_greedy(engine_class, tokenizer):
+    model = tiny_qwen2(seed=2)
+    sampling = SamplingParams(n=2, temperature=0.0, max_new_tokens=24, stop=("e",))
+    on_cpu = engine_class(model, tokenizer).generate(PROMPTS, sampling)
+    on_gpu = engine_class(model.to("cuda"), tokenizer).generate(PROMPTS, sampling)
+    assert [[r.completion_ids for r in g] for g in on_gpu] == [[r.completion_ids for r in g] for g in on_cpu]
