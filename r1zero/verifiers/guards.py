@@ -27,7 +27,8 @@ _POWER_CHAIN = re.compile(r"(?<!\d)\d+(?:\s*(?:\^|\*\*)\s*[({]*\s*\d+)+")
 # "--------" or "+++++" is not maths, and sympy can take seconds to refuse 900 of them.
 _OPERATOR_RUN = re.compile(r"[-+*/^=]{8,}")
 _FACTORIAL = re.compile(r"(?<!\d)(\d+)\s*!")
-_NESTED_FACTORIAL = re.compile(r"!\s*[)}]*\s*!|\\(?:Gamma|gamma|factorial)\b")
+# Lowercase \gamma is a symbol (math.py makes sympy read it as one), not the gamma function.
+_NESTED_FACTORIAL = re.compile(r"!\s*[)}]*\s*!|\\(?:Gamma|factorial)\b")
 _BRACKET = re.compile(r"\\[{}]|(?<!\\)[{}]|[()\[\]]")
 _HUGE_LITERAL = re.compile(r"(?<!\d)\d{" + str(MAX_DIGITS + 1) + ",}")
 

@@ -43,12 +43,9 @@ from r1zero.verifiers.normalize import (
 )
 from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
 
-__all__ = ["DEFAULT_TIMEOUT", "gold_readable", "symbolic_check", "verify_math"]
+__all__ = ["DEFAULT_TIMEOUT", "gold_readable", "verify_math"]
 
 logger = logging.getLogger(__name__)
-
-if sandbox.in_worker():  # a sandbox child or verify_batch worker: load sympy now, outside any time limit
-    import math_verify  # noqa: F401
 
 #: Seconds the symbolic check of one answer may take.
 DEFAULT_TIMEOUT = 5.0
@@ -164,7 +161,7 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
         return "unparseable", answer
     try:
         return _bounded(
-            symbolic_check, gold_info.text, normal, _as_rational(exact), deadline=deadline
+            _SYMBOLIC_CHECK, gold_info.text, normal, _as_rational(exact), deadline=deadline
         ), answer
     except sandbox.VerifierTimeout:
         return "timeout", answer
@@ -189,13 +186,23 @@ def _gold_readable(gold: str, deadline: float) -> bool:
     if gold not in _READABLE:
         if len(_READABLE) >= 4096:
             _READABLE.clear()
-        _READABLE[gold] = _bounded(gold_readable, gold, deadline=deadline)
+        _READABLE[gold] = _bounded(_GOLD_PARSES, gold, deadline=deadline)
     return _READABLE[gold]
 
 
-def gold_readable(gold: str) -> bool:
-    """True when math-verify parses ``gold`` into a sympy object (runs in the sandbox child)."""
-    return bool(_parse_gold_symbolic(gold))
+def gold_readable(gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Whether ``verify_math`` can use ``gold``: the same checks it runs, so False exactly when it would
+    answer ``bad_gold`` (for filtering data sets). Raises ``sandbox.VerifierTimeout`` past ``timeout``.
+
+    >>> gold_readable(r"\\frac{1}{2}"), gold_readable(r"\\frac{"), gold_readable("__import__('os')")
+    (True, False, False)
+    """
+    info = _read_gold(gold if isinstance(gold, str) else "")
+    if info.bad:
+        return False
+    if info.exact is not None or info.choice is not None or info.word is not None:
+        return True
+    return _gold_readable(info.text, time.monotonic() + timeout)
 
 
 def _has_prose(text: str) -> bool:
@@ -232,68 +239,38 @@ def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:
     return value.items[0].numerator, value.items[0].denominator
 
 
-@lru_cache(maxsize=16384)  # G samples of one prompt often give the same answer
-def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = None) -> str:
-    """Compare normalised gold and answer with math-verify/sympy; returns a reason code.
+class _Symbolic:
+    """A function of :mod:`r1zero.verifiers._symbolic` (sympy, math-verify) by name.
 
-    Runs in the sandbox child (a top-level function, so it pickles by reference). No timeout inside:
-    the caller bounds it. ``rational`` is the answer's exact value when it is a plain number.
-
-    >>> symbolic_check(r"\\frac{\\sqrt{3}}{2}", r"\\frac{1}{2}\\sqrt{3}")
-    'correct'
-    >>> symbolic_check(r"\\pi", "3.14159265", (314159265, 100000000))
-    'wrong'
+    Picklable without importing sympy in the caller's process; unpickling it gives the function itself
+    and imports that module at module level, so a sandbox child that receives it as its warm-up object
+    (``sandbox.run_isolated``) has sympy and math-verify loaded before any call and its time limit.
     """
-    import math_verify
-    import sympy
 
-    gold_parsed = _parse_gold_symbolic(gold)
-    if not gold_parsed:
-        return "bad_gold"
-    gold_expr = gold_parsed[0]
-    if rational is not None and isinstance(gold_expr, sympy.Expr) and gold_expr.is_number:
-        value = sympy.Rational(*rational)
-        same = _same_number(gold_expr, value)
-        return "correct" if (sympy.simplify(gold_expr - value) == 0 if same is None else same) else "wrong"
-    answer_parsed = math_verify.parse(f"${answer}$", fallback_mode="no_fallback", parsing_timeout=None)
-    if not answer_parsed:
-        return "unparseable"
-    same_number = _same_number(gold_expr, answer_parsed[0])
-    if same_number is not None:
-        return "correct" if same_number else "wrong"
-    # allow_set_relation_comp: "-2 \le x \le 7" answers the interval [-2, 7]
-    same = math_verify.verify(
-        list(gold_parsed), answer_parsed, allow_set_relation_comp=True, timeout_seconds=None
-    )
-    return "correct" if same else "wrong"
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self):
+        return _symbolic_function, (self.name,)
+
+    def __call__(self, *args):
+        return _symbolic_function(self.name)(*args)
+
+    def __repr__(self) -> str:
+        return f"r1zero.verifiers._symbolic.{self.name}"
 
 
-def _same_number(gold, answer) -> bool | None:
-    """Compare two exact numeric expressions to 50 significant digits (relative), or None if not both.
+def _symbolic_function(name: str):
+    from r1zero.verifiers import _symbolic
 
-    math-verify rounds to 6 decimals, so it accepts ``1/2^99`` for ``1/2^98``; exact inputs need no rounding.
-    """
-    import sympy
-
-    exprs = (gold, answer)
-    if not all(isinstance(e, sympy.Expr) and e.is_number and not e.has(sympy.Float) for e in exprs):
-        return None
-    if not (gold.is_finite and answer.is_finite):  # zoo, oo, nan: left to math-verify
-        return None
-    try:
-        diff = abs(sympy.N(gold - answer, 50))
-        if diff == 0:
-            return True
-        if gold == 0 or answer == 0:  # no scale to be relative to: left to symbolic simplification
-            return None
-        scale = max(abs(sympy.N(gold, 50)), abs(sympy.N(answer, 50)))
-        return bool(diff <= scale * sympy.Float("1e-40", 50))
-    except (TypeError, ValueError, ArithmeticError):
-        return None
+    return getattr(_symbolic, name)
 
 
-@lru_cache(maxsize=4096)
-def _parse_gold_symbolic(gold: str) -> tuple:
-    import math_verify
+def _warm_up() -> None:
+    """Load sympy and math-verify (``verify_batch`` workers call this once, before their first item)."""
+    _symbolic_function("symbolic_check")
 
-    return tuple(math_verify.parse(f"${gold}$", fallback_mode="no_fallback", parsing_timeout=None))
+
+_SYMBOLIC_CHECK = _Symbolic("symbolic_check")
+_GOLD_PARSES = _Symbolic("gold_parses")
+verify_math.warm_up = _warm_up  # type: ignore[attr-defined]

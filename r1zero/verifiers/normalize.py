@@ -65,7 +65,11 @@ _ORDINAL = re.compile(r"(\d)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)\b\}?")
 _SCALE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
-_ASSIGNMENT = re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([a-z]\))?\s*=\s*(?P<rhs>[^=]+)$")
+# "x = 3", "m_{\max} = n^2-1", "\frac{dM}{dt} = kM": a named left-hand side; the value is the right-hand side.
+_ASSIGNMENT = re.compile(
+    r"^\s*(?:(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?|_\{\s*\\?[a-zA-Z]+\s*\})?(?:\([a-z]\))?"
+    r"|\\frac\{d[a-zA-Z]\}\{d[a-zA-Z]\})\s*=\s*(?P<rhs>[^=]+)$"
+)
 _MIXED = re.compile(
     r"^(?P<sign>-?)(?P<whole>\d+)\s*(?:\s(?P<n1>\d+)/(?P<d1>\d+)|\\frac\{(?P<n2>\d+)\}\{(?P<d2>\d+)\})$"
 )

@@ -94,6 +94,9 @@ def _resolve(spec: str) -> Verifier:
     verifier = _RESOLVED.get(spec)
     if verifier is None:
         verifier = _RESOLVED[spec] = get_verifier(spec)
+        warm_up = getattr(verifier, "warm_up", None)  # e.g. math loads sympy here, before any item's limit
+        if callable(warm_up):
+            warm_up()
     return verifier
 
 

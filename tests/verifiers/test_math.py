@@ -63,7 +63,21 @@ def test_labelled_row(row):
         assert verdict.formatted is row["formatted"]
 
 
-@pytest.mark.parametrize("gold", ["", "\\frac{", "???", "\\left(", "}", "9^{9^{9^{9}}}", "x" * 5000])
+BAD_GOLDS = [
+    "",
+    "\\frac{",
+    "???",
+    "\\left(",
+    "}",
+    "9^{9^{9^{9}}}",
+    "x" * 5000,
+    "np.arcsin(10/13)",  # source-data defects found by the data engineer
+    "t(0,4]",
+    "1 + __import__('os').system('true')",
+]
+
+
+@pytest.mark.parametrize("gold", BAD_GOLDS)
 def test_bad_gold_is_never_rewarded(gold):
     for response in (
         f"<think>copy</think> <answer>{gold}</answer>",
@@ -72,6 +86,25 @@ def test_bad_gold_is_never_rewarded(gold):
     ):
         verdict = verify(response, gold)
         assert (verdict.reward, verdict.reason) == (0.0, "bad_gold")
+
+
+GOOD_GOLDS = [
+    "12",
+    "\\frac{1}{2}",
+    "(B)",
+    r"m_{p} c^{2}\left(\gamma^{2}-1\right) \sin ^{2} \theta",
+    r"\frac{1}{3} E_{1}+\frac{2}{3} E_{2}",
+    r"E_{1},E_{2}",
+    r"m_{\max }=n^{2}-n-1",
+    r"\frac{dM}{dt}=\frac{10^{5} L_{\odot}}{0.007 c^{2} M_{\odot}^{6}} M^{6}",
+]
+
+
+@pytest.mark.parametrize("gold", GOOD_GOLDS + BAD_GOLDS)
+def test_gold_readable_agrees_with_the_verifier(gold):
+    readable = math_verifier.gold_readable(gold)
+    assert readable is (gold in GOOD_GOLDS)
+    assert readable is (verify("<answer>1</answer>", gold).reason != "bad_gold")
 
 
 @pytest.mark.parametrize(
@@ -368,7 +401,7 @@ def test_malformed(text, bad):
     assert malformed(text) is bad
 
 
-@pytest.mark.parametrize("module", ["format", "extract", "normalize", "guards", "math"])
+@pytest.mark.parametrize("module", ["format", "extract", "normalize", "guards", "math", "_symbolic"])
 def test_docstring_examples(module):
     import doctest
     import importlib
