@@ -16,7 +16,14 @@ for the pins). vLLM is imported only when this engine is built.
   R1-Zero setting). With top-k/top-p, vLLM's processed log-probs are of the truncated, renormalised
   distribution; a warning says so.
 - **Seeds.** Prompt ``i`` gets vLLM's per-request seed ``seed + i``: the same seed repeats the same
-  samples, but they are not the ``hf``/``fast`` engines' samples (different RNG).
+  samples, whatever the batch and however vLLM schedules it, but they are not the ``hf``/``fast``
+  engines' samples (different RNG). On CPU the engine runs without chunked prefill: when a prompt's
+  prefill is split across scheduler steps (more than ``max_num_batched_tokens``, 4096, prompt tokens in
+  one call, e.g. 16 prompts x 8 samples), vLLM 0.32 rewinds that request's generator with
+  ``set_offset``, which a CPU ``torch.Generator`` refuses (``RuntimeError: CPU Generator does not use
+  offset``). Seeding the workers' global RNG once per call instead was tried and did not repeat (32
+  prompts x 8 samples differed between two calls with the same seed): the draws then depend on which
+  requests share a scheduler step.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ class VLLMEngine:
             float32 checkpoint in half precision, and its log-probs would drift from the learner's).
         sleep: on GPU, sleep between ``generate`` calls to free memory for the learner.
         seed: vLLM's global seed.
-        **llm_kwargs: passed to ``vllm.LLM`` unchanged.
+        **llm_kwargs: passed to ``vllm.LLM`` (``enable_chunked_prefill`` defaults to on for GPU, off for
+            CPU; see "Seeds" above).
     """
 
     name = "vllm"
@@ -93,6 +101,12 @@ class VLLMEngine:
         self.sleep_between = sleep and self.on_gpu
         if dtype is None:
             dtype = str(model.dtype).removeprefix("torch.") if model is not None else "auto"
+        # CPU generators cannot rewind a split prefill's draws (see "Seeds" in the module docstring); a
+        # whole prompt must then fit one step's token budget (vLLM's CPU default: 4096).
+        chunked = llm_kwargs.pop("enable_chunked_prefill", self.on_gpu)
+        longest = max_model_len or getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if not chunked and longest:
+            llm_kwargs.setdefault("max_num_batched_tokens", max(4096, int(longest)))
         self.llm = vllm.LLM(
             model=model_path,
             tokenizer=model_path,
@@ -102,6 +116,7 @@ class VLLMEngine:
             max_model_len=max_model_len,
             enforce_eager=llm_kwargs.pop("enforce_eager", not self.on_gpu),  # CUDA graphs on GPU only
             enable_sleep_mode=self.sleep_between,
+            enable_chunked_prefill=chunked,
             logprobs_mode="processed_logprobs",
             seed=seed,
             **llm_kwargs,

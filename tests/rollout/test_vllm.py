@@ -1,4 +1,5 @@
-"""vLLM-only checks beyond the contract: an untied GQA Qwen2 with biases, synced twice."""
+"""vLLM-only checks beyond the contract: an untied GQA Qwen2 with biases, synced twice; the demo's
+rollout shape (16 prompts x 8 samples x 128 new tokens), which once crashed vLLM on CPU."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from r1zero.rollout import SamplingParams, build_engine
 from r1zero.rollout.hf import HFEngine
 from tests.rollout.conftest import HAS_VLLM
-from tests.rollout.fixtures import tiny_qwen2
+from tests.rollout.fixtures import tiny_llama, tiny_qwen2
 
 pytestmark = [
     pytest.mark.vllm,
@@ -40,3 +41,32 @@ def test_qwen2_untied_weights_follow_two_learner_updates(tokenizer):
         assert seen[0] != seen[1] != seen[2]
     finally:
         engine.close()
+
+
+def test_demo_rollout_shape_runs_and_repeats(tokenizer):
+    # 16 x 8 prompts hold more than vLLM's CPU budget of 4096 tokens per step: with chunked prefill a
+    # seeded request's prefill was split and vLLM crashed ("CPU Generator does not use offset").
+    prompts = [
+        f"User: what is {i}+{i % 7}+{i % 5}+{2 * i % 9}+8+{i % 3}? Show your work.\nAssistant: <think>"
+        for i in range(16)
+    ]
+    assert 8 * sum(len(tokenizer(p)["input_ids"]) for p in prompts) > 4096
+    sampling = SamplingParams(n=8, temperature=1.0, max_new_tokens=128, seed=5)
+    engine = build_engine("vllm", tiny_llama(seed=1), tokenizer, max_model_len=256)
+    try:
+        first = engine.generate(prompts, sampling)
+        again = engine.generate(prompts, sampling)
+        alone = engine.generate(prompts[:3], sampling)  # per-request seeds: other prompts do not matter
+    finally:
+        engine.close()
+    assert [len(g) for g in first] == [8] * 16
+    rollouts = [r for g in first for r in g]
+    assert all(1 <= len(r.completion_ids) == len(r.logprobs) <= 128 for r in rollouts)
+    assert any(r.finish_reason == "length" for r in rollouts)
+    assert len({r.completion_ids for r in rollouts}) > 32  # measured 67: a group is not one sample x 8
+    assert [[(r.completion_ids, r.logprobs) for r in g] for g in first] == [
+        [(r.completion_ids, r.logprobs) for r in g] for g in again
+    ]
+    assert [[r.completion_ids for r in g] for g in alone] == [
+        [r.completion_ids for r in g] for g in first[:3]
+    ]
