@@ -13,11 +13,18 @@ but labelled wrong), false negatives, false positives on the reward-hacking rows
 
 Throughput is also measured on the labelled rows with a numeric gold, and on a synthetic numeric
 workload (2,000 GSM8K-like tagged answers in ``$…$``, which plain math-verify can read too): the common
-case in training. Workers are started and warmed before the clock starts. A last micro-benchmark times
-one numeric check in-process. Writes ``bench/results/verifiers.json`` and
-prints a markdown table.
+case in training. A last micro-benchmark times one numeric check in-process.
 
-    python bench/verifiers.py [--repeat 1] [--workers 1 2] [--timeout 5]
+Timing is fair and steady-state: each system's workers are started once, then before every timed pass
+every worker scores all the rows once (warm-up: imports, math-verify's ANTLR parser tables, which
+otherwise cost a cold worker ~4x on its first LaTeX, sympy's caches), and then every per-string cache
+is cleared in every worker (r1zero's gold/answer caches and
+math-verify's ``parse_latex_cached``/``parse_expr_cached``/``extract_latex``), so no timed item is a
+cache hit left by the warm-up. Each (system, workers) pass is repeated ``--trials`` times, interleaved
+(1 and 2 workers, all systems, in turn) with the load average recorded before each pass; the table
+gives the median. Writes ``bench/results/verifiers.json`` and prints a markdown table.
+
+    python bench/verifiers.py [--trials 3] [--repeat 1] [--workers 1 2] [--timeout 5]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import multiprocessing as mp
 import os
 import platform
 import re
+import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -101,28 +109,92 @@ def score(rows: list[dict], predicted: list[bool], seconds: float, reasons: list
     return result
 
 
-def run_r1zero(rows: list[dict], workers: int, timeout: float) -> dict:
-    """``verify_batch``'s pool, fresh for each run so that no cache carries over from an earlier run."""
-    from r1zero.verifiers.pool import VerifierPool
+def warm_r1zero_worker(response: str, gold: str, *, rows: list[tuple[str, str]], **meta):
+    """A "verifier" run once in each r1zero worker: scores every row (warm-up), then clears every
+    per-string cache, so that the timed pass starts warm but with no cache hit left by the warm-up."""
+    from math_verify import parser
 
-    responses, golds = [r["response"] for r in rows], [r["gold"] for r in rows]
-    with VerifierPool(workers) as pool:
-        warm = ["<answer>\\sqrt{2}</answer>"] * 2 * workers  # start the workers, import sympy and math-verify
-        pool.verify("math", warm, ["\\sqrt{2}"] * len(warm), timeout=timeout)
-        start = time.perf_counter()
-        verdicts = pool.verify("math", responses, golds, timeout=timeout)
-        seconds = time.perf_counter() - start
-    return score(rows, [v.correct for v in verdicts], seconds, [v.reason for v in verdicts])
+    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers import math as math_verifier
+    from r1zero.verifiers.base import Verdict
+
+    for item_response, item_gold in rows:
+        math_verifier.verify_math(item_response, item_gold)
+    for cached in (math_verifier._read_gold, _symbolic.symbolic_check, _symbolic._parse_gold_symbolic):
+        cached.cache_clear()
+    math_verifier._READABLE.clear()
+    _clear_math_verify_caches(parser)
+    time.sleep(0.2)  # hold this worker, so that the other worker takes the next item
+    return Verdict(0.0, False, False, "wrong", str(os.getpid()), {})
 
 
-def run_plain(rows: list[dict], workers: int, fn) -> dict:
-    items = [(r["response"], r["gold"]) for r in rows]
-    with mp.get_context("spawn").Pool(workers, initializer=_quiet) as pool:
-        pool.map(fn, [("$\\sqrt{2}$", "\\sqrt{2}")] * 2 * workers, chunksize=1)  # start + warm workers
-        start = time.perf_counter()
-        predicted = pool.map(fn, items, chunksize=16)
-        seconds = time.perf_counter() - start
-    return score(rows, predicted, seconds)
+def _clear_math_verify_caches(parser) -> None:
+    for cached in (parser.parse_latex_cached, parser.parse_expr_cached, parser.extract_latex):
+        cached.cache_clear()
+
+
+def warm_plain_worker(task: tuple) -> int:
+    """Run once in each plain math-verify worker: scores every row (warm-up), then clears math-verify's
+    per-string caches."""
+    from math_verify import parser
+
+    fn, items = task
+    for item in items:
+        fn(item)
+    _clear_math_verify_caches(parser)
+    time.sleep(0.2)  # hold this worker, so that the other worker takes the next item
+    return os.getpid()
+
+
+class R1zeroSystem:
+    """r1zero ``math`` in ``verify_batch``'s pool (``VerifierPool``), started once."""
+
+    def __init__(self, workers: int, timeout: float) -> None:
+        from r1zero.verifiers.pool import VerifierPool
+
+        self.workers, self.timeout = workers, timeout
+        self.pool = VerifierPool(workers)
+
+    def run(self, rows: list[dict]) -> dict:
+        responses, golds = [r["response"] for r in rows], [r["gold"] for r in rows]
+        self.pool.verify("math", ["<answer>1</answer>"], ["1"], timeout=self.timeout)  # start the workers
+        warm = f"{Path(__file__).resolve()}:warm_r1zero_worker"
+        metas = [{"rows": list(zip(responses, golds, strict=True))}] * self.workers
+        pids = self.pool.verify(warm, ["x"] * self.workers, ["x"] * self.workers, metas=metas, timeout=300)
+        if len({v.extracted for v in pids}) != self.workers:
+            raise RuntimeError(
+                f"warm-up reached workers {[v.extracted for v in pids]}, not all {self.workers}"
+            )
+        pids = [pid for pid in self.pool.pids if pid is not None]
+        cpu, start = _cpu_seconds(pids), time.perf_counter()
+        verdicts = self.pool.verify("math", responses, golds, timeout=self.timeout)
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds(pids) - cpu
+        result = score(rows, [v.correct for v in verdicts], seconds, [v.reason for v in verdicts])
+        return {**result, "worker_cpu_seconds": round(cpu, 3)}
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class PlainSystem:
+    """Plain math-verify (``fn``) in a ``multiprocessing`` pool, started once."""
+
+    def __init__(self, workers: int, fn) -> None:
+        self.workers, self.fn = workers, fn
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=_quiet)
+
+    def run(self, rows: list[dict]) -> dict:
+        items = [(r["response"], r["gold"]) for r in rows]
+        pids = self.pool.map(warm_plain_worker, [(self.fn, items)] * self.workers, chunksize=1)
+        if len(set(pids)) != self.workers:
+            raise RuntimeError(f"warm-up reached workers {pids}, not all {self.workers}")
+        cpu, start = _cpu_seconds(pids), time.perf_counter()
+        predicted = self.pool.map(self.fn, items, chunksize=16)
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds(pids) - cpu
+        return {**score(rows, predicted, seconds), "worker_cpu_seconds": round(cpu, 3)}
+
+    def close(self) -> None:
+        self.pool.terminate()
 
 
 def numeric_workload(n: int = 2000) -> list[dict]:
@@ -167,8 +239,8 @@ def per_call_microseconds(calls: int = 2000) -> dict[str, float]:
 def markdown(results: dict) -> str:
     lines = [
         "| system | workers | accuracy | FP | FN | FP on hack rows | verifications/s | on numeric golds "
-        "| numeric workload: verifications/s (accuracy) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| numeric workload: verifications/s (accuracy) | worker CPU ms/item | load avg (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         system, workers = key.rsplit("@", 1)
@@ -176,7 +248,9 @@ def markdown(results: dict) -> str:
             f"| {system} | {workers} | {r['accuracy']:.3f} | {r['false_positives']} | {r['false_negatives']} "
             f"| {r['hack_false_positives']} | {r['verifications_per_s']:.0f} "
             f"| {r['numeric_gold_verifications_per_s']:.0f} "
-            f"| {r['numeric_workload']['verifications_per_s']:.0f} ({r['numeric_workload']['accuracy']:.3f}) |"
+            f"| {r['numeric_workload']['verifications_per_s']:.0f} ({r['numeric_workload']['accuracy']:.3f}) "
+            f"| {r['worker_cpu_ms_per_item']:.2f} "
+            f"| {statistics.median(r['load_average_1min_before_trials']):.1f} |"
         )
     return "\n".join(lines)
 
@@ -184,6 +258,7 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="score each row this many times")
+    parser.add_argument("--trials", type=int, default=3, help="timed passes per system (median reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to run")
     parser.add_argument("--timeout", type=float, default=5.0, help="r1zero per-item time limit (s)")
     parser.add_argument("--out", type=Path, default=RESULT, help="where to write the JSON results")
@@ -191,27 +266,34 @@ def main(argv: list[str] | None = None) -> int:
     _quiet()
     labelled = load_rows()
     rows = labelled * args.repeat
-    results: dict[str, dict] = {}
     numeric = [r for r in rows if _NUMERIC_GOLD.match(r["gold"])]
     workload = numeric_workload()
-    systems = {
-        "r1zero math": lambda subset, w: run_r1zero(subset, w, args.timeout),
-        "math-verify": lambda subset, w: run_plain(subset, w, plain_math_verify),
-        "math-verify $gold$": lambda subset, w: run_plain(subset, w, plain_math_verify_dollar),
+    factories = {
+        "r1zero math": lambda w: R1zeroSystem(w, args.timeout),
+        "math-verify": lambda w: PlainSystem(w, plain_math_verify),
+        "math-verify $gold$": lambda w: PlainSystem(w, plain_math_verify_dollar),
     }
-    for workers in args.workers:
-        for name, run in systems.items():
-            result = run(rows, workers)
-            result["numeric_gold_verifications_per_s"] = run(numeric, workers)["verifications_per_s"]
-            result["numeric_workload"] = {
-                k: v for k, v in run(workload, workers).items() if k != "per_category"
-            }
-            results[f"{name}@{workers}"] = result
+    systems = {(name, w): make(w) for w in args.workers for name, make in factories.items()}
+    trials: dict[tuple[str, int], list[dict]] = {key: [] for key in systems}
+    try:
+        for _ in range(args.trials):  # interleaved: every system and worker count in each round
+            for key, system in systems.items():
+                load = os.getloadavg()[0]
+                result = system.run(rows)
+                result["numeric_gold"] = system.run(numeric)
+                result["numeric_workload"] = system.run(workload)
+                result["load_average_1min_before"] = round(load, 2)
+                trials[key].append(result)
+    finally:
+        for system in systems.values():
+            system.close()
+    results = {f"{name}@{w}": _median_result(runs) for (name, w), runs in trials.items()}
     micro = per_call_microseconds()
     table = markdown(results)
     meta = {
         "labelled_rows": len(labelled),
         "repeat": args.repeat,
+        "trials": args.trials,
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
         "python": platform.python_version(),
@@ -232,6 +314,43 @@ def main(argv: list[str] | None = None) -> int:
         f"{meta['cpu_count']} CPUs, load average {meta['load_average_at_end']}"
     )
     return 0
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux ``/proc``; 0 elsewhere).
+
+    On a shared machine the wall clock of 2 workers says how many cores were free; the workers' CPU
+    seconds say whether the pool itself scales (the same CPU seconds for the same rows at 1 and 2 workers).
+    """
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _median_result(runs: list[dict]) -> dict:
+    """The first run's scores (identical in every run) with the median throughput over the runs."""
+    result = {k: v for k, v in runs[0].items() if k not in ("numeric_gold", "numeric_workload")}
+    result["verifications_per_s"] = statistics.median(r["verifications_per_s"] for r in runs)
+    result["verifications_per_s_trials"] = [r["verifications_per_s"] for r in runs]
+    result["worker_cpu_seconds"] = statistics.median(r["worker_cpu_seconds"] for r in runs)
+    result["worker_cpu_ms_per_item"] = round(1000 * result["worker_cpu_seconds"] / result["rows"], 2)
+    result["load_average_1min_before_trials"] = [r["load_average_1min_before"] for r in runs]
+    result["numeric_gold_verifications_per_s"] = statistics.median(
+        r["numeric_gold"]["verifications_per_s"] for r in runs
+    )
+    workload = {k: v for k, v in runs[0]["numeric_workload"].items() if k != "per_category"}
+    workload["verifications_per_s"] = statistics.median(
+        r["numeric_workload"]["verifications_per_s"] for r in runs
+    )
+    result["numeric_workload"] = workload
+    if any(r["accuracy"] != result["accuracy"] for r in runs):
+        result["accuracy_trials"] = [r["accuracy"] for r in runs]  # e.g. a timeout under load
+    return result
 
 
 def _version(package: str) -> str:
