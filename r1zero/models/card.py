@@ -26,7 +26,10 @@ first line and the R1-Zero tags. Shares below are per document (`CorpusSpec` in
   `<think> ... the answer is N. </think> <answer>N</answer>`; {worked_share_tagged:.0%} of them are worked.
   A list sum never appears inside tags, so RL must discover using the format for the task (issue 4 (b)),
   but the whole winning path (worked `+` steps inside `<think>`, then a closed answer tag) exists
-  in the base (DESIGN.md section 6, third prototype).
+  in the base (DESIGN.md section 6, third prototype). {plain_header_share:.0%} of the plain
+  other-operation documents carry the template's first line yet answer without tags (instructions are
+  not always followed), so the header alone does not force the format: the step-0 format rate has room
+  to grow. List sums never carry that line.
 - **Self-corrections**: {wait_share:.0%} of worked chains contain one wrong step followed by
   `, wait, ` and the step redone (`8+2=11, wait, 8+2=10`), so reflection has a step-0 rate (issue 4 (d)).
 """

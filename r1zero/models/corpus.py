@@ -46,7 +46,7 @@ class CorpusSpec:
     """Longest list in list-sum documents (the demo task uses 5-8)."""
     worked_share_plain: float = 0.25
     """Share of plain documents answered with a worked running-sum chain (else direct)."""
-    worked_share_tagged: float = 0.35
+    worked_share_tagged: float = 0.45
     """Share of tagged documents answered with a worked chain inside ``<think>`` (else direct)."""
     sloppy_share: float = 0.5
     """Share of direct answers that are off by 1-3 (worked answers are always right)."""
@@ -54,6 +54,10 @@ class CorpusSpec:
     """Among other-operation documents: share of two-digit additions (the rest are mixed +/- chains)."""
     tagged_share: float = 0.85
     """Among other-operation documents: share written in the tag format (the rest are plain)."""
+    plain_header_share: float = 0.6
+    """Share of plain other-operation documents that carry the template's header line and still answer
+    plainly (instructions are not always followed in real text), so the header does not force the tags
+    and the step-0 format rate has room to grow. List sums never carry the header."""
     wait_share: float = 0.05
     """Share of worked chains containing one self-correction ``..., wait, ...``."""
     chain_len_min: int = 3
@@ -183,6 +187,8 @@ def generate_document(rng: random.Random, spec: CorpusSpec = CorpusSpec()) -> Do
     answer, stated = _answer(rng, chain, value, worked, spec)
     if tagged:
         text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: <think> {answer} </think> <answer>{stated}</answer>"
+    elif task != "list_sum" and rng.random() < spec.plain_header_share:
+        text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: {answer}"
     else:
         text = f"User: {question}\nAssistant: {answer}"
     return Document(text=text, task=task, tagged=tagged, worked=worked, wait=wait)

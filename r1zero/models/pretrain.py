@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 class PretrainConfig:
     """Settings of one pretraining run."""
 
-    steps: int = 600
+    steps: int = 1200
     """Optimizer steps (the schedule and the result depend on it; ``--minutes`` only caps wall time)."""
     batch_size: int = 32
     """Windows per step."""
@@ -46,7 +46,7 @@ class PretrainConfig:
     """Peak learning rate of AdamW."""
     min_lr_ratio: float = 0.05
     """Final learning rate as a share of the peak (cosine decay)."""
-    warmup_steps: int = 60
+    warmup_steps: int = 100
     """Linear warmup steps."""
     weight_decay: float = 0.1
     """AdamW weight decay (matrices only; norms and embeddings are not decayed)."""

@@ -28,7 +28,14 @@ def test_list_sum_never_inside_tags(docs):
         assert not LIST_SUM_QUESTION.fullmatch(question), doc.text
         assert doc.task != "list_sum"
     list_sums = [d for d in docs if d.task == "list_sum"]
-    assert list_sums and all("<" not in d.text for d in list_sums)
+    assert list_sums and all("<" not in d.text for d in list_sums)  # not even the template's header
+
+
+def test_the_header_does_not_force_the_tags(docs):
+    headed = [d for d in docs if d.text.startswith("Think inside <think>")]
+    untagged = [d for d in headed if not d.tagged]
+    assert all(d.task != "list_sum" and "</think>" not in d.text.split("Assistant:")[1] for d in untagged)
+    assert 0.05 < len(untagged) / len(headed) < 0.15
 
 
 def test_worked_shares_match_the_spec(docs):
