@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from r1zero.models import TINY_BASE_DIR
 from r1zero.rollout import SamplingParams
 from r1zero.rollout.hf import HFEngine
 from r1zero.train import build, cli
@@ -27,7 +28,7 @@ pytestmark = [
 ]
 
 HERE = Path(__file__).parent
-PROMPTS = ["Q: 3+4+1+8+2 = ?\nA: <think>", "12+7=19, 3+", "Q: what is 5+9?\nA:"]
+PROMPTS = ["User: What is 3+4+1+8+2?\nAssistant: <think>", "12+7=19, 3+", "User: What is 5+9?\nAssistant:"]
 GREEDY = SamplingParams(n=1, temperature=0.0, max_new_tokens=32)
 
 
@@ -54,10 +55,31 @@ def _greedy(engine) -> list[tuple[int, ...]]:
     return [g[0].completion_ids for g in engine.generate(PROMPTS, GREEDY)]
 
 
+def _model_args(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The shipped tiny-base on its own task when it is there (head_dim 32), else a random model."""
+    if (TINY_BASE_DIR / "config.json").is_file():
+        return TINY_BASE_DIR, [
+            "--model.name",
+            "tiny-base",
+            "--optim.lr",
+            "1e-3",
+            "--rollout.max_new_tokens",
+            "64",
+        ]
+    model_dir = _tiny_model(tmp_path / "model")
+    return model_dir, [
+        "--model.name", str(model_dir),
+        "--data.verifier", str(HERE / "digit_verifier.py"),  # unequal rewards from a random model
+        "--reward.require_format", "false",
+        "--optim.lr", "1e-2",  # large enough that 3 steps change greedy outputs
+        "--rollout.max_new_tokens", "8",  # short: some completions hold 2 digits, some do not
+    ]  # fmt: skip
+
+
 def test_smoke_run_with_vllm_backend(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_dir = _tiny_model(tmp_path / "model")
+    model_dir, model_args = _model_args(tmp_path)
     engines, make_engine = [], build.make_engine
 
     def keep_engine(*args, **kwargs):
@@ -69,15 +91,12 @@ def test_smoke_run_with_vllm_backend(tmp_path, monkeypatch):
         "--preset", "smoke",
         "--rollout.backend", "vllm",
         "--rollout.gpu_memory_utilization", "0.3",
-        "--model.name", str(model_dir),
+        "--rollout.prompts_per_step", "4",
         "--data.template", "tiny-demo",
-        "--data.verifier", str(HERE / "digit_verifier.py"),  # unequal rewards from a random model
-        "--reward.require_format", "false",
         "--reward.workers", "0",
-        "--rollout.max_new_tokens", "8",  # short: some completions hold 2 digits, some do not
-        "--optim.lr", "1e-2",  # large enough that 3 steps change greedy outputs
         "--run.threads", "1",
         "--run.out_dir", str(tmp_path / "runs"),
+        *model_args,
     ]  # fmt: skip
     try:
         assert cli.main(argv) == 0
