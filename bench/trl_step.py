@@ -9,7 +9,9 @@ in Hugging Face format; 8 prompts x 8 completions per step (``list_sum`` problem
 128 new tokens, T = 1, beta = 0, mu = 1, loss type ``grpo`` and ``dapo``, the ``integer`` verifier with
 the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sampling completions of the
 same length distribution), one forward/backward over all 64 sequences, float32, 2 torch threads.
-Timings: ``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
+Timings: ``step_s`` is wall time, ``step_cpu_s`` the process CPU time of the step (all threads; less
+sensitive to other processes on the machine than wall time, not counting verifier worker processes);
+``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
 (rewards, advantages; TRL also tokenises), ``update_s`` the rest of the step (forward, backward,
 optimiser; r1zero also pushes the weights to its engine).
 
@@ -29,6 +31,7 @@ before and after each. Writes ``bench/results/trl_step.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -129,12 +132,13 @@ def step_prompts(model_dir: str, loss_type: str, steps: int) -> tuple[list[str],
     """The prompts (and gold answers) r1zero trains on at each step, in order, flattened."""
     from transformers import AutoTokenizer
 
+    from r1zero.data.sampler import PromptSampler
     from r1zero.train import build
 
     config = r1zero_config(model_dir, loss_type, steps, "unused")
     problems = build.load_problems_for(config)
-    sampler = build.IndexSampler(len(problems), config.run.seed)
-    chosen = [problems[i] for _ in range(steps) for i in sampler.next(PROMPTS_PER_STEP)]
+    sampler = PromptSampler(problems, PROMPTS_PER_STEP, seed=config.run.seed)  # as r1zero's session does
+    chosen = [p for _ in range(steps) for p in sampler.next_batch()]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return build.render_prompts(config, chosen, tokenizer), [p.answer for p in chosen], config
 
@@ -150,13 +154,23 @@ def pin_threads() -> None:
 
 def run_r1zero(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
     from r1zero.train.recipe import train
+    from r1zero.train.runlog import RunLog
 
+    cpu_marks: list[float] = []  # process CPU time when each step's metrics line is written
+    write_metrics = RunLog.metrics
+
+    def marked(self, record):
+        cpu_marks.append(time.process_time())
+        return write_metrics(self, record)
+
+    RunLog.metrics = marked  # instrumentation in this benchmark subprocess only
     with tempfile.TemporaryDirectory() as out_dir:
         config = r1zero_config(model_dir, loss_type, steps, out_dir)
         train(config)
         rows = [json.loads(line) for line in (Path(out_dir) / config.run.name / "metrics.jsonl").open()]
     rows = [r for r in rows if r.get("step", 0) >= 1]
     return {
+        "step_cpu_s": [float("nan")] + [b - a for a, b in itertools.pairwise(cpu_marks)],
         "step_s": [r["time/step"] for r in rows],
         "generate_s": [r["time/generate"] for r in rows],
         "score_s": [r["time/verify"] for r in rows],
@@ -222,6 +236,7 @@ def run_trl(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
         h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h
     ]
     return {
+        "step_cpu_s": timer.step_cpu,
         "step_s": timer.step,
         "generate_s": timer.generate,
         "score_s": timer.rollout_other,
@@ -235,6 +250,8 @@ class _TRLTimer:
 
     def __init__(self, trainer) -> None:
         self.step: list[float] = []
+        self.step_cpu: list[float] = []
+        self._cpu0 = 0.0
         self.generate: list[float] = []
         self.rollout: list[float] = []
         self.rollout_other: list[float] = []
@@ -260,9 +277,11 @@ class _TRLTimer:
         class StepTimer(base):
             def on_step_begin(self, args, state, control, **kwargs):
                 timer._t0 = time.perf_counter()
+                timer._cpu0 = time.process_time()
 
             def on_step_end(self, args, state, control, **kwargs):
                 timer.step.append(time.perf_counter() - timer._t0)
+                timer.step_cpu.append(time.process_time() - timer._cpu0)
                 timer.rollout_other.append(timer.rollout[-1] - timer.generate[-1])
 
         return StepTimer()
@@ -281,7 +300,7 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
         "loss_type": loss_type,
         "warmup_steps": warmup,
         "measured_steps": len(measured["step_s"]),
-        **{f"median_{k}": statistics.median(v) for k, v in measured.items() if v},
+        **{f"median_{k}": _median(v) for k, v in measured.items() if v},
         "per_step": measured,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "wall_s": wall,
@@ -292,6 +311,16 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
 
 
 # ---------------------------------------------------------------- the driver
+def _median(values: list[float]) -> float:
+    """Median of the finite values (a step without a CPU-time mark is NaN).
+
+    >>> _median([3.0, float("nan"), 1.0, 2.0])
+    2.0
+    """
+    finite = [v for v in values if v == v]
+    return statistics.median(finite) if finite else float("nan")
+
+
 def environment() -> dict[str, Any]:
     import torch
     import transformers
@@ -326,7 +355,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             pooled = {k: [x for r in mine for x in r["per_step"][k]] for k in mine[0]["per_step"]}
             row[side] = {
-                **{f"median_{k}": statistics.median(v) for k, v in pooled.items() if v},
+                **{f"median_{k}": _median(v) for k, v in pooled.items() if v},
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
                 "runs": len(mine),
                 "steps": len(pooled["step_s"]),
@@ -336,6 +365,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 row["r1zero"]["median_step_s"] / row["trl"]["median_step_s"]
             )
             row["peak_rss_ratio_r1zero_over_trl"] = row["r1zero"]["peak_rss_mb"] / row["trl"]["peak_rss_mb"]
+            if "median_step_cpu_s" in row["r1zero"] and "median_step_cpu_s" in row["trl"]:
+                cpu_ratio = row["r1zero"]["median_step_cpu_s"] / row["trl"]["median_step_cpu_s"]
+                row["step_cpu_ratio_r1zero_over_trl"] = cpu_ratio
         out[loss_type] = row
     return out
 
@@ -350,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
     parser.add_argument("--sides", default="trl,r1zero")
     parser.add_argument("--out", default="bench/results/trl_step.json")
+    parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
     args = parser.parse_args(argv)
     if args.side:  # a child: one run, JSON on the last stdout line
         result = run_side(args.side, args.model_dir, args.loss_types, args.steps, args.warmup)
@@ -363,8 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
     env["TOKENIZERS_PARALLELISM"] = "false"
     sides = args.sides.split(",")
-    runs: list[dict[str, Any]] = []
-    for rep in range(args.reps):
+    runs: list[dict[str, Any]] = json.loads(Path(args.merge).read_text())["runs"] if args.merge else []
+    first_rep = 1 + max((r["rep"] for r in runs), default=-1)
+    for rep in range(first_rep, first_rep + args.reps):
         for i, loss_type in enumerate(args.loss_types.split(",")):
             order = sides if (rep + i) % 2 == 0 else sides[::-1]  # alternate who goes first
             for side in order:
@@ -387,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(
                     f"rep {rep} {loss_type:5s} {side:7s} step {run['median_step_s']:.3f}s "
+                    f"(CPU {run['median_step_cpu_s']:.3f}s) "
                     f"(generate {run['median_generate_s']:.3f}s, update {run['median_update_s']:.3f}s) "
                     f"len {run.get('median_completion_len_mean', float('nan')):.1f}  "
                     f"RSS {run['peak_rss_mb']:.0f} MB  load {run['loadavg_before'][0]:.2f}"
@@ -396,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         if "step_time_ratio_r1zero_over_trl" in row:
             print(
                 f"{loss_type}: r1zero/TRL step time {row['step_time_ratio_r1zero_over_trl']:.3f}, "
+                f"step CPU time {row.get('step_cpu_ratio_r1zero_over_trl', float('nan')):.3f}, "
                 f"peak RSS {row['peak_rss_ratio_r1zero_over_trl']:.3f}"
             )
     result = {
