@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["PLACEHOLDER", "Template", "available_templates", "get_template", "register_template"]
+__all__ = [
+    "PLACEHOLDER",
+    "TINY_DEMO_HEADER",
+    "Template",
+    "available_templates",
+    "get_template",
+    "register_template",
+]
 
 PLACEHOLDER = "{question}"
 
@@ -125,6 +132,14 @@ register_template(
     description="Qwen2.5-Math chat format, final answer in \\boxed{}",
 )
 register_template("none", "{question}", description="the raw question, no template")
+# The CPU demo's prompt for the built-in tiny-base: the R1-Zero template shortened to fit its context
+# (r1zero/assets/tiny-base/README.md). Like the paper's it ends at "Assistant:": using the tags is the model's choice.
+TINY_DEMO_HEADER = "Think inside <think> </think>, then answer inside <answer> </answer>."
+register_template(
+    "tiny-demo",
+    TINY_DEMO_HEADER + "\nUser: {question}\nAssistant:",
+    description="the CPU demo's short R1-Zero template (tiny-base)",
+)
 register_template(
     "chat", "{question}", chat=True, description="the tokenizer's chat template (instruct models)"
 )

@@ -85,13 +85,9 @@ def render_prompts(
 ) -> tuple[list[str], str]:
     """Prompts for ``problems`` and the template's text (recorded with results).
 
-    ``template`` is a name from ``r1zero.data.templates`` (``r1zero``, ``qwen-math``, ``none``, ``chat``)
-    or ``tiny-demo``, the built-in tiny-base's own short R1-Zero template.
+    ``template`` is a name from ``r1zero.data.templates`` (``r1zero``, ``qwen-math``, ``none``, ``chat``,
+    ``tiny-demo``, or any registered one).
     """
-    if template == "tiny-demo":
-        from r1zero.models.tiny import DEMO_TEMPLATE, render_demo_prompt
-
-        return [render_demo_prompt(p.question) for p in problems], DEMO_TEMPLATE
     from r1zero.data.templates import get_template
 
     tmpl = get_template(template)

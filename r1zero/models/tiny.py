@@ -15,6 +15,8 @@ import string
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import LlamaConfig, PreTrainedTokenizerFast
 
+from r1zero.data.templates import TINY_DEMO_HEADER, get_template
+
 __all__ = [
     "BOS",
     "DEMO_TEMPLATE",
@@ -34,12 +36,12 @@ TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 #: Every single character the tokenizer knows; anything else maps to UNK.
 CHARACTERS = "\n\t" + "".join(ch for ch in string.printable if ch.isprintable())
 
-#: First line of the demo prompt: an R1-Zero instruction, short enough for the 256-token context.
-DEMO_TEMPLATE_HEADER = "Think inside <think> </think>, then answer inside <answer> </answer>."
-#: The prompt template of the CPU demo (an R1-Zero-style template, DeepSeek-R1 paper Table 1, shortened).
-#: ``{question}`` is the task's question, e.g. ``What is 3+5+2+7+1?``. Like the paper's template it ends at
-#: ``Assistant:``, so using the tags is the model's choice: ``<think> ... </think> <answer>N</answer>``.
-DEMO_TEMPLATE = DEMO_TEMPLATE_HEADER + "\nUser: {question}\nAssistant:"
+#: The prompt template of the CPU demo, registered as "tiny-demo" in ``r1zero.data.templates`` (an
+#: R1-Zero-style template, DeepSeek-R1 paper Table 1, shortened). ``{question}`` is the task's question,
+#: e.g. ``What is 3+5+2+7+1?``. Like the paper's template it ends at ``Assistant:``, so using the tags is
+#: the model's choice: ``<think> ... </think> <answer>N</answer>``.
+DEMO_TEMPLATE_HEADER = TINY_DEMO_HEADER
+DEMO_TEMPLATE = get_template("tiny-demo").text
 
 
 def render_demo_prompt(question: str) -> str:
