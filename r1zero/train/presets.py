@@ -28,8 +28,9 @@ __all__ = ["PRESETS", "get_preset"]
 def cpu_demo() -> TrainConfig:
     """R1-Zero in miniature on 2 CPU cores: tiny-base on sums of digit lists, strict R1-Zero reward.
 
-    Settings follow the prototype that reached the signature (DESIGN.md §6): 16 prompts x 8 samples,
-    lr 1e-4, a small KL (beta 0.01) and a token-mean loss, T = 1, no format bonus.
+    Settings follow the prototype that reached the signature (DESIGN.md §6) and the zero-RL check in
+    tiny-base's model card: 16 prompts x 8 samples, lr 1e-4, a small KL (beta 0.01), a token-mean loss,
+    T = 1, no format bonus. Worked chains take over within ~20 steps; 50 steps fit in 10 minutes on 2 cores.
     """
     return TrainConfig(
         model=ModelConfig(name="tiny-base"),
@@ -38,7 +39,7 @@ def cpu_demo() -> TrainConfig:
         reward=RewardConfig(require_format=True),
         algo=AlgoConfig(loss_agg="dapo", beta=0.01, micro_batch_size=64),
         optim=OptimConfig(lr=1e-4, grad_clip=1.0),
-        run=RunConfig(name="demo", steps=120, eval_every=20, save_every=50),
+        run=RunConfig(name="demo", steps=50, eval_every=10, save_every=25),
         preset="cpu-demo",
     )
 
