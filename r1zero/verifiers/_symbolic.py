@@ -54,6 +54,14 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
     >>> symbolic_check(r"\\pi", "3.14159265", (314159265, 100000000))
     'wrong'
     """
+    if gold.count("=") == 1 and answer.count("=") == 1:  # two equations: "correct" when lhs - rhs agree
+        gold_side, answer_side = _fast_equation(gold), _fast_equation(answer)
+        if (
+            gold_side is not None
+            and answer_side is not None
+            and _fast_compare(gold_side, answer_side) == "correct"
+        ):
+            return "correct"  # math-verify's first test of two equations (the same lhs - rhs)
     fast_gold = _fast_read(gold)
     if fast_gold is not None:
         if rational is not None and fast_gold.is_number:
@@ -146,7 +154,13 @@ def _fast_compare(gold, answer) -> str | None:
         # Equal at both points: prove it, unless a high power would make that slow (math-verify's turn).
         if any(p.exp.is_Integer and abs(p.exp) > _MAX_EXPAND_POWER for p in (gold - answer).atoms(sympy.Pow)):
             return None
-        if sympy.expand(gold - answer) == 0 or (not floats and sympy.simplify(gold - answer) == 0):
+        difference = gold - answer
+        trig = difference.has(sympy.sin, sympy.cos, sympy.tan)
+        if (
+            sympy.expand(difference) == 0
+            or (not floats and trig and sympy.trigsimp(difference) == 0)
+            or (not floats and sympy.simplify(difference) == 0)
+        ):
             return "correct"
     except (TypeError, ValueError, ArithmeticError, RecursionError):
         return None
@@ -183,6 +197,18 @@ def _fast_read(text: str):
     """``text`` (normalised by r1zero) read by the fast reader after math-verify's own LaTeX
     normalisation (the same text its parser would see), or None."""
     return fast_parse(normalize_latex(for_sympy(text), config=_LATEX_NORMALIZATION))
+
+
+@lru_cache(maxsize=4096)
+def _fast_equation(text: str):
+    """``lhs - rhs`` of an equation ``lhs = rhs`` that the fast reader reads on both sides, or None."""
+    if re.search(r"\\(?:le|ge|ne|leq|geq|neq)\b|[<>!]=|[<>]", text):
+        return None
+    lhs, _, rhs = text.partition("=")
+    left, right = _fast_read(lhs), _fast_read(rhs)
+    if left is None or right is None or isinstance(left, sympy.Symbol):  # "x = 3": an assignment
+        return None
+    return left - right
 
 
 @lru_cache(maxsize=4096)

@@ -552,3 +552,17 @@ def test_fast_compare(gold, answer, decided):
     from r1zero.verifiers import _symbolic
 
     assert _symbolic._fast_compare(_symbolic.fast_parse(gold), _symbolic.fast_parse(answer)) == decided
+
+
+@pytest.mark.parametrize(
+    "gold, answer, reason",
+    [
+        ("y^2+x^2=1", "x^2+y^2=1", "correct"),  # the same lhs - rhs: decided without math-verify's parser
+        ("3x+4y+14=0", "3x - y + 13 = 0", "wrong"),  # left to math-verify (it also solves equations)
+        ("2x=2", "x=1", "correct"),  # math-verify solves both
+    ],
+)
+def test_equations(gold, answer, reason):
+    from r1zero.verifiers import _symbolic
+
+    assert _symbolic.symbolic_check(gold, answer) == reason
