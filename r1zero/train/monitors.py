@@ -4,8 +4,8 @@ Each monitor is a pure function of the step's records (and of a short history) r
 it fires; the trainer logs ``monitor/<name> = 1.0`` in metrics.jsonl and a warning in the log. They do
 not stop training: they tell the researcher where to look.
 
-- ``format_saturation``: the format rate is ~1 while accuracy has not moved for a while: the policy
-  is collecting the format reward without solving anything.
+- ``format_saturation``: the format rate is ~1 while accuracy has stayed low and flat for a while: the
+  policy is collecting the format reward without solving anything.
 - ``repeated_tags``: many completions repeat a closing tag (``</answer></answer>``, several ``</think>``),
   a known way to game lenient format checks.
 - ``length_cap``: most completions hit ``max_new_tokens``: they are cut, not finished, so their reward
@@ -41,17 +41,24 @@ class MonitorInput:
 
 
 def format_saturation(
-    step: MonitorInput, format_threshold: float = 0.95, window: int = 10, min_gain: float = 0.05
+    step: MonitorInput,
+    format_threshold: float = 0.95,
+    window: int = 10,
+    min_gain: float = 0.05,
+    accuracy_ceiling: float = 0.5,
 ) -> bool:
-    """Format rate >= threshold while accuracy rose by less than ``min_gain`` over ``window`` steps.
+    """Format rate >= threshold while accuracy, below ``accuracy_ceiling``, rose by less than ``min_gain``
+    over ``window`` steps (a policy that is already mostly right is not gaming the format).
 
     >>> format_saturation(MonitorInput([], [], 0.99, [0.1] * 10))
     True
     >>> format_saturation(MonitorInput([], [], 0.99, [0.1] * 9 + [0.4]))
     False
+    >>> format_saturation(MonitorInput([], [], 0.99, [0.9] * 10))
+    False
     """
     history = list(step.accuracy_history)
-    if step.format_rate < format_threshold or len(history) < window:
+    if step.format_rate < format_threshold or len(history) < window or history[-1] >= accuracy_ceiling:
         return False
     recent = history[-window:]
     return max(recent[-1], sum(recent[-3:]) / len(recent[-3:])) - recent[0] < min_gain

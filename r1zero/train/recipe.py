@@ -181,8 +181,9 @@ def _step_metrics(
     )
     for name, hit in fired.items():
         metrics[f"monitor/{name}"] = float(hit)
-        if hit and s.dist.is_main:
+        if hit and name not in s.state["monitors_firing"] and s.dist.is_main:  # warn once per streak
             log.warning("step %d: hacking monitor %r fired (see r1zero/train/monitors.py)", step, name)
+    s.state["monitors_firing"] = sorted(name for name, hit in fired.items() if hit)
     return metrics
 
 

@@ -38,7 +38,7 @@ __all__ = ["Session", "lr_factor", "open_session", "save_session"]
 log = logging.getLogger(__name__)
 
 #: what trainer_state.pt carries besides optimizer/scheduler/sampler/RNG
-_SAVED_STATE = ("elapsed", "accuracy_history", "step0", "last_eval")
+_SAVED_STATE = ("elapsed", "accuracy_history", "step0", "last_eval", "monitors_firing")
 
 
 @dataclass
@@ -113,7 +113,14 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         scheduler=scheduler,
         sampler=PromptSampler(problems, config.rollout.prompts_per_step, seed=config.run.seed),
         engine=build.make_engine(config, model, tokenizer),
-        state={"step": 0, "elapsed": 0.0, "accuracy_history": [], "step0": {}, "last_eval": {}},
+        state={
+            "step": 0,
+            "elapsed": 0.0,
+            "accuracy_history": [],
+            "step0": {},
+            "last_eval": {},
+            "monitors_firing": [],
+        },
     )
     if checkpoint is not None:
         _restore(session, load_trainer_state(checkpoint))
