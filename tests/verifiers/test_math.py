@@ -566,3 +566,38 @@ def test_equations(gold, answer, reason):
     from r1zero.verifiers import _symbolic
 
     assert _symbolic.symbolic_check(gold, answer) == reason
+
+
+def test_two_stage_latex_parsing_gives_the_same_results_as_ll():
+    """SLL first, LL where SLL fails: the same sympy value as LL-only math-verify on every row string."""
+    from latex2sympy2_extended.latex2sympy2 import latex2sympy
+    from math_verify.parser import normalize_latex
+
+    from r1zero.verifiers import _symbolic
+
+    texts = [
+        normalize_latex(_symbolic.for_sympy(text), config=_symbolic._LATEX_NORMALIZATION)
+        for text in sorted(_row_strings())
+        if len(text) < 300
+    ]
+
+    def parse_all() -> list[str]:
+        out = []
+        for text in texts:
+            try:
+                out.append(str(latex2sympy(text, normalization_config=None)))
+            except Exception as error:
+                out.append(f"error: {type(error).__name__}")
+        return out
+
+    two_stage = parse_all()
+    _symbolic._TWO_STAGE = False
+    try:
+        ll_only = parse_all()
+    finally:
+        _symbolic._TWO_STAGE = True
+    assert len(texts) > 200
+    assert two_stage == ll_only
+    from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+
+    assert _Latex2Sympy.create_parser is _symbolic._two_stage_create_parser  # installed on import
