@@ -30,13 +30,14 @@ def cpu_demo() -> TrainConfig:
 
     Settings follow the prototype that reached the signature (DESIGN.md §6) and the zero-RL check in
     tiny-base's model card: 16 prompts x 8 samples, lr 1e-4, a small KL (beta 0.01), a token-mean loss,
-    T = 1, no format bonus. Worked chains take over within ~20 steps; T = 1 accuracy then plateaus near
+    T = 1, no format bonus. The prompt ends at "Assistant:" (no "<think>"), as in the paper, so the
+    format is the model's to discover. Worked chains take over within ~20 steps; T = 1 accuracy then plateaus near
     0.9, where most groups are all-correct and carry no gradient, so DAPO dynamic sampling (drop
     zero-variance groups and refill) keeps the later steps informative. ~7 minutes on 2 cores.
     """
     return TrainConfig(
         model=ModelConfig(name="tiny-base"),
-        data=DataConfig(source="list_sum", template="tiny-demo", heldout_size=128),
+        data=DataConfig(source="list_sum", template="tiny-demo", think_prefix=False, heldout_size=128),
         rollout=RolloutConfig(backend="fast", prompts_per_step=16, group_size=8, max_new_tokens=128),
         reward=RewardConfig(require_format=True),
         algo=AlgoConfig(loss_agg="dapo", beta=0.01, micro_batch_size=64, dynamic_sampling=True),
