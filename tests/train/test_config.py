@@ -124,3 +124,15 @@ def test_resume_of_a_non_run_directory_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{not json")
     assert cli.main(["--resume", str(tmp_path)]) == 2
     assert "is not a valid r1zero config" in capsys.readouterr().err
+
+
+def test_cpu_demo_prompt_ends_at_assistant_like_the_model_card():
+    """The demo leaves the tags to the model: its prompt must be exactly tiny-base's DEMO_TEMPLATE."""
+    from r1zero.data.problem import Problem
+    from r1zero.models.tiny import render_demo_prompt
+    from r1zero.train.build import render_prompts
+
+    problem = Problem("p0", "What is 3+5+2+7+1?", "18", "integer")
+    (prompt,) = render_prompts(get_preset("cpu-demo"), [problem], tokenizer=None)
+    assert prompt == render_demo_prompt(problem.question)
+    assert prompt.endswith("Assistant:")
