@@ -84,7 +84,9 @@ _MATH_WORDS = frozenset(
 )
 _WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
 # Python in a gold ("1 + __import__('os').system(...)") is a data defect or an attack, not an answer.
-_PYTHON = re.compile(r"__\w+|\b(?:import|lambda|exec|eval)\b|[A-Za-z_]\w*\.[A-Za-z_]\w*\s*\(")
+_PYTHON = re.compile(
+    r"__\w+|(?<!\\)\b(?:import|lambda|exec|eval)\b|[A-Za-z_]\w*\.[A-Za-z_]\w*\s*\("
+)  # \lambda is LaTeX
 
 
 @dataclass(frozen=True)

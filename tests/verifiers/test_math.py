@@ -98,6 +98,8 @@ GOOD_GOLDS = [
     r"E_{1},E_{2}",
     r"m_{\max }=n^{2}-n-1",
     r"\frac{dM}{dt}=\frac{10^{5} L_{\odot}}{0.007 c^{2} M_{\odot}^{6}} M^{6}",
+    r"\frac{2 \pi c^{2} R^{2}}{\lambda^{5}\left[e^{h c /(\lambda k T)}-1\right] d^{2}}",  # \lambda is no Python
+    r"\lambda + 1",
 ]
 
 
