@@ -25,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
 __all__ = [
     "FINISH_REASONS",
+    "BatchedEngine",
     "Rollout",
     "RolloutEngine",
     "SamplingParams",
@@ -308,3 +309,32 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tenso
         ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
         mask[i, width - len(p) :] = 1
     return ids, mask
+
+
+class BatchedEngine:
+    """What the ``hf`` and ``fast`` engines share: encode the prompts, split them into batches of at most
+    ``max_batch_rows`` sequences (prompts x n), sample every batch under one seeded RNG, and keep one
+    ``StopChecker`` per stop-string set. A subclass sets ``tokenizer`` and ``max_batch_rows`` and defines
+    ``_generate_batch(prompt_ids, sampling) -> list[list[Rollout]]``.
+    """
+
+    tokenizer: Any
+    max_batch_rows: int
+
+    def generate(
+        self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingParams
+    ) -> list[list[Rollout]]:
+        prompt_ids = encode_prompts(self.tokenizer, prompts)
+        per_call = max(1, self.max_batch_rows // sampling.n)
+        groups: list[list[Rollout]] = []
+        with seeded_rng(sampling.seed):
+            for start in range(0, len(prompt_ids), per_call):
+                groups += self._generate_batch(prompt_ids[start : start + per_call], sampling)
+        return groups
+
+    def _stop_checker(self, stop: tuple[str, ...], vocab: int) -> StopChecker:
+        """One ``StopChecker`` per stop-string set (building one decodes the whole vocabulary once)."""
+        cache = self.__dict__.setdefault("_stops", {})
+        if (stop, vocab) not in cache:
+            cache[(stop, vocab)] = StopChecker(self.tokenizer, stop, vocab)
+        return cache[(stop, vocab)]

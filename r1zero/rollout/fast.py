@@ -15,20 +15,17 @@ Finished rows stay in the batch (fed the pad token, like ``generate``) so the RN
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from r1zero.rollout.base import (
+    BatchedEngine,
     Rollout,
     SamplingParams,
-    StopChecker,
     build_rollouts,
-    encode_prompts,
     eos_ids,
     left_pad,
-    seeded_rng,
     select_tokens,
     token_logprobs,
     warp_logits,
@@ -51,7 +48,7 @@ class _Layer:
     down_w: torch.Tensor  # [d, F]
 
 
-class FastEngine:
+class FastEngine(BatchedEngine):
     """Static-KV-cache sampler over a Llama/Qwen2 ``*ForCausalLM``'s weights (any device, built for CPU).
 
     Args:
@@ -80,16 +77,8 @@ class FastEngine:
         self.eos = eos_ids(tokenizer, cfg)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or [0])[0]
         self.pad_id = int(pad)
-        self._stops: dict[tuple[tuple[str, ...], int], StopChecker] = {}
         self.max_positions = cfg.max_position_embeddings
         self.load_weights(model)
-
-    @torch.no_grad()
-    def _stop_checker(self, stop: tuple[str, ...], vocab: int) -> StopChecker:
-        """One ``StopChecker`` per stop-string set (building one decodes the whole vocabulary once)."""
-        if (stop, vocab) not in self._stops:
-            self._stops[(stop, vocab)] = StopChecker(self.tokenizer, stop, vocab)
-        return self._stops[(stop, vocab)]
 
     def load_weights(self, model: torch.nn.Module) -> None:
         """Copy (and fuse) the learner's weights; call after every optimiser step."""
@@ -120,17 +109,6 @@ class FastEngine:
             gate_up_w=torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach().clone(),
             down_w=mlp.down_proj.weight.detach().clone(),
         )
-
-    def generate(
-        self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingParams
-    ) -> list[list[Rollout]]:
-        prompt_ids = encode_prompts(self.tokenizer, prompts)
-        per_call = max(1, self.max_batch_rows // sampling.n)
-        groups: list[list[Rollout]] = []
-        with seeded_rng(sampling.seed):
-            for start in range(0, len(prompt_ids), per_call):
-                groups += self._generate_batch(prompt_ids[start : start + per_call], sampling)
-        return groups
 
     # ----------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -8,20 +8,17 @@ raw logits inside the stopping criterion, so memory stays at one ``[R, V]`` row 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 
 from r1zero.rollout.base import (
+    BatchedEngine,
     Rollout,
     SamplingParams,
     StopChecker,
     build_rollouts,
-    encode_prompts,
     eos_ids,
     left_pad,
-    seeded_rng,
     warp_logits,
 )
 
@@ -62,7 +59,7 @@ class _StopCriterion(StoppingCriteria):
         return hit.to(input_ids.device)
 
 
-class HFEngine:
+class HFEngine(BatchedEngine):
     """Rollouts with ``model.generate`` (batched, left-padded prompts, ``n`` rows per prompt).
 
     Args:
@@ -81,28 +78,10 @@ class HFEngine:
         self.eos = eos_ids(tokenizer, model.config)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or [0])[0]
         self.pad_id = int(pad)
-        self._stops: dict[tuple[tuple[str, ...], int], StopChecker] = {}
-
-    def _stop_checker(self, stop: tuple[str, ...], vocab: int) -> StopChecker:
-        """One ``StopChecker`` per stop-string set (building one decodes the whole vocabulary once)."""
-        if (stop, vocab) not in self._stops:
-            self._stops[(stop, vocab)] = StopChecker(self.tokenizer, stop, vocab)
-        return self._stops[(stop, vocab)]
 
     def load_weights(self, model: torch.nn.Module) -> None:
         if model is not self.model:
             self.model.load_state_dict(model.state_dict())
-
-    def generate(
-        self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingParams
-    ) -> list[list[Rollout]]:
-        prompt_ids = encode_prompts(self.tokenizer, prompts)
-        per_call = max(1, self.max_batch_rows // sampling.n)
-        groups: list[list[Rollout]] = []
-        with seeded_rng(sampling.seed):
-            for start in range(0, len(prompt_ids), per_call):
-                groups += self._generate_batch(prompt_ids[start : start + per_call], sampling)
-        return groups
 
     @torch.no_grad()
     def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingParams) -> list[list[Rollout]]:
