@@ -6,16 +6,17 @@ import pytest
 import torch
 
 
-def make_tiny_model(path: Path, seed: int = 0) -> Path:
-    """Save a random-init tiny-base-architecture model + the real tiny-base tokenizer to ``path``."""
+def make_tiny_model(path: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Save a random-init tiny-base-architecture model + the real tiny-base tokenizer to ``path``
+    (2 heads, so ``hidden_size`` 64 gives the head_dim 32 that vLLM's CPU attention needs)."""
     from transformers import LlamaForCausalLM
 
     from r1zero.models.tiny import build_tokenizer, tiny_config
 
     torch.manual_seed(seed)
     config = tiny_config(
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=2,

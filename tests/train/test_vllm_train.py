@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from r1zero.models import TINY_BASE_DIR
 from r1zero.rollout import SamplingParams
 from r1zero.rollout.hf import HFEngine
 from r1zero.train import build, cli
+from tests.train.conftest import make_tiny_model
 
 pytestmark = [
     pytest.mark.vllm,
@@ -30,25 +30,6 @@ pytestmark = [
 HERE = Path(__file__).parent
 PROMPTS = ["User: What is 3+4+1+8+2?\nAssistant: <think>", "12+7=19, 3+", "User: What is 5+9?\nAssistant:"]
 GREEDY = SamplingParams(n=1, temperature=0.0, max_new_tokens=32)
-
-
-def _tiny_model(path: Path) -> Path:
-    """tiny-base's architecture, smaller, with head_dim 32 (vLLM's CPU attention refuses head_dim < 32)."""
-    from transformers import LlamaForCausalLM
-
-    from r1zero.models.tiny import build_tokenizer, tiny_config
-
-    torch.manual_seed(0)
-    config = tiny_config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    build_tokenizer().save_pretrained(path)
-    return path
 
 
 def _greedy(engine) -> list[tuple[int, ...]]:
@@ -66,7 +47,7 @@ def _model_args(tmp_path: Path) -> tuple[Path, list[str]]:
             "--rollout.max_new_tokens",
             "64",
         ]
-    model_dir = _tiny_model(tmp_path / "model")
+    model_dir = make_tiny_model(tmp_path / "model", hidden_size=64)  # head_dim 32 for vLLM
     return model_dir, [
         "--model.name", str(model_dir),
         "--data.verifier", str(HERE / "digit_verifier.py"),  # unequal rewards from a random model
