@@ -19,7 +19,7 @@ from r1zero import grpo
 from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
 
-__all__ = ["PackedBatch", "pack_rollouts", "policy_update", "sequence_logprobs"]
+__all__ = ["PackedBatch", "completion_outputs", "pack_rollouts", "policy_update", "sequence_logprobs"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PackedBatch:
         input_ids: ``[B, P+T]`` left-padded prompt then right-padded completion.
         attention_mask: ``[B, P+T]`` 1 on real tokens.
         loss_mask: ``[B, T]`` 1 on completion tokens that get a loss (overlong filtering zeroes rows).
-        advantages: ``[B]`` one advantage per completion.
+        advantages: ``[B]`` one advantage per completion (GRPO), or ``[B, T]`` one per token (PPO with GAE).
         rollout_logp: ``[B, T]`` the engine's log-probs of the sampled tokens.
         ref_logp: ``[B, T]`` reference-policy log-probs, or None when beta = 0.
         prompt_width: ``P``.
@@ -65,12 +65,13 @@ class PackedBatch:
         width = max(int(used[-1]) + 1 - self.prompt_width, 1)  # completion columns kept
         cols = slice(left, self.prompt_width + width)
         ref = None if self.ref_logp is None else self.ref_logp[index, :width]
+        advantages = self.advantages[index] if self.advantages.dim() == 1 else self.advantages[index, :width]
         return replace(
             self,
             input_ids=self.input_ids[index, cols],
             attention_mask=self.attention_mask[index, cols],
             loss_mask=self.loss_mask[index, :width],
-            advantages=self.advantages[index],
+            advantages=advantages,
             rollout_logp=self.rollout_logp[index, :width],
             ref_logp=ref,
             prompt_width=self.prompt_width - left,
@@ -111,17 +112,24 @@ def pack_rollouts(
     return PackedBatch(input_ids, attention, loss_mask, advantages.float(), rollout_logp, None, prompt_width)
 
 
-def sequence_logprobs(
-    model: torch.nn.Module, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probs ``[b, T]`` (and entropies) of the completion tokens under ``model``.
+def completion_outputs(model: torch.nn.Module, batch: PackedBatch, key: str) -> torch.Tensor:
+    """``model``'s per-position output ``key`` at the positions that predict each completion token.
 
-    Positions count real tokens only (left padding does not shift RoPE positions), so the values
-    match what the rollout engine computed for the same weights.
+    Position ``P - 1 + t`` sees the prompt and the first ``t`` completion tokens: its logits predict token
+    ``t`` and, for a critic, its value is ``V(s_t)``. Positions count real tokens only (left padding does
+    not shift RoPE positions), so values match what the rollout engine computed for the same weights.
+    Returns ``[b, T, ...]``.
     """
     positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
-    logits = out.logits[:, batch.prompt_width - 1 : -1].float()  # [b, T, V]
+    return out[key][:, batch.prompt_width - 1 : -1]  # [b, T, ...]
+
+
+def sequence_logprobs(
+    model: torch.nn.Module, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs ``[b, T]`` (and entropies) of the completion tokens under ``model``."""
+    logits = completion_outputs(model, batch, "logits").float()  # [b, T, V]
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     targets = batch.input_ids[:, batch.prompt_width :]  # [b, T]
