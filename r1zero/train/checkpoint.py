@@ -74,6 +74,7 @@ def save_checkpoint(
     tokenizer: Any,
     trainer_state: dict[str, Any],
     keep: int = 0,
+    extra_models: dict[str, torch.nn.Module] | None = None,
 ) -> Path:
     """Write ``checkpoints/step_{step:06d}`` atomically and return its path.
 
@@ -84,6 +85,8 @@ def save_checkpoint(
         tokenizer: Saved beside the model.
         trainer_state: Optimizer/scheduler/sampler state etc.; ``step`` and the RNG states are added.
         keep: Keep only the newest ``keep`` checkpoints (0 keeps all).
+        extra_models: Other models of the run (e.g. ``{"critic": critic}``), each saved with
+            ``save_pretrained`` into a subdirectory of that name, inside the same atomic write.
     """
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,9 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    for name, extra in (extra_models or {}).items():
+        extra.save_pretrained(tmp / name, safe_serialization=True)
+        _fsync_dir(tmp / name)
     torch.save({**trainer_state, "step": step, "rng": capture_rng()}, tmp / STATE_FILE)
     _fsync_dir(tmp)
     if final.exists():  # re-saving the same step (e.g. after a resume): move the old one aside first

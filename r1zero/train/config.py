@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "AlgoConfig",
+    "CriticConfig",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
@@ -128,6 +129,9 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class AlgoConfig:
+    estimator: str = field(default="grpo", metadata=_choices("grpo", "ppo"))
+    """Advantage estimator: group-relative (GRPO, no critic) or GAE with a learned critic (PPO; see the
+    ``critic`` section). Both use the same clipped surrogate, loss aggregation and KL options."""
     advantage: str = field(default="group", metadata=_choices("group", "batch", "none"))
     """Advantage scaling: group std (GRPO), batch std, or none (Dr. GRPO)."""
     loss_agg: str = field(default="grpo", metadata=_choices("grpo", "dapo", "dr_grpo", "bnpo"))
@@ -153,6 +157,30 @@ class AlgoConfig:
     """DAPO overlong filtering: truncated completions get no loss."""
     is_cap: float = 0.0
     """Truncated importance-sampling cap for rollout log-probs from another engine (0 = off; TIS uses 2)."""
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """PPO's value model (used only with ``algo.estimator ppo``)."""
+
+    model: str = ""
+    """Critic initialisation: empty = the policy's base model (``model.name``) with a new value head."""
+    lr: float = 5e-4
+    """Critic AdamW learning rate (a fresh value head needs a larger one than the policy)."""
+    warmup_steps: int = 0
+    """Steps at the start that train only the critic (the policy waits until its baseline is useful)."""
+    value_clip: float = 0.2
+    """Clip range of the value update around the old values (0 = off)."""
+    gae_gamma: float = 1.0
+    """GAE discount (Open-Reasoner-Zero: 1.0)."""
+    gae_lambda: float = 1.0
+    """GAE lambda (Open-Reasoner-Zero: 1.0, i.e. final reward minus the critic's value at each token)."""
+    whiten_advantages: bool = True
+    """Normalise token advantages to zero mean, unit variance over the batch."""
+    epochs: int = 1
+    """Critic optimizer steps per training step over the same rollouts."""
+    grad_clip: float = 1.0
+    """Max global gradient norm of the critic (0 = no clipping)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +242,7 @@ class TrainConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     preset: str = "cpu-demo"
@@ -228,6 +257,7 @@ _POSITIVE_INTS = (
     "rollout.tensor_parallel",
     "algo.mu",
     "algo.micro_batch_size",
+    "critic.epochs",
     "run.steps",
 )
 _NON_NEGATIVE = (
@@ -240,6 +270,9 @@ _NON_NEGATIVE = (
     "algo.beta",
     "algo.dynamic_sampling_rounds",
     "algo.is_cap",
+    "critic.warmup_steps",
+    "critic.value_clip",
+    "critic.grad_clip",
     "optim.weight_decay",
     "optim.grad_clip",
     "optim.warmup_steps",
@@ -283,10 +316,19 @@ def validate(config: TrainConfig) -> TrainConfig:
             config.reward.overlong_buffer,
         ),
         (
-            config.rollout.group_size >= 2,
-            "rollout.group_size must be >= 2 (group-relative advantages need a group)",
+            config.rollout.group_size >= 2 or config.algo.estimator == "ppo",
+            "rollout.group_size must be >= 2 (group-relative advantages need a group; PPO does not)",
             config.rollout.group_size,
         ),
+        (
+            not (config.algo.dynamic_sampling and config.algo.estimator == "ppo"),
+            "algo.dynamic_sampling drops groups with equal rewards, which carry PPO signal; "
+            "use it with algo.estimator grpo",
+            config.algo.dynamic_sampling,
+        ),
+        (config.critic.lr > 0, "critic.lr must be > 0", config.critic.lr),
+        (0 <= config.critic.gae_gamma <= 1, "critic.gae_gamma must be in [0, 1]", config.critic.gae_gamma),
+        (0 <= config.critic.gae_lambda <= 1, "critic.gae_lambda must be in [0, 1]", config.critic.gae_lambda),
         (
             bool(config.run.name) and "/" not in config.run.name,
             "run.name must be a plain name",

@@ -8,6 +8,10 @@ Algorithmic choices are config values passed to the pure functions of ``r1zero.g
 here: advantage scaling, loss aggregation, clip ranges, KL estimator and beta, DAPO dynamic sampling /
 overlong filtering / soft overlong punishment, truncated importance sampling. With ``mu = 1`` and
 ``beta = 0`` the logged loss is ~0 by construction (ratio 1, centred advantages); the gradient is not.
+
+``algo.estimator ppo`` swaps step 4's group-relative advantages for PPO's: a critic (``r1zero.train.critic``)
+values every completion token, GAE (``r1zero.ppo``) turns the final reward into token advantages, and the
+critic takes its own clipped value-loss update; the rest of the step is shared.
 """
 
 from __future__ import annotations
@@ -75,9 +79,12 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         t_update = time.perf_counter()  # time/update counts reference log-probs, the update and the sync
         rewards = torch.tensor([g.rewards for g in groups])  # [n, G]
         batch = _advantage_batch(s, groups, rewards)
+        critic_stats: dict[str, float] = {}
+        if s.critic is not None:  # PPO: token advantages from the critic (GAE), then the critic's update
+            batch, critic_stats = _critic_step(s, batch, rewards.flatten())
 
         # ---- 5. mu inner updates with micro-batches and gradient accumulation ------------------
-        stats = _update(s, batch)
+        stats = _update(s, batch) if step > _critic_warmup(s) else _frozen_policy_stats(s)
 
         # ---- 6. push the new weights to the rollout engine -------------------------------------
         s.engine.load_weights(unwrap(s.learner))
@@ -85,7 +92,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
         # ---- 7. metrics, hacking monitors -------------------------------------------------------
         records = all_gather_list([rec for g in groups for rec in g.records], s.dist)
-        metrics = {"step": step, **_step_metrics(s, step, records, rewards, stats), **timing}
+        metrics = {"step": step, **_step_metrics(s, step, records, rewards, stats), **critic_stats, **timing}
 
         # ---- 8. held-out evaluation every k steps and at the end -------------------------------
         k = config.run.eval_every
@@ -158,6 +165,42 @@ def _update(s: Session, batch: PackedBatch) -> dict[str, float]:
     out = {k: v / s.dist.world_size for k, v in summed.items()}
     out.update(policy=summed["policy"], loss=summed["loss"], grad_norm=stats["grad_norm"], lr=stats["lr"])
     return out
+
+
+def _critic_step(
+    s: Session, batch: PackedBatch, rewards: torch.Tensor
+) -> tuple[PackedBatch, dict[str, float]]:
+    """PPO: GAE advantages from the critic's values, then ``critic.epochs`` clipped value-loss updates."""
+    from r1zero.train.critic import critic_update, gae_batch
+
+    assert s.critic is not None and s.critic_optimizer is not None
+    c, micro = s.config.critic, s.config.algo.micro_batch_size
+    batch, old_values, returns = gae_batch(s.critic, batch, rewards, c, micro)
+    tokens = all_reduce_sum({"tok": batch.loss_mask.sum().item()}, s.dist)["tok"]
+    stats = critic_update(
+        s.critic,
+        s.critic_optimizer,
+        batch,
+        old_values,
+        returns,
+        c,
+        micro_batch_size=micro,
+        epochs=c.epochs,
+        global_tokens=tokens,
+        world_size=s.dist.world_size,
+    )
+    averaged = {k: v / s.dist.world_size for k, v in all_reduce_sum(stats, s.dist).items()}
+    return batch, {f"critic/{k}": v for k, v in averaged.items()}
+
+
+def _critic_warmup(s: Session) -> int:
+    return s.config.critic.warmup_steps if s.critic is not None else 0
+
+
+def _frozen_policy_stats(s: Session) -> dict[str, float]:
+    """Learner statistics of a critic warm-up step: the policy is not updated."""
+    keys = ("policy", "kl", "clip_low", "clip_high", "entropy", "loss", "grad_norm")
+    return {**dict.fromkeys(keys, 0.0), "lr": 0.0}
 
 
 def _step_metrics(

@@ -60,6 +60,8 @@ class Session:
     sampler: PromptSampler
     engine: Any
     state: dict[str, Any] = field(default_factory=dict)
+    critic: torch.nn.Module | None = None
+    critic_optimizer: torch.optim.Optimizer | None = None
 
 
 def open_session(config: TrainConfig, resume: bool) -> Session:
@@ -122,6 +124,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
             "monitors_firing": [],
         },
     )
+    if config.algo.estimator == "ppo":
+        session.critic, session.critic_optimizer = _open_critic(config, checkpoint, device, dist_info)
     if checkpoint is not None:
         _restore(session, load_trainer_state(checkpoint))
         log.info("resumed from %s (step %d)", checkpoint.path, session.state["step"])
@@ -138,6 +142,10 @@ def save_session(session: Session, step: int) -> None:
             **{k: session.state[k] for k in _SAVED_STATE},
         }
         model = unwrap(session.learner)
+        extra = {}
+        if session.critic is not None and session.critic_optimizer is not None:
+            extra["critic"] = unwrap(session.critic)
+            trainer_state["critic_optimizer"] = session.critic_optimizer.state_dict()
         save_checkpoint(
             session.run_dir,
             step,
@@ -145,8 +153,32 @@ def save_session(session: Session, step: int) -> None:
             session.tokenizer,
             trainer_state,
             session.config.run.keep_checkpoints,
+            extra_models=extra,
         )
     barrier(session.dist)
+
+
+def _open_critic(
+    config: TrainConfig, checkpoint: Any, device: torch.device, dist_info: DistInfo
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """PPO's value model (fresh head on the base, or the checkpoint's critic) and its AdamW."""
+    from r1zero.train.critic import load_critic
+
+    c = config.critic
+    if checkpoint is not None:
+        saved = checkpoint.path / "critic"
+        if not (saved / "config.json").is_file():
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint.path)!r} of a PPO run has no critic/ directory"
+            )
+        critic = load_critic(str(saved), config.model.dtype, device, fresh_head=False)
+    else:
+        critic = load_critic(c.model or config.model.name, config.model.dtype, device)
+    o = config.optim
+    optimizer = torch.optim.AdamW(
+        critic.parameters(), lr=c.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
+    )
+    return wrap_model(critic.eval(), dist_info, device), optimizer
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -190,6 +222,10 @@ def _restore(session: Session, saved: dict[str, Any]) -> None:
     session.optimizer.load_state_dict(saved["optimizer"])
     session.scheduler.load_state_dict(saved["scheduler"])
     session.sampler.load_state_dict(saved["sampler"])
+    if session.critic_optimizer is not None:
+        if "critic_optimizer" not in saved:
+            raise CheckpointError("the checkpoint has no critic optimizer state (was it a GRPO run?)")
+        session.critic_optimizer.load_state_dict(saved["critic_optimizer"])
     restore_rng(saved["rng"])
     if session.runlog is not None:
         session.runlog.resume_at(saved["step"])
