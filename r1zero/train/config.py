@@ -121,6 +121,14 @@ class RewardConfig:
     (0 = off)."""
     overlong_factor: float = 1.0
     """Scale of the soft overlong penalty."""
+    model: str = ""
+    """A learned (Bradley-Terry) reward model directory from ``r1zero rm train``; empty = rule-based only.
+    Its raw score of (prompt, completion) is added to the reward as ``parts.learned``."""
+    model_weight: float = 1.0
+    """Weight of the learned reward in the total reward."""
+    rule_weight: float = 1.0
+    """Weight of the rule-based (verifier) reward. 0 trains on the learned reward alone: the verifier still
+    scores every completion, and that score is the check the ``reward_divergence`` monitor compares with."""
     workers: int = 1
     """Verifier processes (0 = verify in this process; only for verifiers that cannot hang)."""
     timeout: float = 5.0

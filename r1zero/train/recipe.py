@@ -73,7 +73,9 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         t_step = time.perf_counter()
 
         # ---- 1-3. sample prompts, roll out G each, verify (dynamic sampling refills) ------------
-        groups, timing = collect_groups(config, s.engine, s.tokenizer, s.sampler, step, s.dist)
+        groups, timing = collect_groups(
+            config, s.engine, s.tokenizer, s.sampler, step, s.dist, s.learned_reward
+        )
 
         # ---- 4. advantages, packed with the rollouts into one padded batch ----------------------
         t_update = time.perf_counter()  # time/update counts reference log-probs, the update and the sync
@@ -102,6 +104,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
         # ---- 9. log: metrics.jsonl, samples.jsonl, progress bar --------------------------------
         metrics["time/step"] = time.perf_counter() - t_step
+        metrics["perf/peak_rss_mb"] = _peak_rss_mb()
         metrics["time/elapsed"] = s.state["elapsed"] = time.perf_counter() - clock
         _log_metrics(s, metrics, sample_records(records, step, config.run.samples_per_step))
         if progress is not None:
@@ -218,9 +221,18 @@ def _step_metrics(
         "groups/zero_variance": zero_var["z"] / zero_var["n"],
     }
     s.state["accuracy_history"] = (s.state["accuracy_history"] + [metrics["train/accuracy"]])[-50:]
+    if "train/reward/learned" in metrics:  # learned reward vs the verifier's score of the same completions
+        pair = [metrics["train/reward/learned"], metrics["train/accuracy"]]
+        s.state["reward_history"] = (s.state["reward_history"] + [pair])[-50:]
     texts, truncated = [r["completion"] for r in records], [r["truncated"] for r in records]
     fired = run_monitors(
-        MonitorInput(texts, truncated, metrics["train/format_rate"], s.state["accuracy_history"])
+        MonitorInput(
+            texts,
+            truncated,
+            metrics["train/format_rate"],
+            s.state["accuracy_history"],
+            [tuple(pair) for pair in s.state["reward_history"]],
+        )
     )
     for name, hit in fired.items():
         metrics[f"monitor/{name}"] = float(hit)
@@ -234,10 +246,19 @@ def _evaluate(s: Session, step: int) -> dict[str, float]:
     """Held-out metrics of the current policy (rank 0 evaluates and writes eval.jsonl)."""
     if not s.dist.is_main:
         return {}
-    metrics, line = evaluate_heldout(s.config, s.engine, s.tokenizer, s.heldout, step)
+    metrics, line = evaluate_heldout(s.config, s.engine, s.tokenizer, s.heldout, step, s.learned_reward)
     if s.runlog is not None:
         s.runlog.eval(line)
     return metrics
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MiB (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def _log_metrics(s: Session, metrics: dict[str, Any], samples: list[dict]) -> None:

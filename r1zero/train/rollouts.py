@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from r1zero.train import build
 from r1zero.train.config import TrainConfig
 from r1zero.train.distributed import DistInfo, shard_range
 from r1zero.train.metrics import rollout_metrics
+from r1zero.verifiers import Verdict
 
 __all__ = ["Group", "collect_groups", "evaluate_heldout", "rollout_seed", "score_groups"]
 
@@ -58,14 +59,25 @@ def _sampling(config: TrainConfig, n: int, temperature: float, seed: int) -> Sam
 
 
 def score_groups(
-    config: TrainConfig, problems: Sequence[Problem], prompts: Sequence[str], groups: Sequence[list[Rollout]]
+    config: TrainConfig,
+    problems: Sequence[Problem],
+    prompts: Sequence[str],
+    groups: Sequence[list[Rollout]],
+    learned: Any = None,
 ) -> list[Group]:
-    """Verify every completion (one pool call for all groups); add DAPO's soft overlong penalty if set."""
+    """Verify every completion (one pool call for all groups); add the learned reward model's score when
+    there is one (``learned``, a ``LearnedReward``) and DAPO's soft overlong penalty if set."""
     flat_problems = [p for p, g in zip(problems, groups, strict=True) for _ in g]
-    verdicts = iter(build.verify(config, flat_problems, [r.text for g in groups for r in g]))
+    texts = [r.text for g in groups for r in g]
+    verdicts = iter(build.verify(config, flat_problems, texts))
+    learned_scores = iter(
+        learned.score([p for p, g in zip(prompts, groups, strict=True) for _ in g], texts)
+        if learned is not None
+        else [None] * len(texts)
+    )
     out = []
     for problem, prompt, group in zip(problems, prompts, groups, strict=True):
-        scored = [next(verdicts) for _ in group]
+        scored = [_with_learned(next(verdicts), next(learned_scores), config) for _ in group]
         rewards = torch.tensor([v.reward for v in scored])  # [G]
         if config.reward.overlong_buffer:
             lengths = torch.tensor([len(r.completion_ids) for r in group])  # [G]
@@ -94,6 +106,16 @@ def score_groups(
     return out
 
 
+def _with_learned(verdict: Verdict, learned: float | None, config: TrainConfig) -> Verdict:
+    """The verdict with the rule reward weighted and the learned score added (as ``parts["learned"]``)."""
+    r = config.reward
+    if learned is None and r.rule_weight == 1.0:
+        return verdict
+    extra = r.model_weight * learned if learned is not None else 0.0
+    parts = dict(verdict.parts) | ({"learned": float(learned)} if learned is not None else {})
+    return replace(verdict, reward=r.rule_weight * verdict.reward + extra, parts=parts)
+
+
 def collect_groups(
     config: TrainConfig,
     engine: Any,
@@ -101,6 +123,7 @@ def collect_groups(
     sampler: PromptSampler,
     step: int,
     dist_info: DistInfo,
+    learned: Any = None,
 ) -> tuple[list[Group], dict[str, float]]:
     """Sample prompts, roll out G completions each and score them: this rank's share of the step.
 
@@ -126,7 +149,7 @@ def collect_groups(
         timing["time/generate"] += time.perf_counter() - t0
         tokens += sum(len(r.completion_ids) for g in generated for r in g)
         t0 = time.perf_counter()
-        for group in score_groups(config, mine, prompts, generated):
+        for group in score_groups(config, mine, prompts, generated, learned):
             informative = bool(grpo.informative_groups(torch.tensor([group.rewards]))[0])
             (kept if informative or not config.algo.dynamic_sampling else spare).append(group)
         timing["time/verify"] += time.perf_counter() - t0
@@ -137,14 +160,19 @@ def collect_groups(
 
 
 def evaluate_heldout(
-    config: TrainConfig, engine: Any, tokenizer: Any, heldout: Sequence[Problem], step: int
+    config: TrainConfig,
+    engine: Any,
+    tokenizer: Any,
+    heldout: Sequence[Problem],
+    step: int,
+    learned: Any = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """One sample per held-out problem: ``(metrics with heldout/* keys, an eval.jsonl line)``."""
     from r1zero.eval.metrics import bootstrap_ci
 
     prompts = build.render_prompts(config, heldout, tokenizer)
     groups = engine.generate(prompts, _sampling(config, 1, config.run.eval_temperature, config.run.seed + 7))
-    records = [g.records[0] for g in score_groups(config, heldout, prompts, groups)]
+    records = [g.records[0] for g in score_groups(config, heldout, prompts, groups, learned)]
     m = rollout_metrics(records, config.run.reflection, prefix="heldout/")
     metrics = {
         "heldout/accuracy": m["heldout/accuracy"],
@@ -152,6 +180,8 @@ def evaluate_heldout(
         "heldout/length_mean": m["length/mean"],
         "heldout/reflection_per_response": m["reflection/per_response"],
     }
+    if "heldout/reward/learned" in m:  # the learned reward model's view of the same completions
+        metrics["heldout/learned_reward"] = m["heldout/reward/learned"]
     line = {
         "step": step,
         "benchmark": "heldout",

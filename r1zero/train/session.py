@@ -38,7 +38,7 @@ __all__ = ["Session", "lr_factor", "open_session", "save_session"]
 log = logging.getLogger(__name__)
 
 #: what trainer_state.pt carries besides optimizer/scheduler/sampler/RNG
-_SAVED_STATE = ("elapsed", "accuracy_history", "step0", "last_eval", "monitors_firing")
+_SAVED_STATE = ("elapsed", "accuracy_history", "step0", "last_eval", "monitors_firing", "reward_history")
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Session:
     state: dict[str, Any] = field(default_factory=dict)
     critic: torch.nn.Module | None = None
     critic_optimizer: torch.optim.Optimizer | None = None
+    learned_reward: Any = None
 
 
 def open_session(config: TrainConfig, resume: bool) -> Session:
@@ -122,8 +123,13 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
             "step0": {},
             "last_eval": {},
             "monitors_firing": [],
+            "reward_history": [],
         },
     )
+    if config.reward.model:  # RLHF-style learned reward (frozen), added to or replacing the rule reward
+        from r1zero.reward_model.score import LearnedReward
+
+        session.learned_reward = LearnedReward.from_pretrained(config.reward.model, device=str(device))
     if config.algo.estimator == "ppo":
         session.critic, session.critic_optimizer = _open_critic(config, checkpoint, device, dist_info)
     if checkpoint is not None:
@@ -229,4 +235,4 @@ def _restore(session: Session, saved: dict[str, Any]) -> None:
     restore_rng(saved["rng"])
     if session.runlog is not None:
         session.runlog.resume_at(saved["step"])
-    session.state = {"step": saved["step"], **{k: saved[k] for k in _SAVED_STATE}}
+    session.state = {"step": saved["step"], **{k: saved.get(k, session.state[k]) for k in _SAVED_STATE}}

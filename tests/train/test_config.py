@@ -89,7 +89,7 @@ def test_invalid_overrides_name_the_problem(argv, message):
 def test_unknown_key_in_saved_config_is_an_error():
     data = config_to_dict(TrainConfig())
     data["algo"]["lr"] = 1.0
-    with pytest.raises(ValueError, match=r"unknown config key algo\.lr; valid: advantage"):
+    with pytest.raises(ValueError, match=r"unknown config key algo\.lr; valid: estimator, advantage"):
         config_from_dict(data)
     with pytest.raises(ValueError, match="unknown config section 'extra'"):
         config_from_dict({**config_to_dict(TrainConfig()), "extra": {}})
