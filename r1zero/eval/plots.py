@@ -9,6 +9,11 @@ Four panels, each its own figure and together in ``overview``:
   step marked (``r1zero.eval.aha``);
 - ``format``: tag-format rate and truncation (clip) rate.
 
+Runs that have them also get ``critic`` (PPO: value loss and explained variance) and ``reward_model`` (a
+learned reward against the verifier's score of the same completions, with the ``reward_divergence``
+monitor's firings shaded: where reward hacking shows). ``--x time`` puts wall-clock seconds on the x
+axis instead of steps, to compare runs whose steps cost differently (GRPO vs PPO) at equal time.
+
 Per-step training metrics are noisy (64 samples swing by about 0.1), so they are drawn smoothed (EMA) with
 the raw values faint behind. Several runs are overlaid, one colour per run, the legend naming each run's
 variant from its ``config.json``. Reads only the run directory (``docs/run_format.md``).
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -183,7 +189,50 @@ def draw_format(ax: Axes, runs: Sequence[Run]) -> None:
     ax.set_ylim(-0.02, 1.02)
 
 
-#: panel name -> drawing function
+def draw_critic(ax: Axes, runs: Sequence[Run]) -> None:
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        _smoothed(ax, *series(run.metrics, "critic/value_loss", 1), color, lab("value loss", main=True))
+        s, v = series(run.metrics, "critic/explained_variance", 1)
+        if s:
+            ax.plot(s, ema(v), "--", color=color, linewidth=1.4, label=lab("explained variance"))
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_title("Critic (PPO)")
+    ax.set_ylabel("value loss / explained variance")
+
+
+def draw_reward_model(ax: Axes, runs: Sequence[Run]) -> None:
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        _smoothed(
+            ax, *series(run.metrics, "train/reward/learned", 1), color, lab("learned reward", main=True)
+        )
+        s, v = series(run.metrics, "train/accuracy", 1)
+        if s:
+            ax.plot(s, ema(v), ":", color=color, linewidth=1.6, label=lab("verifier score (accuracy)"))
+        s, v = series(run.metrics, "heldout/learned_reward")
+        if s:
+            ax.plot(s, v, "s", color=color, markersize=4, label=lab("held-out learned reward"))
+        s, v = series(run.metrics, "heldout/accuracy")
+        if s:
+            ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out verifier score"))
+        fired, _ = series([r for r in run.metrics if r.get("monitor/reward_divergence")], "step")
+        for k, step in enumerate(fired):
+            first = k == 0
+            ax.axvspan(
+                step - 0.5,
+                step + 0.5,
+                color="red",
+                alpha=0.12,
+                label=lab("divergence monitor") if first else None,
+            )
+    ax.set_title("Learned reward vs verifier")
+    ax.set_ylabel("reward / accuracy")
+
+
+#: panel name -> drawing function (the overview's four)
 PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
     "accuracy": draw_accuracy,
     "length": draw_length,
@@ -191,9 +240,26 @@ PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
     "format": draw_format,
 }
 
+#: panel name -> (metric a run must have for the panel to be drawn, drawing function)
+OPTIONAL_PANELS: dict[str, tuple[str, Callable[[Axes, Sequence[Run]], None]]] = {
+    "critic": ("critic/value_loss", draw_critic),
+    "reward_model": ("train/reward/learned", draw_reward_model),
+}
 
-def finish_axes(ax: Axes) -> None:
-    ax.set_xlabel("step")
+
+def on_wall_time(run: Run) -> Run:
+    """The run with every ``step`` replaced by the wall-clock seconds at which that step ended
+    (``time/elapsed``), so curves of runs with different step costs line up at equal time."""
+    clock = {row["step"]: row["time/elapsed"] for row in run.metrics if "time/elapsed" in row}
+
+    def retime(rows: list[dict]) -> list[dict]:
+        return [{**r, "step": clock[r["step"]]} for r in rows if r.get("step") in clock]
+
+    return replace(run, metrics=retime(run.metrics), samples=retime(run.samples), evals=retime(run.evals))
+
+
+def finish_axes(ax: Axes, x: str = "step") -> None:
+    ax.set_xlabel("wall time (s)" if x == "time" else "step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
@@ -202,31 +268,45 @@ def finish_axes(ax: Axes) -> None:
 
 
 def plot_runs(
-    run_dirs: Sequence[str | Path], out_dir: str | Path | None = None, formats=("png", "svg")
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    formats=("png", "svg"),
+    x: str = "step",
 ) -> list[Path]:
     """Write every panel and the 2x2 overview for ``run_dirs``; returns the files written.
 
-    ``out_dir`` defaults to the first run's ``plots/``.
+    ``out_dir`` defaults to the first run's ``plots/``; ``x`` is ``"step"`` or ``"time"`` (wall seconds;
+    files then end in ``_time``).
     """
+    if x not in ("step", "time"):
+        raise ValueError(f"x must be 'step' or 'time'; got {x!r}")
     runs = [load_run(d) for d in run_dirs]
+    if x == "time":
+        runs = [on_wall_time(r) for r in runs]
+    suffix = "_time" if x == "time" else ""
     if not runs:
         raise ValueError("plot_runs needs at least one run directory")
     out = Path(out_dir) if out_dir is not None else runs[0].path / "plots"
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw in PANELS.items():
+    optional = {
+        name: draw
+        for name, (key, draw) in OPTIONAL_PANELS.items()
+        if any(key in m for r in runs for m in r.metrics)
+    }
+    for name, draw in {**PANELS, **optional}.items():
         fig, ax = plt.subplots(figsize=(7, 4.2))
         draw(ax, runs)
-        finish_axes(ax)
+        finish_axes(ax, x)
         fig.tight_layout()
-        written += _save(fig, out / name, formats)
+        written += _save(fig, out / f"{name}{suffix}", formats)
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     for ax, draw in zip(axes.flat, PANELS.values(), strict=True):
         draw(ax, runs)
-        finish_axes(ax)
+        finish_axes(ax, x)
     fig.suptitle(" vs ".join(r.variant for r in runs))
     fig.tight_layout()
-    written += _save(fig, out / "overview", formats)
+    written += _save(fig, out / f"overview{suffix}", formats)
     return written
 
 
@@ -247,8 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", help="run directories (several are overlaid)")
     p.add_argument("--out", help="output directory (default: the first run's plots/)")
     p.add_argument("--formats", default="png,svg", help="comma-separated formats (default png,svg)")
+    p.add_argument(
+        "--x", choices=("step", "time"), default="step", help="x axis: training step or wall-clock seconds"
+    )
     args = p.parse_args(argv)
-    for path in plot_runs(args.runs, args.out, tuple(args.formats.split(","))):
+    for path in plot_runs(args.runs, args.out, tuple(args.formats.split(",")), args.x):
         print(path)
     return 0
 

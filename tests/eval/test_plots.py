@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from r1zero.eval.plots import main, plot_runs
+from r1zero.eval.plots import main, on_wall_time, plot_runs
 from r1zero.eval.rundir import aha_for_run, ema, load_run, read_jsonl
 
 from .fixtures import write_synthetic_run
@@ -74,3 +74,25 @@ def test_console_dispatch_plot_and_report(runs, tmp_path, capsys):
     assert (tmp_path / "p" / "overview.png").is_file()
     assert r1zero_main(["report", str(runs[1]), "--out", str(tmp_path / "r.html")]) == 0
     assert "No aha step" in (tmp_path / "r.html").read_text()
+
+
+def test_critic_and_reward_model_panels_on_a_wall_time_axis(tmp_path):
+    run = write_synthetic_run(tmp_path / "ppo-rm", variant="ppo-rm", aha_step=None)
+    rows = read_jsonl(run / "metrics.jsonl")
+    for row in rows[1:]:
+        step = row["step"]
+        row.update({"critic/value_loss": 1.0 / step, "critic/explained_variance": 1 - 1.0 / step})
+        row.update({"train/reward/learned": 0.05 * step, "monitor/reward_divergence": float(step > 40)})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    paths = plot_runs([run], tmp_path / "plots", formats=("svg",), x="time")
+    names = sorted(p.name for p in paths)
+    assert "critic_time.svg" in names and "reward_model_time.svg" in names and "overview_time.svg" in names
+    critic = (tmp_path / "plots" / "critic_time.svg").read_text()
+    assert "explained variance" in critic and "wall time (s)" in critic
+    reward = (tmp_path / "plots" / "reward_model_time.svg").read_text()
+    assert "learned reward" in reward and "divergence monitor" in reward and "verifier score" in reward
+    retimed = [r["step"] for r in on_wall_time(load_run(run)).metrics]
+    assert retimed[:3] == [0.0, 3.0, 6.0]  # steps became the fixture's time/elapsed (3 s per step)
+    with pytest.raises(ValueError, match="x must be"):
+        plot_runs([run], tmp_path / "p2", x="tokens")
