@@ -17,7 +17,7 @@ from pathlib import Path
 
 from r1zero.eval.aha import AhaResult
 from r1zero.eval.behaviour import find_reflection
-from r1zero.eval.plots import PANELS, finish_axes, plt
+from r1zero.eval.plots import OPTIONAL_PANELS, PANELS, finish_axes, plt
 from r1zero.eval.rundir import Run, aha_for_run, load_run, reflection_baseline, series
 
 __all__ = ["build_report", "highlight", "main", "summary_rows", "write_report"]
@@ -42,7 +42,8 @@ def highlight(text: str, preset: str | tuple[str, ...] = "r1zero") -> str:
 
 def _figure_svg(name: str, run: Run) -> str:
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    PANELS[name](ax, [run])
+    draw = PANELS[name] if name in PANELS else OPTIONAL_PANELS[name][1]
+    draw(ax, [run])
     finish_axes(ax)
     fig.tight_layout()
     buffer = io.StringIO()
@@ -162,7 +163,10 @@ def build_report(run_dir: str | Path) -> str:
     run = load_run(run_dir)
     preset = run.config.get("run", {}).get("reflection", "r1zero")
     aha = aha_for_run(run)
-    figures = "\n".join(f'<figure id="fig-{name}">{_figure_svg(name, run)}</figure>' for name in PANELS)
+    optional = [name for name, (key, _) in OPTIONAL_PANELS.items() if any(key in m for m in run.metrics)]
+    figures = "\n".join(
+        f'<figure id="fig-{name}">{_figure_svg(name, run)}</figure>' for name in [*PANELS, *optional]
+    )
     table = "\n".join(
         f"<tr><td>{html.escape(label)}</td><td>{_fmt(a)}</td><td>{_fmt(b)}</td></tr>"
         for label, a, b in summary_rows(run)

@@ -96,3 +96,7 @@ def test_critic_and_reward_model_panels_on_a_wall_time_axis(tmp_path):
     assert retimed[:3] == [0.0, 3.0, 6.0]  # steps became the fixture's time/elapsed (3 s per step)
     with pytest.raises(ValueError, match="x must be"):
         plot_runs([run], tmp_path / "p2", x="tokens")
+    from r1zero.eval.report import build_report
+
+    page = build_report(run)
+    assert 'id="fig-critic"' in page and 'id="fig-reward_model"' in page
