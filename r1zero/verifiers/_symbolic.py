@@ -19,8 +19,13 @@ from functools import lru_cache
 import math_verify
 import sympy
 from antlr4.atn.PredictionMode import PredictionMode
-from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy, is_expr_of_only_symbols
 from math_verify.parser import LatexExtractionConfig, normalize_latex
+from sympy.core.traversal import bottom_up
+from sympy.polys.polyerrors import BasePolynomialError
+
+from r1zero.verifiers._fast_reader import fast_parse
+from r1zero.verifiers.normalize import split_top_level
 
 __all__ = ["fast_parse", "for_sympy", "gold_parses", "symbolic_check"]
 
@@ -68,9 +73,12 @@ _Latex2Sympy.create_parser = _two_stage_create_parser
 def gold_parses(gold: str) -> bool:
     """True when math-verify parses a normalised gold into a sympy object (runs in the sandbox child).
 
-    Plain algebra that the fast reader reads is readable without math-verify's (slow) parser.
+    Plain algebra that the fast reader reads (an expression, an equation of two, a list of them) is
+    readable without math-verify's (slow) parser.
     """
-    return _fast_read(gold) is not None or bool(_parse_gold_symbolic(gold))
+    if _fast_read(gold) is not None or _fast_list(gold) is not None:
+        return True
+    return (gold.count("=") == 1 and _fast_equation(gold) is not None) or bool(_parse_gold_symbolic(gold))
 
 
 @lru_cache(maxsize=16384)  # G samples of one prompt often give the same answer
@@ -93,6 +101,14 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
             and _fast_compare(gold_side, answer_side) == "correct"
         ):
             return "correct"  # math-verify's first test of two equations (the same lhs - rhs)
+        if gold_side is not None and answer_side is not None:
+            decided = _linear_verdict(gold, answer, gold_side, answer_side)
+            if decided is not None:
+                return decided
+    if "," in gold:
+        decided = _list_verdict(_fast_list(gold), _fast_list(answer))
+        if decided is not None:
+            return decided
     fast_gold = _fast_read(gold)
     if fast_gold is not None:
         if rational is not None and fast_gold.is_number:
@@ -127,7 +143,119 @@ def _rational_check(gold, rational: tuple[int, int]) -> str:
     """An exact rational answer against a numeric gold (no rounding: ``3.14159265`` is not ``\\pi``)."""
     value = sympy.Rational(*rational)
     same = _same_number(gold, value)
-    return "correct" if (sympy.simplify(gold - value) == 0 if same is None else same) else "wrong"
+    return "correct" if (_is_zero(gold - value) if same is None else same) else "wrong"
+
+
+def _is_zero(number) -> bool:
+    """Whether an exact numeric expression is 0: cheap proofs first (expanding, denesting square roots,
+    ~2 ms), ``sympy.simplify`` (~25 ms) only when they do not show it.
+
+    >>> _is_zero(sympy.sqrt(5 + 2 * sympy.sqrt(6)) - sympy.sqrt(2) - sympy.sqrt(3)), _is_zero(sympy.sqrt(2) - 1)
+    (True, False)
+    """
+    if sympy.expand(number) == 0:
+        return True
+    roots = any(power.exp == sympy.S.Half for power in number.atoms(sympy.Pow))
+    if roots and sympy.expand(bottom_up(number, _denest)) == 0:
+        return True
+    return sympy.simplify(number) == 0
+
+
+def _denest(expr):
+    return sympy.sqrtdenest(expr) if expr.is_Pow and expr.exp == sympy.S.Half else expr
+
+
+def _linear_verdict(gold: str, answer: str, gold_side, answer_side) -> str | None:
+    """Two linear equations (``lhs - rhs`` of degree 1 with rational coefficients), or None if not that.
+
+    math-verify solves both equations and compares the solutions; for linear equations those agree
+    exactly when one ``lhs - rhs`` is a nonzero multiple of the other (the same line or plane), which
+    this checks on the coefficients without solving. An assignment-like left side (``x + y = 3``, which
+    math-verify's parser treats its own way) and floats are left to math-verify.
+
+    >>> x, y = sympy.symbols("x y", real=True)
+    >>> _linear_verdict("3x+4y+14=0", "6x+8y=-28", 3*x + 4*y + 14, 6*x + 8*y + 28)
+    'correct'
+    >>> _linear_verdict("3x+4y+14=0", "3x-y+13=0", 3*x + 4*y + 14, 3*x - y + 13)
+    'wrong'
+    """
+    sides = [_fast_read(text.partition("=")[0]) for text in (gold, answer)]
+    if any(side is None or is_expr_of_only_symbols(side) for side in sides):
+        return None
+    symbols = sorted(gold_side.free_symbols | answer_side.free_symbols, key=str)
+    if not symbols or gold_side.has(sympy.Float) or answer_side.has(sympy.Float):
+        return None
+    try:
+        polys = [sympy.Poly(side, *symbols) for side in (gold_side, answer_side)]
+    except sympy.PolynomialError:
+        return None
+    if any(poly.total_degree() != 1 or not (poly.domain.is_ZZ or poly.domain.is_QQ) for poly in polys):
+        return None
+    gold_terms, answer_terms = (poly.as_dict() for poly in polys)
+    if gold_terms.keys() != answer_terms.keys():
+        return "wrong"
+    ratio = None
+    for monomial, coefficient in gold_terms.items():
+        ratio = ratio or coefficient / answer_terms[monomial]
+        if coefficient != ratio * answer_terms[monomial]:
+            return "wrong"
+    return "correct"
+
+
+_MAX_LIST = 8
+
+
+@lru_cache(maxsize=4096)
+def _fast_list(text: str) -> tuple | None:
+    """A bare comma list or a ``\\{…\\}`` set (math-verify reads both as a ``FiniteSet``) of 2 to 8
+    elements that the fast reader reads, or None. Tuples and intervals (brackets) are not lists here.
+
+    >>> _fast_list(r"\\{\\sqrt{2}, -\\sqrt{2}\\}"), _fast_list("(1, x)"), _fast_list("x, y^{2}")
+    ((sqrt(2), -sqrt(2)), None, (x, y**2))
+    """
+    if text.startswith(r"\{") and text.endswith(r"\}"):
+        text = text[2:-2]
+    elif text[:1] in "([{":
+        return None
+    parts = split_top_level(text)
+    if not 2 <= len(parts) <= _MAX_LIST or any("=" in part for part in parts):
+        return None
+    items = tuple(_fast_read(part) for part in parts)
+    return None if any(item is None for item in items) else items
+
+
+def _list_verdict(gold: tuple | None, answer: tuple | None) -> str | None:
+    """Two lists of distinct elements (see ``_fast_list``) as sets: "correct" when each gold element
+    equals an answer element and the sizes agree, "wrong" when every pair is decided and they do not;
+    None when either is not such a list or a pair is undecided (left to math-verify).
+
+    Elements are compared as ``symbolic_check`` compares two fast reads; two lone symbols as
+    math-verify compares them: by name, ignoring case (its parser lowercases ``X`` and ``x_A``) and braces.
+
+    >>> x, y, z = sympy.symbols("x y z", real=True)
+    >>> _list_verdict((x, y), (y, x)), _list_verdict((x, y), (x, z)), _list_verdict((x, y), (x, x))
+    ('correct', 'wrong', None)
+    """
+    if gold is None or answer is None or len(gold) != len(answer):
+        return None
+    for items in (gold, answer):  # duplicates: math-verify's FiniteSet merges them; left to it
+        if any(_same_element(a, b) != "wrong" for i, a in enumerate(items) for b in items[i + 1 :]):
+            return None
+    decisions = [[_same_element(g, a) for a in answer] for g in gold]
+    if any(d is None for row in decisions for d in row):
+        return None
+    return "correct" if all("correct" in row for row in decisions) else "wrong"
+
+
+def _symbol_key(symbol) -> str:
+    return symbol.name.replace("{", "").replace("}", "").lower()
+
+
+def _same_element(gold, answer) -> str | None:
+    if isinstance(gold, sympy.Symbol) and isinstance(answer, sympy.Symbol):
+        same = _symbol_key(gold) == _symbol_key(answer)
+        return "correct" if same else "wrong"
+    return _fast_compare(gold, answer)
 
 
 _MAX_EXPAND_POWER = 12
@@ -189,6 +317,7 @@ def _fast_compare(gold, answer) -> str | None:
         trig = difference.has(sympy.sin, sympy.cos, sympy.tan)
         if (
             sympy.expand(difference) == 0
+            or (not floats and trig and _pythagorean_zero(difference))
             or (not floats and trig and sympy.trigsimp(difference) == 0)
             or (not floats and sympy.simplify(difference) == 0)
         ):
@@ -196,6 +325,38 @@ def _fast_compare(gold, answer) -> str | None:
     except (TypeError, ValueError, ArithmeticError, RecursionError):
         return None
     return None
+
+
+def _pythagorean_zero(expr) -> bool:
+    """Whether ``expr``, a polynomial in sines and cosines, is 0 using only ``sin(u)^2 + cos(u)^2 = 1``
+    (each argument ``u`` on its own): its remainder modulo those relations (a Groebner basis: their
+    leading terms ``sin(u)^2`` are coprime) is 0. ~1 ms where ``trigsimp`` takes ~10 ms; False when it
+    cannot show it (then ``trigsimp`` decides).
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> _pythagorean_zero(sympy.sin(x) ** 4 - sympy.cos(x) ** 4 - sympy.sin(x) ** 2 + sympy.cos(x) ** 2)
+    True
+    >>> _pythagorean_zero(sympy.sin(2 * x) - 2 * sympy.sin(x) * sympy.cos(x))
+    False
+    """
+    if expr.has(sympy.tan):
+        return False
+    mapping, relations, generators = {}, [], []
+    for argument in sorted({f.args[0] for f in expr.atoms(sympy.sin, sympy.cos)}, key=sympy.default_sort_key):
+        sine, cosine = sympy.Dummy(), sympy.Dummy()
+        mapping[sympy.sin(argument)], mapping[sympy.cos(argument)] = sine, cosine
+        relations.append(sine**2 + cosine**2 - 1)
+        generators += [sine, cosine]
+    if not relations:
+        return False
+    polynomial = sympy.expand(expr.xreplace(mapping))
+    if polynomial.has(sympy.sin, sympy.cos):  # a sine inside another function's argument
+        return False
+    try:
+        _, remainder = sympy.reduced(polynomial, relations, *generators)
+    except BasePolynomialError:
+        return False
+    return remainder == 0
 
 
 def _same_number(gold, answer) -> bool | None:
@@ -268,230 +429,6 @@ def for_sympy(text: str) -> str:
         lambda m: "\\varepsilon_{" + m.group(1) + (m.group(2) or m.group(3) or "") + "}", text
     )
     return _LOWER_GAMMA.sub(r"{\\gamma}", text)
-
-
-# A fast reader for the plain algebra most answers are written in (numbers, letters, + - \cdot / ^,
-# \frac, \sqrt, \pi, e, \sin/\cos/\tan/\ln/\exp/\log_b, n!). ANTLR (math-verify's LaTeX parser) costs
-# ~5 ms a string; this costs ~0.1 ms. It reads math-verify's normalised text and returns None for
-# anything outside that subset (sets, relations, intervals, matrices, i, units, ...), which then goes
-# to math-verify as before; the result is only compared with another fast read (``_fast_compare``).
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|([A-Za-z])|(\\[A-Za-z]+)|([-+*/^_{}()!]))")
-_GREEK = frozenset(
-    ["alpha", "beta", "theta", "phi", "varphi", "lambda", "mu", "sigma", "omega", "rho", "tau", "varepsilon"]
-)  # read by math-verify as plain symbols (not \gamma: EulerGamma; \delta, \zeta: functions)
-_FUNCTIONS = {"sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "ln": sympy.log, "exp": sympy.exp}
-_TIMES = frozenset(["*", "\\cdot", "\\times"])
-_MAX_FACTORIAL = 5000
-_MAX_FAST_CHARS = 256
-_MAX_POWER_DIGITS = 2000
-
-
-class _NotPlain(Exception):
-    """The text is outside the fast reader's subset."""
-
-
-def _tokens(text: str) -> list[str]:
-    out, pos = [], 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            if text[pos:].strip():
-                raise _NotPlain(text[pos:])
-            break
-        out.append(match.group(match.lastindex))
-        pos = match.end()
-    return out
-
-
-class _Reader:
-    """Recursive descent over the tokens, mirroring latex2sympy's precedence (implicit products bind
-    tighter than ``\\cdot`` and ``/``, as in ``1/2x`` = 1/(2x))."""
-
-    def __init__(self, tokens: list[str]) -> None:
-        self.tokens, self.pos = tokens, 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> str:
-        token = self.peek()
-        if token is None or (expected is not None and token != expected):
-            raise _NotPlain(f"expected {expected!r}, found {token!r}")
-        self.pos += 1
-        return token
-
-    def expr(self):
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            value = value + self.term() if self.take() == "+" else value - self.term()
-        return value
-
-    def term(self):
-        value = self.unary()
-        while self.peek() in _TIMES or self.peek() == "/":
-            value = value / self.unary() if self.take() == "/" else value * self.unary()
-        return value
-
-    def unary(self):
-        if self.peek() in ("+", "-"):
-            return -self.unary() if self.take() == "-" else self.unary()
-        return self.product(stop_at_function=False)
-
-    def product(self, stop_at_function: bool):
-        factors = [self.postfix(first=True)]
-        while self._starts_atom(stop_at_function):
-            factors.append(self.postfix(first=False))
-        return sympy.Mul(*factors)
-
-    def _starts_atom(self, stop_at_function: bool) -> bool:
-        token = self.peek()
-        if token is None or token in ("+", "-", "/", "}", ")", "^", "_", "!") or token in _TIMES:
-            return False
-        return not (stop_at_function and (token[1:] in _FUNCTIONS or token == "\\log"))
-
-    def postfix(self, first: bool):
-        token = self.peek()
-        if token is not None and token[0].isdigit() and not first:
-            raise _NotPlain("a number after a factor")  # "x2", "2 3": latex2sympy reads these its own way
-        base = self.atom()
-        if self.peek() == "!":
-            self.take()
-            if not (base.is_Integer and 0 <= base <= _MAX_FACTORIAL):
-                raise _NotPlain("factorial of a non-literal")
-            base = sympy.factorial(base)
-        if self.peek() == "^":
-            self.take()
-            exponent = self.exponent()
-            if base.is_Rational and exponent.is_Integer and abs(base) != 1 and base != 0:
-                digits = abs(int(exponent)) * max(len(str(abs(base.p))), len(str(base.q)))
-                if digits > _MAX_POWER_DIGITS:  # 2^{2^{2^{2^{2^{2}}}}}: left to the guards and math-verify
-                    raise _NotPlain("a huge power")
-            base = base**exponent
-            if self.peek() in ("^", "!"):
-                raise _NotPlain("a double power")
-        return base
-
-    def exponent(self):
-        token = self.peek()
-        if token == "{":
-            return self.group()
-        if token is not None and ((token.isdigit() and len(token) == 1) or token.isalpha()):
-            return self.atom()
-        raise _NotPlain(f"exponent {token!r}")
-
-    def group(self):
-        self.take("{")
-        value = self.expr()
-        self.take("}")
-        return value
-
-    def atom(self):
-        token = self.take()
-        if token[0].isdigit():
-            return sympy.Float(token) if "." in token else sympy.Integer(token)
-        if token == "(":
-            value = self.expr()
-            self.take(")")
-            return value
-        if token == "{":
-            self.pos -= 1
-            return self.group()
-        if token.isalpha():
-            return self.letter(token)
-        name = token[1:]
-        if name == "pi":
-            return sympy.pi
-        if name == "gamma":  # for_sympy braces it: math-verify reads {\gamma} as Euler's constant
-            return sympy.EulerGamma
-        if name in _GREEK:
-            return self.symbol(name)
-        if name == "frac":
-            numerator = self.group()
-            return numerator / self.group()
-        if name == "sqrt":
-            if self.peek() == "[":
-                raise _NotPlain("nth root")
-            return sympy.sqrt(self.group())
-        if name in _FUNCTIONS or name == "log":
-            return self.function(name)
-        raise _NotPlain(f"command {token!r}")
-
-    def letter(self, letter: str):
-        following = self.tokens[self.pos : self.pos + 2]
-        differential = letter == "d" and following[:1] and following[0].isalpha()
-        if differential or (len(following) == 2 and all(t.isalpha() for t in following)):
-            raise _NotPlain("a word or a differential")  # math-verify reads "da" in "Monday" as one symbol
-        if letter in "iIE":  # imaginary unit, or a symbol math-verify reads its own way
-            raise _NotPlain(f"letter {letter!r}")
-        if letter == "e":
-            if self.peek() == "_":
-                raise _NotPlain("e with a subscript")
-            return sympy.E
-        return self.symbol(letter)
-
-    def symbol(self, name: str):
-        if self.peek() == "_":
-            self.take()
-            if self.peek() == "{":  # x_{12}, L_{odot}, varepsilon_{E1}: one name
-                self.take()
-                parts = []
-                while self.peek() is not None and self.peek().isalnum():
-                    parts.append(self.take())
-                self.take("}")
-                sub = "".join(parts)
-            else:  # x_1 is x_{1}; x_12 is x_{1} times 2, which the number rule refuses
-                sub = self.take()
-            if not sub.isalnum():
-                raise _NotPlain(f"subscript {sub!r}")
-            name = f"{name}_{sub}"
-        return sympy.Symbol(name, real=True)
-
-    def function(self, name: str):
-        base = None
-        if name == "log":
-            if self.peek() != "_":
-                raise _NotPlain("\\log without a base")  # math-verify's choice of base is its own
-            self.take()
-            base = self.exponent()
-        power = None
-        if self.peek() == "^":
-            self.take()
-            token = self.peek()
-            power = self.exponent()
-            if not (power.is_Integer and power > 0) or token == "-":
-                raise _NotPlain("a function power that is not a positive integer")
-        if self.peek() == "(":
-            self.take()
-            argument = self.expr()
-            self.take(")")
-        elif self.peek() == "{":
-            argument = self.group()
-        else:
-            argument = self.product(stop_at_function=True)
-            if self.peek() in _TIMES or self.peek() == "/":
-                raise _NotPlain("an operator after a function argument without parentheses")
-        value = sympy.log(argument, base) if base is not None else _FUNCTIONS[name](argument)
-        return value**power if power is not None else value
-
-
-def fast_parse(text: str):
-    """Read plain algebra in math-verify's normalised LaTeX into sympy, or None outside the subset.
-
-    >>> fast_parse(r"\\frac{a^{2}}{b_{1}} + \\sqrt{2}\\sin^2 x")
-    a**2/b_1 + sqrt(2)*sin(x)**2
-    >>> fast_parse(r"[-2, 7]") is None
-    True
-    """
-    if len(text) > _MAX_FAST_CHARS:  # math-verify reads long text its own way (a fragment of it)
-        return None
-    try:
-        reader = _Reader(_tokens(text))
-        value = reader.expr()
-        if reader.peek() is not None:
-            raise _NotPlain(f"trailing {reader.peek()!r}")
-        return value
-    except (_NotPlain, TypeError, ValueError, ArithmeticError, RecursionError):
-        return None
 
 
 def _warm_up() -> None:

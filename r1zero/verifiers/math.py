@@ -39,6 +39,7 @@ from r1zero.verifiers.normalize import (
     exact_equal,
     normalize,
     parse_exact,
+    relation_interval,
     split_top_level,
 )
 from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
@@ -97,6 +98,7 @@ class _Gold:
     word: str | None  # a word answer (casefolded), e.g. "monday"
     multi: bool  # several parts (a list or set of more than one element)
     bad: bool  # refused by the guards or empty
+    interval: ExactValue | None = None  # the interval a one-variable inequality describes ("x \ge 3")
 
 
 @register("math")
@@ -131,7 +133,12 @@ def verify_math(
 def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     deadline = time.monotonic() + timeout  # one budget for the gold check and the answer check together
     gold_info = _read_gold(gold if isinstance(gold, str) else "")
-    symbolic_gold = gold_info.exact is None and gold_info.choice is None and gold_info.word is None
+    symbolic_gold = (
+        gold_info.exact is None
+        and gold_info.choice is None
+        and gold_info.word is None
+        and gold_info.interval is None
+    )
     try:
         if gold_info.bad or (symbolic_gold and not _gold_readable(gold_info.text, deadline)):
             return "bad_gold", None
@@ -153,6 +160,8 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     exact = parse_exact(normal)
     if gold_info.exact is not None and exact is not None:
         return ("correct" if exact_equal(gold_info.exact, exact) else "wrong"), answer
+    if (decided := _interval_verdict(gold_info, normal, exact)) is not None:
+        return decided, answer
     if gold_info.exact is not None and _has_prose(normal):  # words are not a number: spare sympy the prose
         return "wrong", answer
     if gold_info.exact is not None and gold_info.exact.kind == "number" and _RELATION.search(normal):
@@ -202,9 +211,32 @@ def gold_readable(gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
     info = _read_gold(gold if isinstance(gold, str) else "")
     if info.bad:
         return False
-    if info.exact is not None or info.choice is not None or info.word is not None:
+    if info.exact is not None or info.choice is not None or info.word is not None or info.interval:
         return True
     return _gold_readable(info.text, time.monotonic() + timeout)
+
+
+def _interval_verdict(gold: _Gold, normal: str, exact: ExactValue | None) -> str | None:
+    """An interval against a one-variable inequality ("[3, \\infty)" vs "x \\ge 3", either way round),
+    compared exactly as math-verify compares them (``as_set``, bracket types), or None when not that pair.
+
+    >>> _interval_verdict(_read_gold("[-2, 7]"), r"-2 \\le x \\le 7", None)
+    'correct'
+    >>> _interval_verdict(_read_gold("x > 3"), r"[3, \\infty)", parse_exact(r"[3, \\infty)"))
+    'wrong'
+    """
+    if gold.exact is not None and exact is None:
+        interval, relation = gold.exact, relation_interval(normal)
+    elif gold.interval is not None and exact is not None:
+        interval, relation = exact, gold.interval
+    else:
+        return None
+    if relation is None or interval.kind != "sequence" or len(interval.items) != 2:
+        return None
+    (low, high), brackets = interval.items, interval.brackets
+    if (low == float("-inf") and brackets[0] == "[") or (high == float("inf") and brackets[1] == "]"):
+        return None  # sympy opens an infinite end: left to math-verify
+    return "correct" if exact_equal(interval, relation) else "wrong"
 
 
 def _has_prose(text: str) -> bool:
@@ -232,7 +264,8 @@ def _read_gold(gold: str) -> _Gold:
     multi = (exact is not None and exact.kind == "set" and len(exact.items) > 1) or (
         not enclosed and len(split_top_level(text)) > 1
     )
-    return _Gold(text, exact, choice, word, multi, bad=False)
+    interval = relation_interval(text) if exact is None else None
+    return _Gold(text, exact, choice, word, multi, bad=False, interval=interval)
 
 
 def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:

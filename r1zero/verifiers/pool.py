@@ -35,7 +35,7 @@ from multiprocessing.connection import wait
 
 from r1zero.verifiers import base
 from r1zero.verifiers.base import Verdict, Verifier, get_verifier
-from r1zero.verifiers.sandbox import STARTUP_TIMEOUT, IsolatedChild, VerifierCrash, emit
+from r1zero.verifiers.sandbox import STARTUP_TIMEOUT, IsolatedChild, VerifierCrash, emit, freeze_imports
 
 __all__ = ["VerifierPool", "call_verifier", "guarded", "verify_batch"]
 
@@ -97,6 +97,7 @@ def _resolve(spec: str) -> Verifier:
         warm_up = getattr(verifier, "warm_up", None)  # e.g. math loads sympy here, before any item's limit
         if callable(warm_up):
             warm_up()
+        freeze_imports()
     return verifier
 
 

@@ -204,6 +204,9 @@ def test_fast_path_does_not_touch_the_sandbox(monkeypatch):
         ("[1, 2)", "[1,2)"),
         ("(B)", "B"),
         ("25\\%", "0.25"),
+        ("-2 \\le x < 7", "[-2, 7)"),  # an inequality against an interval, exactly
+        ("[3, \\infty)", "x \\ge 3"),
+        ("t > 3", "(3, \\infty)"),
     ]:
         assert verify(f"<think>a</think> <answer>{answer}</answer>", gold).reason == "correct"
 
@@ -404,7 +407,9 @@ def test_malformed(text, bad):
     assert malformed(text) is bad
 
 
-@pytest.mark.parametrize("module", ["format", "extract", "normalize", "guards", "math", "_symbolic"])
+@pytest.mark.parametrize(
+    "module", ["format", "extract", "normalize", "guards", "math", "_symbolic", "_fast_reader"]
+)
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -560,7 +565,8 @@ def test_fast_compare(gold, answer, decided):
     "gold, answer, reason",
     [
         ("y^2+x^2=1", "x^2+y^2=1", "correct"),  # the same lhs - rhs: decided without math-verify's parser
-        ("3x+4y+14=0", "3x - y + 13 = 0", "wrong"),  # left to math-verify (it also solves equations)
+        ("3x+4y+14=0", "3x - y + 13 = 0", "wrong"),  # linear: not multiples of each other
+        ("3x+4y+14=0", "6x + 8y = -28", "correct"),  # linear: a multiple (math-verify solves both)
         ("2x=2", "x=1", "wrong"),  # math-verify's verdict (an assignment against an equation), unchanged
     ],
 )
@@ -568,6 +574,106 @@ def test_equations(gold, answer, reason):
     from r1zero.verifiers import _symbolic
 
     assert _symbolic.symbolic_check(gold, answer) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "interval"),
+    [
+        ("-2 \\le x \\le 7", ("[]", -2, 7)),
+        ("-2 < x \\leq \\frac{7}{2}", ("(]", -2, 3.5)),
+        ("7 \\ge x > -2", ("(]", -2, 7)),
+        ("x \\ge 3", ("[)", 3, float("inf"))),
+        ("3 > t", ("()", float("-inf"), 3)),
+        ("-\\infty < x < 0.5", ("()", float("-inf"), 0.5)),
+        ("x \\le \\infty", None),  # sympy opens an infinite end: left to it
+        ("1 < x < 1", None),  # empty
+        ("2 < x > 1", None),  # not a range
+        ("x < y < 3", None),  # two variables
+        ("e > 2", None),  # e is a number
+        ("x < \\sqrt{2}", None),  # an irrational bound: left to sympy
+        ("x < 2 or x > 5", None),
+        ("x \\leqslant 3", None),
+    ],
+)
+def test_relation_interval(text, interval):
+    from r1zero.verifiers.normalize import relation_interval
+
+    value = relation_interval(text)
+    if interval is None:
+        assert value is None
+    else:
+        assert (value.kind, value.brackets, *value.items) == ("sequence", *interval)
+
+
+# Pairs that the in-process fast paths decide (relations vs intervals, linear equations, lists of
+# expressions, sums of squared sines and cosines, nested roots against 0); each must get math-verify's verdict.
+FAST_PAIRS = [
+    ("[-2,7]", "-2 \\le x \\le 7"),
+    ("[-2,7]", "-2 < x \\le 7"),
+    ("[3,\\infty)", "x \\ge 3"),
+    ("[3,\\infty)", "x > 3"),
+    ("(-\\infty, 2]", "x \\le 2"),
+    ("(\\frac{1}{2}, 4)", "\\frac{1}{2} < y < 4"),
+    ("3x+4y+14=0", "3x - y + 13 = 0"),
+    ("3x+4y+14=0", "-6x-8y-28=0"),
+    ("2x-3=0", "4x-6=0"),  # math-verify misses it: see MATH_VERIFY_MISSES
+    ("2x-3=0", "2x-3=1"),
+    ("E_{1},E_{2}", "E_1, E_2"),
+    ("E_{1},E_{2}", "E_2, E_1"),
+    ("E_{1},E_{2}", "E_1, E_3"),
+    ("\\sqrt{2}, -\\sqrt{2}", "-\\sqrt{2}, \\sqrt{2}"),
+    ("\\sqrt{2}, -\\sqrt{2}", "\\sqrt{2}, \\sqrt{3}"),
+    ("\\{x+1, y^{2}\\}", "y^2, 1+x"),
+    ("X, y", "x, y"),
+    ("1", "\\sin^2 x + \\cos^2 x"),
+    ("\\cos^2 x", "1 - \\sin^2 x"),
+    ("\\sqrt{5+2\\sqrt{6}} - \\sqrt{2} - \\sqrt{3}", "0"),
+]
+
+
+# Where the fast path is right and math-verify is not: with one variable, its solve-and-compare step
+# gets a list of values instead of a list of solution dicts, raises, and answers False.
+MATH_VERIFY_MISSES = {("2x-3=0", "4x-6=0"): True}
+
+
+@pytest.mark.parametrize(("gold", "answer"), FAST_PAIRS)
+def test_fast_paths_agree_with_math_verify(gold, answer):
+    import math_verify
+
+    from r1zero.verifiers import _symbolic
+
+    def parse(text):  # what the symbolic path gave math-verify before these fast paths
+        text = _symbolic.for_sympy(text)
+        return math_verify.parse(f"${text}$", fallback_mode="no_fallback", parsing_timeout=None)
+
+    normal_gold, normal_answer = math_verifier._read_gold(gold).text, math_verifier.normalize(answer)
+    expected = math_verify.verify(
+        parse(normal_gold), parse(normal_answer), allow_set_relation_comp=True, timeout_seconds=None
+    )
+    expected = MATH_VERIFY_MISSES.get((gold, answer), expected)
+    response = f"<think>a</think> <answer>{answer}</answer>"
+    assert verify(response, gold).correct is expected
+    if "," in gold or "=" in gold:
+        assert _symbolic.symbolic_check(normal_gold, normal_answer) == ("correct" if expected else "wrong")
+
+
+def test_fast_paths_skip_math_verify_parser(monkeypatch):
+    """The pairs above are decided without math-verify's LaTeX parser (the ~5-30 ms each saves)."""
+    import math_verify
+
+    from r1zero.verifiers import _symbolic
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("math-verify's parser was called")
+
+    monkeypatch.setattr(math_verify, "parse", refuse)
+    monkeypatch.setattr(math_verifier.sandbox, "in_worker", lambda: True)
+    for cached in (_symbolic._parse_gold_symbolic, _symbolic.symbolic_check, math_verifier._read_gold):
+        cached.cache_clear()
+    math_verifier._READABLE.clear()
+    for gold, answer in FAST_PAIRS:
+        verdict = verify(f"<think>a</think> <answer>{answer}</answer>", gold)
+        assert verdict.reason in ("correct", "wrong"), (gold, answer, verdict)
 
 
 def test_two_stage_latex_parsing_gives_the_same_results_as_ll():

@@ -15,7 +15,7 @@ OVERRUN_LIMIT = 1.0
 # One verifier whose behaviour the response picks: "sleep:S", "hang", "exit", "raise", "sysexit",
 # "pid", "in_worker", "none"; anything else is echoed as correct when it equals the gold.
 BEHAVIOUR = textwrap.dedent("""
-    import os, time
+    import gc, os, time
     from r1zero.verifiers import Verdict
     from r1zero.verifiers.sandbox import in_worker
 
@@ -37,6 +37,8 @@ BEHAVIOUR = textwrap.dedent("""
             return Verdict(0.0, False, False, "wrong", str(in_worker()))
         elif response == "none":
             return None
+        elif response == "frozen":
+            return Verdict(0.0, False, False, "wrong", str(gc.get_freeze_count() > 0))
         ok = response == gold
         return Verdict(float(ok), ok, False, "correct" if ok else "wrong", response, {"meta": len(meta)})
 """)
@@ -110,6 +112,14 @@ def test_workers_are_reused_across_calls(spec, pool):
     second = {v.extracted for v in pool.verify(spec, ["pid"] * 8, [""] * 8)}
     assert first == second
     assert str(os.getpid()) not in first
+
+
+def test_workers_freeze_their_imports(spec, pool):
+    """Imported modules are out of the garbage collector's view in a worker (full collections stay cheap)."""
+    import gc
+
+    assert [v.extracted for v in pool.verify(spec, ["frozen"] * 2, ["x"] * 2)] == ["True", "True"]
+    assert gc.get_freeze_count() == 0  # never in the caller's process
 
 
 def test_single_worker_still_isolates(spec):
