@@ -3,6 +3,7 @@
 r1zero data generate countdown --n 1000 --difficulty 3 --seed 0 --out countdown.jsonl
 r1zero data inspect math500_test.jsonl --verifier math [--tokenizer DIR] [--template r1zero]
 r1zero data list
+r1zero data preferences --n 4000 --seed 0 --out prefs.jsonl
 """
 
 from __future__ import annotations
@@ -46,13 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     commands.add_parser("list", help="task generators, standard datasets and templates")
+
+    pref = commands.add_parser(
+        "preferences", help="write list_sum preference pairs (chosen/rejected) for a reward model to JSONL"
+    )
+    pref.add_argument("--n", type=int, default=4000, help="number of pairs (default 4000)")
+    pref.add_argument("--seed", type=int, default=0)
+    pref.add_argument("--difficulty", default="5-8", help="list length or range (default 5-8)")
+    pref.add_argument("--out", default=None, help="output JSONL file (default: standard output)")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _generate, "inspect": _inspect, "list": _list}[args.command](args)
+        commands = {"generate": _generate, "inspect": _inspect, "list": _list, "preferences": _preferences}
+        return commands[args.command](args)
     except (DataError, ValueError) as exc:
         print(f"r1zero data {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +78,18 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"wrote {len(problems)} {args.task} problems to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(problems_to_jsonl(problems))
+    return 0
+
+
+def _preferences(args: argparse.Namespace) -> int:
+    from r1zero.data.preferences import generate_preferences, preferences_to_jsonl, write_preferences
+
+    rows = generate_preferences(args.n, seed=args.seed, difficulty=args.difficulty)
+    if args.out:
+        write_preferences(rows, args.out)
+        print(f"wrote {len(rows)} preference pairs to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(preferences_to_jsonl(rows))
     return 0
 
 
