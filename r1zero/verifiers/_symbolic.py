@@ -25,7 +25,7 @@ from sympy.core.traversal import bottom_up
 from sympy.polys.polyerrors import BasePolynomialError
 
 from r1zero.verifiers._fast_reader import fast_parse
-from r1zero.verifiers.normalize import split_top_level
+from r1zero.verifiers.normalize import encloses, split_top_level
 
 __all__ = ["fast_parse", "for_sympy", "gold_parses", "symbolic_check"]
 
@@ -76,7 +76,7 @@ def gold_parses(gold: str) -> bool:
     Plain algebra that the fast reader reads (an expression, an equation of two, a list of them) is
     readable without math-verify's (slow) parser.
     """
-    if _fast_read(gold) is not None or _fast_list(gold) is not None:
+    if _fast_read(gold) is not None or _fast_list(gold) is not None or _fast_sequence(gold) is not None:
         return True
     return (gold.count("=") == 1 and _fast_equation(gold) is not None) or bool(_parse_gold_symbolic(gold))
 
@@ -107,6 +107,10 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
                 return decided
     if "," in gold:
         decided = _list_verdict(_fast_list(gold), _fast_list(answer))
+        if decided is not None:
+            return decided
+    if gold[:1] in "([\\":
+        decided = _sequence_verdict(_fast_sequence(gold), _fast_sequence(answer))
         if decided is not None:
             return decided
     fast_gold = _fast_read(gold)
@@ -245,6 +249,71 @@ def _list_verdict(gold: tuple | None, answer: tuple | None) -> str | None:
     if any(d is None for row in decisions for d in row):
         return None
     return "correct" if all("correct" in row for row in decisions) else "wrong"
+
+
+_MATRIX = re.compile(r"^\\begin\{([pb]?matrix)\}(.*)\\end\{\1\}$", re.DOTALL)  # not vmatrix: a determinant
+_MAX_CELLS = 36
+
+
+@lru_cache(maxsize=4096)
+def _fast_sequence(text: str) -> tuple[str, tuple] | None:
+    """A tuple or interval (its brackets, its elements) or a matrix (``"matrix"``, its rows) of up to
+    36 elements that the fast reader reads, or None.
+
+    >>> _fast_sequence(r"(\\sqrt{2}, 1]"), _fast_sequence(r"\\begin{pmatrix}1&x\\\\0&2\\end{pmatrix}")
+    (('(]', (sqrt(2), 1)), ('matrix', ((1, x), (0, 2))))
+    """
+    if (matrix := _MATRIX.match(text.strip())) is not None:
+        rows = [row for row in matrix.group(2).split("\\\\") if row.strip()]
+        cells = [row.split("&") for row in rows]
+        if not cells or len({len(row) for row in cells}) != 1 or len(cells) * len(cells[0]) > _MAX_CELLS:
+            return None
+        items = tuple(tuple(_fast_read(cell.strip()) for cell in row) for row in cells)
+        ok = all(item is not None for row in items for item in row)
+        return ("matrix", items) if ok else None
+    if not (text[:1] in "([" and text[-1:] in ")]" and encloses(text)):
+        return None
+    parts = split_top_level(text[1:-1])
+    if not 2 <= len(parts) <= _MAX_CELLS:
+        return None
+    items = tuple(_fast_read(part) for part in parts)
+    return None if any(item is None for item in items) else (text[0] + text[-1], items)
+
+
+def _sequence_verdict(gold: tuple[str, tuple] | None, answer: tuple[str, tuple] | None) -> str | None:
+    """Two tuples/intervals with the same brackets, or two matrices of one shape (``_fast_sequence``),
+    element by element: "correct" when every pair is equal, "wrong" when every pair is decided and one
+    differs, None otherwise (left to math-verify).
+
+    math-verify reads ``(a, b)`` as an open interval, so for it any two empty ones are equal
+    (``(\\sqrt{2}, 1)`` = ``(3, 2)``); here a tuple is ordered values, as the exact path reads numbers.
+
+    >>> x, two = sympy.Symbol("x", real=True), sympy.Integer(2)
+    >>> _sequence_verdict(("()", (x + 1, two)), ("()", (1 + x, two)))
+    'correct'
+    >>> _sequence_verdict(("()", (x + 1, two)), ("()", (two, x + 1)))
+    'wrong'
+    >>> _sequence_verdict(("()", (x, two)), ("[]", (x, two))) is None  # brackets differ: math-verify decides
+    True
+    """
+    if gold is None or answer is None or gold[0] != answer[0]:
+        return None
+    if gold[0] == "matrix":
+        if [len(row) for row in gold[1]] != [len(row) for row in answer[1]]:
+            return None
+        pairs = [
+            (g, a)
+            for gold_row, answer_row in zip(gold[1], answer[1], strict=True)
+            for g, a in zip(gold_row, answer_row, strict=True)
+        ]
+    elif len(gold[1]) == len(answer[1]):
+        pairs = list(zip(gold[1], answer[1], strict=True))
+    else:
+        return None
+    decisions = [_same_element(g, a) for g, a in pairs]
+    if None in decisions:
+        return None
+    return "correct" if all(d == "correct" for d in decisions) else "wrong"
 
 
 def _symbol_key(symbol) -> str:

@@ -29,6 +29,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from r1zero.verifiers import sandbox
+from r1zero.verifiers._intervals import IntervalSet, interval_set
 from r1zero.verifiers.base import Verdict, register
 from r1zero.verifiers.extract import extract_answer, find_boxed
 from r1zero.verifiers.format import check_format
@@ -39,7 +40,6 @@ from r1zero.verifiers.normalize import (
     exact_equal,
     normalize,
     parse_exact,
-    relation_interval,
     split_top_level,
 )
 from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
@@ -98,7 +98,7 @@ class _Gold:
     word: str | None  # a word answer (casefolded), e.g. "monday"
     multi: bool  # several parts (a list or set of more than one element)
     bad: bool  # refused by the guards or empty
-    interval: ExactValue | None = None  # the interval a one-variable inequality describes ("x \ge 3")
+    intervals: IntervalSet | None = None  # an interval, a union of them or an inequality ("x \ge 3")
 
 
 @register("math")
@@ -137,7 +137,7 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
         gold_info.exact is None
         and gold_info.choice is None
         and gold_info.word is None
-        and gold_info.interval is None
+        and gold_info.intervals is None
     )
     try:
         if gold_info.bad or (symbolic_gold and not _gold_readable(gold_info.text, deadline)):
@@ -211,32 +211,29 @@ def gold_readable(gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
     info = _read_gold(gold if isinstance(gold, str) else "")
     if info.bad:
         return False
-    if info.exact is not None or info.choice is not None or info.word is not None or info.interval:
+    if info.exact is not None or info.choice is not None or info.word is not None or info.intervals:
         return True
     return _gold_readable(info.text, time.monotonic() + timeout)
 
 
 def _interval_verdict(gold: _Gold, normal: str, exact: ExactValue | None) -> str | None:
-    """An interval against a one-variable inequality ("[3, \\infty)" vs "x \\ge 3", either way round),
-    compared exactly as math-verify compares them (``as_set``, bracket types), or None when not that pair.
+    """Two sets of reals written as intervals, unions of intervals (``\\cup``) or one-variable
+    inequalities, compared exactly as math-verify compares them (``as_set``, bracket types), or None
+    when either is not such a set or both are inequalities (math-verify compares those as relations).
 
     >>> _interval_verdict(_read_gold("[-2, 7]"), r"-2 \\le x \\le 7", None)
     'correct'
     >>> _interval_verdict(_read_gold("x > 3"), r"[3, \\infty)", parse_exact(r"[3, \\infty)"))
     'wrong'
+    >>> _interval_verdict(_read_gold(r"(0,1)\\cup(2,3)"), r"(2, 3) \\cup (0, 1)", None)
+    'correct'
     """
-    if gold.exact is not None and exact is None:
-        interval, relation = gold.exact, relation_interval(normal)
-    elif gold.interval is not None and exact is not None:
-        interval, relation = exact, gold.interval
-    else:
+    if gold.intervals is None or "=" in normal:
         return None
-    if relation is None or interval.kind != "sequence" or len(interval.items) != 2:
+    answer = interval_set(normal, exact if exact is not None and exact.kind == "sequence" else None)
+    if answer is None or (gold.intervals[1] and answer[1]):
         return None
-    (low, high), brackets = interval.items, interval.brackets
-    if (low == float("-inf") and brackets[0] == "[") or (high == float("inf") and brackets[1] == "]"):
-        return None  # sympy opens an infinite end: left to math-verify
-    return "correct" if exact_equal(interval, relation) else "wrong"
+    return "correct" if gold.intervals[0] == answer[0] else "wrong"
 
 
 def _has_prose(text: str) -> bool:
@@ -264,8 +261,8 @@ def _read_gold(gold: str) -> _Gold:
     multi = (exact is not None and exact.kind == "set" and len(exact.items) > 1) or (
         not enclosed and len(split_top_level(text)) > 1
     )
-    interval = relation_interval(text) if exact is None else None
-    return _Gold(text, exact, choice, word, multi, bad=False, interval=interval)
+    intervals = interval_set(text, exact if exact is not None and exact.kind == "sequence" else None)
+    return _Gold(text, exact, choice, word, multi, bad=False, intervals=intervals)
 
 
 def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:
