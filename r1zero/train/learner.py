@@ -10,6 +10,7 @@ of data-parallel ranks (except for ``bnpo``, whose normaliser is the micro-batch
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -118,11 +119,79 @@ def completion_outputs(model: torch.nn.Module, batch: PackedBatch, key: str) -> 
     Position ``P - 1 + t`` sees the prompt and the first ``t`` completion tokens: its logits predict token
     ``t`` and, for a critic, its value is ``V(s_t)``. Positions count real tokens only (left padding does
     not shift RoPE positions), so values match what the rollout engine computed for the same weights.
+    When rows share a prompt (a GRPO group), each distinct prompt runs once and its keys/values feed
+    every row of the group (``_outputs_over_shared_prompts``); the result is the same up to float rounding.
     Returns ``[b, T, ...]``.
     """
+    shared = _shared_prompts(model, batch)
+    if shared is not None:
+        return _outputs_over_shared_prompts(model, batch, key, *shared)
     positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
     return out[key][:, batch.prompt_width - 1 : -1]  # [b, T, ...]
+
+
+def _shared_prompts(
+    model: torch.nn.Module, batch: PackedBatch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(prompt ids [U, P], prompt mask [U, P], row -> prompt [b])`` when rows repeat prompts, else None.
+
+    None also for models that take no ``past_key_values`` and for DDP wrappers (whose forward must run
+    once per backward).
+    """
+    if hasattr(model, "no_sync") or "past_key_values" not in inspect.signature(model.forward).parameters:
+        return None
+    p = batch.prompt_width
+    prompts = torch.cat([batch.input_ids[:, :p], batch.attention_mask[:, :p]], dim=1)  # [b, 2P]
+    unique, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # [U, 2P], [b]
+    if unique.shape[0] == prompts.shape[0]:
+        return None
+    return unique[:, :p], unique[:, p:], inverse
+
+
+def _outputs_over_shared_prompts(
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    key: str,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    inverse: torch.Tensor,
+) -> torch.Tensor:
+    """``completion_outputs`` with each distinct prompt run once (cascade, as the ``fast`` engine decodes).
+
+    The ``U`` prompts run with a KV cache; the cache is indexed out to the ``b`` rows (a differentiable
+    gather, so the gradient reaches the prompt's keys and values from every row of its group) and the
+    completions run on top of it. A GRPO step of ``n`` prompts x ``G`` rows then computes ``n`` prompts
+    instead of ``n G``: about half the learner's tokens at ~100 prompt and ~70 completion tokens.
+    """
+    from transformers import DynamicCache
+
+    p = batch.prompt_width
+    cache = DynamicCache(config=getattr(model, "config", None))
+    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)  # [U, P]
+    head = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        **head,
+    )
+    first = out[key][:, -1][inverse]  # [b, ...] predicts completion token 0
+    if batch.input_ids.shape[1] == p + 1:  # one completion column: nothing more to run
+        return first[:, None]
+    cache.batch_select_indices(inverse)  # [U, ...] -> [b, ...] keys/values of each row's prompt
+    mask = batch.attention_mask[:, :-1]  # [b, P+T-1]
+    positions = (batch.attention_mask.cumsum(dim=1) - 1)[:, p:-1]  # [b, T-1]
+    out = model(
+        input_ids=batch.input_ids[:, p:-1],
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return torch.cat([first[:, None], out[key]], dim=1)  # [b, T, ...]
 
 
 def sequence_logprobs(

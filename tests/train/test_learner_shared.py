@@ -1,0 +1,107 @@
+"""The learner's shared-prompt forward (each GRPO group's prompt runs once) against the plain full forward."""
+
+import pytest
+import torch
+
+from r1zero.rollout.base import Rollout
+from r1zero.train.learner import completion_outputs, pack_rollouts, sequence_logprobs
+
+torch.set_num_threads(1)
+
+
+def _model(kind: str) -> torch.nn.Module:
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Qwen2ForTokenClassification,
+    )
+
+    torch.manual_seed(0)
+    sizes = dict(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0,
+    )  # fmt: skip
+    if kind == "llama":
+        return LlamaForCausalLM(LlamaConfig(**sizes))
+    if kind == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**sizes))
+    return Qwen2ForTokenClassification(Qwen2Config(**sizes, num_labels=1)).eval()  # no dropout noise
+
+
+def _batch(completion_lengths=((3, 1, 6), (2, 5, 4), (7, 2, 1))):
+    """Three groups of three rows: prompts of 4, 6 and 2 tokens (left padding), completions of 1-7 tokens."""
+    g = torch.Generator().manual_seed(1)
+    rollouts = []
+    for prompt_len, lengths in zip((4, 6, 2), completion_lengths, strict=True):
+        prompt = tuple(torch.randint(1, 40, (prompt_len,), generator=g).tolist())
+        for n in lengths:
+            ids = tuple(torch.randint(1, 40, (n,), generator=g).tolist())
+            rollouts.append(Rollout(prompt, ids, "", tuple([-1.0] * n), "stop"))
+    b = len(rollouts)
+    return pack_rollouts(rollouts, torch.randn(b, generator=g), 0, torch.ones(b, dtype=torch.bool))
+
+
+def _plain(model, batch, key):
+    """The reference: one forward over every row's full left-padded prompt + completion."""
+    positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
+    return out[key][:, batch.prompt_width - 1 : -1]
+
+
+def _grads(model, outputs, batch):
+    model.zero_grad()
+    weights = torch.randn(outputs.shape, generator=torch.Generator().manual_seed(2))
+    mask = batch.loss_mask.reshape(*batch.loss_mask.shape, *[1] * (outputs.dim() - 2))
+    (outputs * weights * mask).sum().backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "critic"])
+def test_shared_prompt_outputs_and_gradients_match_the_full_forward(kind):
+    model = _model(kind)
+    batch = _batch()
+    mask = batch.loss_mask.bool()
+    rows = []  # rows of each decoder call: the 3 distinct prompts once, then the 9 completions
+
+    def count(_, args, kwargs):
+        rows.append((kwargs["input_ids"] if "input_ids" in kwargs else args[0]).shape[0])
+
+    hook = model.model.register_forward_pre_hook(count, with_kwargs=True)
+    shared = completion_outputs(model, batch, "logits")
+    hook.remove()
+    assert rows == [3, 9]
+    plain = _plain(model, batch, "logits")
+    assert shared.shape == plain.shape
+    assert torch.allclose(shared[mask], plain[mask], atol=1e-5)
+    grads_shared, grads_plain = _grads(model, shared, batch), _grads(model, plain, batch)
+    assert grads_shared.keys() == grads_plain.keys()
+    for name, grad in grads_plain.items():
+        assert torch.allclose(grads_shared[name], grad, atol=1e-5), name
+
+
+def test_shared_prompts_in_length_sorted_micro_batches():
+    """Micro-batches cut groups apart; every row still gets its own prompt's keys and values."""
+    model = _model("qwen2")
+    batch = _batch().by_length()
+    with torch.no_grad():
+        whole = _plain(model, batch, "logits")
+        for start in range(0, 9, 4):
+            micro = batch.rows(slice(start, start + 4))
+            part = completion_outputs(model, micro, "logits")
+            width = part.shape[1]
+            keep = micro.loss_mask.bool()
+            assert torch.allclose(part[keep], whole[start : start + 4, :width][keep], atol=1e-5)
+
+
+def test_one_completion_column_and_unshared_rows():
+    model = _model("llama")
+    for batch in (_batch(((1, 1, 1), (1, 1, 1), (1, 1, 1))), _batch().rows(slice(0, 1))):
+        with torch.no_grad():
+            logp, _ = sequence_logprobs(model, batch)
+            reference = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
+        targets = batch.input_ids[:, batch.prompt_width :]
+        expected = reference.gather(-1, targets[..., None]).squeeze(-1)
+        assert logp.shape == expected.shape
+        assert torch.allclose(logp * batch.loss_mask, expected * batch.loss_mask, atol=1e-5)
