@@ -8,7 +8,9 @@ lists and no per-token Python beyond the layers. Each prompt is prefilled once a
 its ``n`` rows. Why: Hugging Face ``generate`` spends milliseconds of overhead per step, which dominates
 at tiny-base sizes (DESIGN.md section 6); ``bench/rollout.py`` measures the difference.
 
-Finished rows stay in the batch (fed the pad token, like ``generate``) so the RNG draws match the
+Finished rows leave the decode batch (compaction, each time a quarter of it has finished), so the cost
+of a step follows the rows still generating; the sampling step still draws over every row (finished
+rows keep their last logits and get the pad token, as in ``generate``), so the RNG draws match the
 ``hf`` engine for the same seed.
 """
 
@@ -32,6 +34,9 @@ from r1zero.rollout.base import (
 )
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "FastEngine"]
+
+#: Compact the decode batch when the rows still generating fall to this fraction of it.
+COMPACT_AT = 0.75
 
 #: ``config.model_type`` values with the Llama block layout (Qwen2 adds Q/K/V biases).
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
@@ -145,6 +150,7 @@ class FastEngine(BatchedEngine):
         lengths = torch.full((rows,), steps, dtype=torch.long)
         stopped = torch.zeros(rows, dtype=torch.bool)
         active = torch.ones(rows, dtype=torch.bool, device=self.device)
+        live = torch.arange(rows, device=self.device)  # [L] rows in the decode batch (cache slots)
         t = sampling.temperature
         for step in range(steps):
             scores = logits if sampling.greedy else warp_logits(logits, t, sampling.top_k, sampling.top_p)
@@ -159,7 +165,15 @@ class FastEngine(BatchedEngine):
             if step + 1 == steps or not bool(active.any()):
                 break
             position = position + 1
-            logits = self._step(tokens, position, prompt_caches, prompt_bias, caches, step).float()
+            if int(active.sum()) <= COMPACT_AT * live.numel():  # drop finished rows from the batch
+                keep = active[live].nonzero().flatten()  # [L'] slots still generating
+                live = live[keep]
+                caches = [(k[keep], v[keep]) for k, v in caches]
+            rows_in = live if live.numel() < rows else None
+            out = self._step(
+                tokens[live], position[live], prompt_caches, prompt_bias, caches, step, rows_in, rows
+            )
+            logits[live] = out.float()  # [R, V]; finished rows keep stale logits (their draws are unused)
         return build_rollouts(prompt_ids, generated, logprobs, lengths, stopped, self.tokenizer, sampling)
 
     def _zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -193,9 +207,12 @@ class FastEngine(BatchedEngine):
         x = F.rms_norm(x[:, -1], (x.size(-1),), self.final_norm, self.eps)
         return caches, F.linear(x, self.lm_head)  # [B, V]
 
-    def _step(self, tokens, position, prompt_caches, prompt_bias, caches, step) -> torch.Tensor:
-        """One decode step for all rows: ``tokens [R]`` at ``position [R]``; returns logits ``[R, V]``.
+    def _step(
+        self, tokens, position, prompt_caches, prompt_bias, caches, step, live=None, rows_total=0
+    ) -> torch.Tensor:
+        """One decode step: ``tokens [L]`` at ``position [L]``; returns logits ``[L, V]``.
 
+        The ``L`` rows are all ``R = rows_total`` rows, or the rows ``live [L]`` after compaction.
         Attention is split (cascade attention): the prompt part is computed once per prompt for its
         ``n`` rows as one matmul, the generated part per row; one softmax spans both.
         """
@@ -210,7 +227,9 @@ class FastEngine(BatchedEngine):
             q = _rope(q.view(rows, h, dh), cos, sin)  # [R, H, Dh]
             kg[:, :, step] = _rope(k.view(rows, hkv, dh), cos, sin)
             vg[:, :, step] = v.view(rows, hkv, dh)
-            attn = _attend_cascade(q, kp, vp, prompt_bias, kg[:, :, : step + 1], vg[:, :, : step + 1])
+            attn = _attend_cascade(
+                q, kp, vp, prompt_bias, kg[:, :, : step + 1], vg[:, :, : step + 1], live, rows_total
+            )
             x = x + F.linear(attn, layer.o_w)  # [R, d]
             x = x + self._mlp(layer, x)
         x = F.rms_norm(x, (x.size(-1),), self.final_norm, self.eps)
@@ -243,28 +262,40 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
     return out.reshape(rows, heads, length, dh)
 
 
-def _attend_cascade(q, kp, vp, prompt_bias, kg, vg) -> torch.Tensor:
+def _attend_cascade(q, kp, vp, prompt_bias, kg, vg, live=None, rows=0) -> torch.Tensor:
     """One-token attention over a shared prompt cache plus each row's own generated cache.
 
     Args:
-        q: ``[R, H, Dh]`` with ``R = B n`` (row = prompt * n + sample).
+        q: ``[L, H, Dh]``: every row (``L = R = B n``, row = prompt * n + sample), or the rows ``live``.
         kp, vp: ``[B, Hkv, P, Dh]`` prompt keys/values; prompt_bias: ``[B, 1, 1, P]`` (0 or -inf).
-        kg, vg: ``[R, Hkv, t, Dh]`` generated keys/values (all valid).
+        kg, vg: ``[L, Hkv, t, Dh]`` generated keys/values (all valid).
+        live: ``[L]`` row ids after compaction, or None for all rows. The prompt part then runs on the
+            full ``[R]`` grid (zero queries for finished rows), so it stays one matmul per prompt.
+        rows: ``R``, the rows of the full grid (used with ``live``).
 
     Returns:
-        ``[R, H Dh]``.
+        ``[L, H Dh]``.
     """
-    rows, heads, dh = q.shape
+    heads, dh = q.shape[1:]
     prompts, kv_heads, width, _ = kp.shape
-    n, groups = rows // prompts, heads // kv_heads
-    q = q.view(rows, kv_heads, groups, dh)  # [R, Hkv, G, Dh]
-    qp = q.view(prompts, n, kv_heads, groups, dh).transpose(1, 2).reshape(prompts, kv_heads, n * groups, dh)
+    rows = q.size(0) if live is None else rows
+    groups = heads // kv_heads
+    q = q.view(-1, kv_heads, groups, dh)  # [L, Hkv, G, Dh]
+    grid = q if live is None else q.new_zeros(rows, kv_heads, groups, dh).index_copy_(0, live, q)  # [R, ...]
+    n = rows // prompts
+    qp = (
+        grid.view(prompts, n, kv_heads, groups, dh).transpose(1, 2).reshape(prompts, kv_heads, n * groups, dh)
+    )
     scale = dh**-0.5
     sp = torch.matmul(qp, kp.transpose(-1, -2)) * scale + prompt_bias  # [B, Hkv, n G, P]
     sp = sp.view(prompts, kv_heads, n, groups, width).transpose(1, 2).reshape(rows, kv_heads, groups, width)
-    sg = torch.matmul(q, kg.transpose(-1, -2)) * scale  # [R, Hkv, G, t]
-    weights = torch.cat([sp, sg], dim=-1).softmax(dim=-1)  # [R, Hkv, G, P + t]
+    if live is not None:
+        sp = sp[live]  # [L, Hkv, G, P]
+    sg = torch.matmul(q, kg.transpose(-1, -2)) * scale  # [L, Hkv, G, t]
+    weights = torch.cat([sp, sg], dim=-1).softmax(dim=-1)  # [L, Hkv, G, P + t]
     wp, wg = weights.split([width, kg.size(2)], dim=-1)
+    if live is not None:
+        wp = wp.new_zeros(rows, kv_heads, groups, width).index_copy_(0, live, wp)  # [R, Hkv, G, P]
     wp = (
         wp.reshape(prompts, n, kv_heads, groups, width)
         .transpose(1, 2)
@@ -272,5 +303,7 @@ def _attend_cascade(q, kp, vp, prompt_bias, kg, vg) -> torch.Tensor:
     )
     op = torch.matmul(wp, vp)  # [B, Hkv, n G, Dh]
     op = op.view(prompts, kv_heads, n, groups, dh).transpose(1, 2).reshape(rows, kv_heads, groups, dh)
-    out = op + torch.matmul(wg, vg)  # [R, Hkv, G, Dh]
-    return out.reshape(rows, heads * dh)
+    if live is not None:
+        op = op[live]  # [L, Hkv, G, Dh]
+    out = op + torch.matmul(wg, vg)  # [L, Hkv, G, Dh]
+    return out.reshape(-1, heads * dh)
