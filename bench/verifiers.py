@@ -1,8 +1,8 @@
 """Benchmark: r1zero ``math`` vs plain math-verify on the labelled rows, side by side in one run.
 
 For each system and worker count (1 and 2) it scores every row of ``tests/verifiers/rows/*.jsonl``
-(``--repeat`` times; GRPO checks each gold G times, and both systems cache parses) and reports accuracy, false positives (rewarded
-but labelled wrong), false negatives, false positives on the reward-hacking rows, and verifications/s.
+(``--repeat`` times) and reports accuracy, false positives (rewarded but labelled wrong), false
+negatives, false positives on the reward-hacking rows, verifications/s and the workers' CPU ms per item.
 
 - **r1zero**: ``VerifierPool(workers).verify("math", ...)``, the pool behind ``verify_batch`` (worker
   processes, per-item wall-clock limit).
@@ -22,14 +22,32 @@ is cleared in every worker (r1zero's gold/answer caches and
 math-verify's ``parse_latex_cached``/``parse_expr_cached``/``extract_latex``), so no timed item is a
 cache hit left by the warm-up. Each (system, workers) pass is repeated ``--trials`` times, interleaved
 (1 and 2 workers, all systems, in turn) with the load average recorded before each pass; the table
-gives the median. Writes ``bench/results/verifiers.json`` and prints a markdown table.
+gives the median. A pass over the 392 rows lasts ~0.1-0.3 s, so on a shared machine its wall-clock
+throughput swings with the load (``verifications_per_s_trials``); the workers' CPU ms per item is the
+steadier figure. Writes ``bench/results/verifiers.json`` and prints markdown tables.
 
-    python bench/verifiers.py [--trials 3] [--repeat 1] [--workers 1 2] [--timeout 5]
+Caches, said plainly: r1zero caches each distinct gold's reading (and each (gold, answer) check) and
+math-verify caches each LaTeX string's parse. The pool passes above are **cold**: every such cache is
+empty when a pass starts, so only a gold or answer repeated inside the pass hits. Two more figures:
+
+- **In-process, per category** (``in_process``): one pass over the rows in this process, single worker,
+  CPU ms per category, r1zero ``math`` run as inside a worker (no sandbox round trip, as in the pool) vs
+  plain math-verify; **cold** (caches cleared before the pass) and **warm** (the same pass again with
+  nothing cleared: every gold and answer seen before, as when all G samples of a prompt give the same
+  answer; an upper bound, not the typical case).
+- **2 workers vs 1** (``scaling``): the rows replicated ``--scale-repeat`` times (3,136 items at 8), cold
+  at the start of each pass; the replicas hit the caches, as GRPO's G samples of one gold do. Each trial
+  runs 1 and 2 workers in the same round; the speed-up is the median of those paired ratios. It can
+  reach 2 only when two cores are free: the load average before each pass is recorded, and the workers'
+  CPU ms per item (the same at 1 and 2 workers when the pool itself scales).
+
+    python bench/verifiers.py [--trials 3] [--repeat 1] [--workers 1 2] [--timeout 5] [--scale-repeat 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import multiprocessing as mp
@@ -112,23 +130,37 @@ def score(rows: list[dict], predicted: list[bool], seconds: float, reasons: list
 def warm_r1zero_worker(response: str, gold: str, *, rows: list[tuple[str, str]], **meta):
     """A "verifier" run once in each r1zero worker: scores every row (warm-up), then clears every
     per-string cache, so that the timed pass starts warm but with no cache hit left by the warm-up."""
-    from math_verify import parser
-
-    from r1zero.verifiers import _symbolic
     from r1zero.verifiers import math as math_verifier
     from r1zero.verifiers.base import Verdict
 
     for item_response, item_gold in rows:
         math_verifier.verify_math(item_response, item_gold)
-    for cached in (math_verifier._read_gold, _symbolic.symbolic_check, _symbolic._parse_gold_symbolic):
-        cached.cache_clear()
-    math_verifier._READABLE.clear()
-    _clear_math_verify_caches(parser)
+    clear_r1zero_caches()
     time.sleep(0.2)  # hold this worker, so that the other worker takes the next item
     return Verdict(0.0, False, False, "wrong", str(os.getpid()), {})
 
 
-def _clear_math_verify_caches(parser) -> None:
+def clear_r1zero_caches() -> None:
+    """Empty every per-string cache of r1zero's ``math`` (and math-verify's, which it calls)."""
+    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers import math as math_verifier
+
+    for cached in (
+        math_verifier._read_gold,
+        _symbolic.symbolic_check,
+        _symbolic._parse_gold_symbolic,
+        _symbolic._fast_read,
+        _symbolic._fast_equation,
+        _symbolic._fast_list,
+    ):
+        cached.cache_clear()
+    math_verifier._READABLE.clear()
+    _clear_math_verify_caches()
+
+
+def _clear_math_verify_caches() -> None:
+    from math_verify import parser
+
     for cached in (parser.parse_latex_cached, parser.parse_expr_cached, parser.extract_latex):
         cached.cache_clear()
 
@@ -136,12 +168,10 @@ def _clear_math_verify_caches(parser) -> None:
 def warm_plain_worker(task: tuple) -> int:
     """Run once in each plain math-verify worker: scores every row (warm-up), then clears math-verify's
     per-string caches."""
-    from math_verify import parser
-
     fn, items = task
     for item in items:
         fn(item)
-    _clear_math_verify_caches(parser)
+    _clear_math_verify_caches()
     time.sleep(0.2)  # hold this worker, so that the other worker takes the next item
     return os.getpid()
 
@@ -155,11 +185,12 @@ class R1zeroSystem:
         self.workers, self.timeout = workers, timeout
         self.pool = VerifierPool(workers)
 
-    def run(self, rows: list[dict]) -> dict:
+    def run(self, rows: list[dict], warm_rows: list[dict] | None = None) -> dict:
         responses, golds = [r["response"] for r in rows], [r["gold"] for r in rows]
         self.pool.verify("math", ["<answer>1</answer>"], ["1"], timeout=self.timeout)  # start the workers
         warm = f"{Path(__file__).resolve()}:warm_r1zero_worker"
-        metas = [{"rows": list(zip(responses, golds, strict=True))}] * self.workers
+        warm_items = [(r["response"], r["gold"]) for r in (warm_rows or rows)]
+        metas = [{"rows": warm_items}] * self.workers
         pids = self.pool.verify(warm, ["x"] * self.workers, ["x"] * self.workers, metas=metas, timeout=300)
         if len({v.extracted for v in pids}) != self.workers:
             raise RuntimeError(
@@ -183,9 +214,10 @@ class PlainSystem:
         self.workers, self.fn = workers, fn
         self.pool = mp.get_context("spawn").Pool(workers, initializer=_quiet)
 
-    def run(self, rows: list[dict]) -> dict:
+    def run(self, rows: list[dict], warm_rows: list[dict] | None = None) -> dict:
         items = [(r["response"], r["gold"]) for r in rows]
-        pids = self.pool.map(warm_plain_worker, [(self.fn, items)] * self.workers, chunksize=1)
+        warm_items = [(r["response"], r["gold"]) for r in (warm_rows or rows)]
+        pids = self.pool.map(warm_plain_worker, [(self.fn, warm_items)] * self.workers, chunksize=1)
         if len(set(pids)) != self.workers:
             raise RuntimeError(f"warm-up reached workers {pids}, not all {self.workers}")
         cpu, start = _cpu_seconds(pids), time.perf_counter()
@@ -236,6 +268,98 @@ def per_call_microseconds(calls: int = 2000) -> dict[str, float]:
     return {"r1zero math": round(r1zero * 1e6, 1), "math-verify": round(plain * 1e6, 1)}
 
 
+def in_process(rows: list[dict], passes: int = 3) -> dict:
+    """CPU ms per category of one pass over ``rows`` in this process (median of ``passes``), cold and warm,
+    for r1zero ``math`` (run as inside a worker: no sandbox round trip) and plain math-verify."""
+    from r1zero.verifiers import math as math_verifier
+    from r1zero.verifiers import sandbox
+
+    systems = {
+        "r1zero math": lambda r: math_verifier.verify_math(r["response"], r["gold"]),
+        "math-verify": lambda r: plain_math_verify((r["response"], r["gold"])),
+    }
+    was_in_worker, sandbox._IN_WORKER = sandbox._IN_WORKER, True
+    try:
+        for check in systems.values():  # warm-up: imports, parser tables
+            for row in rows:
+                check(row)
+        out: dict[str, dict] = {}
+        for name, check in systems.items():
+            for mode in ("cold", "warm"):
+                runs = []
+                for _ in range(passes):
+                    clear_r1zero_caches()
+                    if mode == "warm":
+                        for row in rows:
+                            check(row)
+                    runs.append(_category_ms(rows, check))
+                categories = sorted(runs[0])
+                out.setdefault(name, {})[mode] = {
+                    c: round(statistics.median(run[c] for run in runs), 1) for c in categories
+                }
+    finally:
+        sandbox._IN_WORKER = was_in_worker
+    for modes in out.values():
+        for per in modes.values():
+            per["total"] = round(sum(per.values()), 1)
+            per["ms_per_item"] = round(per["total"] / len(rows), 3)
+    return out
+
+
+def _category_ms(rows: list[dict], check) -> dict[str, float]:
+    gc.collect()
+    per: dict[str, float] = Counter()
+    for row in rows:
+        start = time.process_time()
+        check(row)
+        per[row["category"]] += 1000 * (time.process_time() - start)
+    return dict(per)
+
+
+def scaling(rows: list[dict], repeat: int, timeout: float, trials: int) -> dict:
+    """Throughput of 1 and 2 workers on the rows replicated ``repeat`` times (see the module docstring)."""
+    replicated = rows * repeat
+    factories = {
+        "r1zero math": lambda w: R1zeroSystem(w, timeout),
+        "math-verify": lambda w: PlainSystem(w, plain_math_verify),
+    }
+    systems = {(name, w): make(w) for w in (1, 2) for name, make in factories.items()}
+    runs: dict[tuple[str, int], list[dict]] = {key: [] for key in systems}
+    try:
+        for _ in range(trials):
+            for key, system in systems.items():
+                load = os.getloadavg()[0]
+                result = system.run(replicated, warm_rows=rows)
+                runs[key].append({**result, "load": round(load, 2)})
+    finally:
+        for system in systems.values():
+            system.close()
+    out: dict[str, dict] = {"items": len(replicated)}
+    for name in factories:
+        per_workers = {}
+        for w in (1, 2):
+            trials_w = runs[(name, w)]
+            per_workers[w] = {
+                "verifications_per_s": statistics.median(r["verifications_per_s"] for r in trials_w),
+                "verifications_per_s_trials": [r["verifications_per_s"] for r in trials_w],
+                "worker_cpu_ms_per_item": round(
+                    1000 * statistics.median(r["worker_cpu_seconds"] for r in trials_w) / len(replicated), 3
+                ),
+                "load_average_1min_before_trials": [r["load"] for r in trials_w],
+            }
+        out[name] = {
+            "1 worker": per_workers[1],
+            "2 workers": per_workers[2],
+            # Each trial runs 1 and 2 workers in one round: the ratio within a trial is the fair pair.
+            "speed-up_trials": [
+                round(two["verifications_per_s"] / one["verifications_per_s"], 2)
+                for one, two in zip(runs[(name, 1)], runs[(name, 2)], strict=True)
+            ],
+        }
+        out[name]["speed-up"] = statistics.median(out[name]["speed-up_trials"])
+    return out
+
+
 def markdown(results: dict) -> str:
     lines = [
         "| system | workers | accuracy | FP | FN | FP on hack rows | verifications/s | on numeric golds "
@@ -255,12 +379,27 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_in_process(profile: dict) -> str:
+    """Categories as rows; r1zero and math-verify, cold and warm, as columns (CPU ms for all rows)."""
+    columns = [(name, mode) for name in profile for mode in ("cold", "warm")]
+    lines = [
+        "| category | " + " | ".join(f"{name} {mode}" for name, mode in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for category in profile["r1zero math"]["cold"]:
+        cells = [f"{profile[name][mode][category]:g}" for name, mode in columns]
+        label = "**ms per item**" if category == "ms_per_item" else category
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="score each row this many times")
     parser.add_argument("--trials", type=int, default=3, help="timed passes per system (median reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to run")
     parser.add_argument("--timeout", type=float, default=5.0, help="r1zero per-item time limit (s)")
+    parser.add_argument("--scale-repeat", type=int, default=8, help="replicas of the rows for 1 vs 2 workers")
     parser.add_argument("--out", type=Path, default=RESULT, help="where to write the JSON results")
     args = parser.parse_args(argv)
     _quiet()
@@ -288,8 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems.values():
             system.close()
     results = {f"{name}@{w}": _median_result(runs) for (name, w), runs in trials.items()}
+    scale = scaling(labelled, args.scale_repeat, args.timeout, args.trials) if args.scale_repeat else {}
+    profile = in_process(labelled)
     micro = per_call_microseconds()
     table = markdown(results)
+    table_in_process = markdown_in_process(profile)
     meta = {
         "labelled_rows": len(labelled),
         "repeat": args.repeat,
@@ -302,17 +444,31 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"meta": meta, "results": results, "per_call_us_numeric": micro, "table": table}, indent=1)
+        json.dumps(
+            {
+                "meta": meta,
+                "results": results,
+                "in_process": profile,
+                "scaling": scale,
+                "per_call_us_numeric": micro,
+                "table": table,
+                "table_in_process": table_in_process,
+            },
+            indent=1,
+        )
         + "\n"
     )
     print(table)
-    print(
-        f"\none numeric check in-process: r1zero {micro['r1zero math']} us, math-verify {micro['math-verify']} us"
-    )
-    print(
-        f"\n{len(labelled)} labelled rows x {args.repeat} ({len(numeric)} with a numeric gold); "
-        f"{meta['cpu_count']} CPUs, load average {meta['load_average_at_end']}"
-    )
+    print("\nIn-process CPU ms per category, single worker (cold | warm):\n")
+    print(table_in_process)
+    for name in ("r1zero math", "math-verify") if scale else ():
+        one, two = scale[name]["1 worker"], scale[name]["2 workers"]
+        print(
+            f"\n{name}, {scale['items']} items: 1 worker {one['verifications_per_s']:.0f}/s, 2 workers "
+            f"{two['verifications_per_s']:.0f}/s; speed-up x{scale[name]['speed-up']} (median of the paired "
+            f"trials {scale[name]['speed-up_trials']}); load before the 2-worker passes "
+            f"{two['load_average_1min_before_trials']}"
+        )
     return 0
 
 
