@@ -83,8 +83,10 @@ def interval_set(text: str, exact: ExactValue | None = None) -> IntervalSet | No
     """
     if (interval := relation_interval(text)) is not None:
         return (interval,), True
+    if text.count(r"\cup") >= _MAX_UNION:
+        return None
     parts = [exact] if exact is not None else [parse_exact(part) for part in text.split(r"\cup")]
-    if len(parts) > _MAX_UNION or any(not _is_interval(part) for part in parts):
+    if any(not _is_interval(part) for part in parts):
         return None
     parts.sort(key=lambda part: part.items[0])
     if any(left.items[1] >= right.items[0] for left, right in itertools.pairwise(parts)):
