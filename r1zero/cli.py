@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("r1zero.eval.cli", "evaluate a model or a run's checkpoints on benchmarks"),
     "plot": ("r1zero.eval.plots", "plot a run's curves (accuracy, length, reflection)"),
     "report": ("r1zero.eval.report", "write a self-contained HTML report of a run"),
+    "rm": ("r1zero.reward_model.cli", "train / evaluate a learned (Bradley-Terry) reward model"),
 }
 
 
