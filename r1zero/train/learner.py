@@ -20,7 +20,16 @@ from r1zero import grpo
 from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
 
-__all__ = ["PackedBatch", "completion_outputs", "pack_rollouts", "policy_update", "sequence_logprobs"]
+__all__ = [
+    "PackedBatch",
+    "PromptPrefix",
+    "completion_outputs",
+    "micro_batches",
+    "pack_rollouts",
+    "policy_update",
+    "prompt_prefix",
+    "sequence_logprobs",
+]
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,8 @@ class PackedBatch:
     prompt_width: int
 
     def by_length(self) -> PackedBatch:
-        """The same rows sorted by sequence length (stable), so micro-batches carry little padding."""
-        order = torch.argsort(self.attention_mask.sum(dim=1), stable=True)  # [B]
+        """The same rows sorted by completion length (stable), so micro-batches carry little padding."""
+        order = torch.argsort(self.attention_mask[:, self.prompt_width :].sum(dim=1), stable=True)  # [B]
         ref = None if self.ref_logp is None else self.ref_logp[order]
         return replace(
             self,
@@ -113,77 +122,103 @@ def pack_rollouts(
     return PackedBatch(input_ids, attention, loss_mask, advantages.float(), rollout_logp, None, prompt_width)
 
 
-def completion_outputs(model: torch.nn.Module, batch: PackedBatch, key: str) -> torch.Tensor:
-    """``model``'s per-position output ``key`` at the positions that predict each completion token.
+@dataclass(frozen=True)
+class PromptPrefix:
+    """A batch's distinct prompts, run once: their keys/values and the output predicting token 0.
 
-    Position ``P - 1 + t`` sees the prompt and the first ``t`` completion tokens: its logits predict token
-    ``t`` and, for a critic, its value is ``V(s_t)``. Positions count real tokens only (left padding does
-    not shift RoPE positions), so values match what the rollout engine computed for the same weights.
-    When rows share a prompt (a GRPO group), each distinct prompt runs once and its keys/values feed
-    every row of the group (``_outputs_over_shared_prompts``); the result is the same up to float rounding.
-    Returns ``[b, T, ...]``.
+    Attributes:
+        mask: ``[U, P]`` attention mask of the ``U`` distinct prompts (left-padded).
+        index: ``[b]`` the prompt of each row of the batch (or micro-batch) it serves.
+        graph: the prompt pass's outputs ``[U, ...]`` (output ``key`` at the last prompt position, then
+            keys and values ``[U, Hkv, P, Dh]`` of every layer), attached to the autograd graph.
+        leaves: what the rows read: ``graph`` itself, or detached copies that collect the gradient of
+            many micro-batches, sent through the prompt pass once by ``backward``.
+        config: the model config (for the KV cache).
     """
-    shared = _shared_prompts(model, batch)
-    if shared is not None:
-        return _outputs_over_shared_prompts(model, batch, key, *shared)
-    positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
-    return out[key][:, batch.prompt_width - 1 : -1]  # [b, T, ...]
+
+    mask: torch.Tensor
+    index: torch.Tensor
+    graph: tuple[torch.Tensor, ...]
+    leaves: tuple[torch.Tensor, ...]
+    config: object
+
+    def rows(self, index: slice) -> PromptPrefix:
+        """The prefix for the micro-batch ``batch.rows(index)``."""
+        return replace(self, index=self.index[index])
+
+    def backward(self) -> None:
+        """Send the gradient collected on detached leaves through the prompt pass (no-op otherwise)."""
+        pairs = [(g, leaf.grad) for g, leaf in zip(self.graph, self.leaves, strict=True) if leaf is not g]
+        pairs = [(g, grad) for g, grad in pairs if grad is not None]
+        if pairs:
+            torch.autograd.backward([g for g, _ in pairs], [grad for _, grad in pairs])
 
 
-def _shared_prompts(
-    model: torch.nn.Module, batch: PackedBatch
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """``(prompt ids [U, P], prompt mask [U, P], row -> prompt [b])`` when rows repeat prompts, else None.
+def prompt_prefix(
+    model: torch.nn.Module, batch: PackedBatch, key: str = "logits", detach: bool = False
+) -> PromptPrefix | None:
+    """Run ``batch``'s distinct prompts once; None when no prompt repeats or ``model`` cannot share them.
 
-    None also for models that take no ``past_key_values`` and for DDP wrappers (whose forward must run
-    once per backward).
+    ``detach=True`` makes leaves that accumulate the gradient of several micro-batches (call
+    ``PromptPrefix.backward`` after the last one), so a step's prompts run forward and backward once
+    however the rows are split. Not for DDP wrappers, whose forward must run once per backward.
     """
     if hasattr(model, "no_sync") or "past_key_values" not in inspect.signature(model.forward).parameters:
         return None
+    from transformers import DynamicCache
+
     p = batch.prompt_width
     prompts = torch.cat([batch.input_ids[:, :p], batch.attention_mask[:, :p]], dim=1)  # [b, 2P]
     unique, inverse = torch.unique(prompts, dim=0, return_inverse=True)  # [U, 2P], [b]
     if unique.shape[0] == prompts.shape[0]:
         return None
-    return unique[:, :p], unique[:, p:], inverse
-
-
-def _outputs_over_shared_prompts(
-    model: torch.nn.Module,
-    batch: PackedBatch,
-    key: str,
-    prompt_ids: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    inverse: torch.Tensor,
-) -> torch.Tensor:
-    """``completion_outputs`` with each distinct prompt run once (cascade, as the ``fast`` engine decodes).
-
-    The ``U`` prompts run with a KV cache; the cache is indexed out to the ``b`` rows (a differentiable
-    gather, so the gradient reaches the prompt's keys and values from every row of its group) and the
-    completions run on top of it. A GRPO step of ``n`` prompts x ``G`` rows then computes ``n`` prompts
-    instead of ``n G``: about half the learner's tokens at ~100 prompt and ~70 completion tokens.
-    """
-    from transformers import DynamicCache
-
-    p = batch.prompt_width
-    cache = DynamicCache(config=getattr(model, "config", None))
-    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)  # [U, P]
+    ids, mask = unique[:, :p], unique[:, p:]  # [U, P]
+    config = getattr(model, "config", None)
+    cache = DynamicCache(config=config)
     head = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        position_ids=positions,
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
         past_key_values=cache,
         use_cache=True,
         **head,
     )
-    first = out[key][:, -1][inverse]  # [b, ...] predicts completion token 0
+    graph = (out[key][:, -1], *(t for layer in cache.layers for t in (layer.keys, layer.values)))
+    leaves = tuple(t.detach().requires_grad_(t.requires_grad) for t in graph) if detach else graph
+    return PromptPrefix(mask, inverse, graph, leaves, config)
+
+
+def completion_outputs(
+    model: torch.nn.Module, batch: PackedBatch, key: str, prefix: PromptPrefix | None = None
+) -> torch.Tensor:
+    """``model``'s per-position output ``key`` at the positions that predict each completion token.
+
+    Position ``P - 1 + t`` sees the prompt and the first ``t`` completion tokens: its logits predict token
+    ``t`` and, for a critic, its value is ``V(s_t)``. Positions count real tokens only (left padding does
+    not shift RoPE positions), so values match what the rollout engine computed for the same weights.
+    When rows share a prompt (a GRPO group), each distinct prompt runs once (``prompt_prefix``, or the
+    given ``prefix`` of the whole batch) and its keys/values feed every row of the group, as the ``fast``
+    engine decodes: a step of ``n`` prompts x ``G`` rows computes ``n`` prompts instead of ``n G``. The
+    result is the same up to float rounding. Returns ``[b, T, ...]``.
+    """
+    prefix = prefix if prefix is not None else prompt_prefix(model, batch, key)
+    if prefix is None:
+        positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
+        return out[key][:, batch.prompt_width - 1 : -1]  # [b, T, ...]
+    from transformers import DynamicCache
+
+    rows, p = prefix.index, batch.prompt_width
+    first = prefix.leaves[0][rows]  # [b, ...] predicts completion token 0
     if batch.input_ids.shape[1] == p + 1:  # one completion column: nothing more to run
         return first[:, None]
-    cache.batch_select_indices(inverse)  # [U, ...] -> [b, ...] keys/values of each row's prompt
-    mask = batch.attention_mask[:, :-1]  # [b, P+T-1]
-    positions = (batch.attention_mask.cumsum(dim=1) - 1)[:, p:-1]  # [b, T-1]
+    cache = DynamicCache(config=prefix.config)
+    keys, values = prefix.leaves[1::2], prefix.leaves[2::2]
+    for layer, (k, v) in enumerate(zip(keys, values, strict=True)):
+        cache.update(k[rows], v[rows], layer)  # [b, Hkv, P, Dh]: each row's prompt
+    mask = torch.cat([prefix.mask[rows], batch.attention_mask[:, p:-1]], dim=1)  # [b, P_prefix + T-1]
+    positions = (mask.cumsum(dim=1) - 1)[:, prefix.mask.shape[1] :]  # [b, T-1]
     out = model(
         input_ids=batch.input_ids[:, p:-1],
         attention_mask=mask,
@@ -195,10 +230,14 @@ def _outputs_over_shared_prompts(
 
 
 def sequence_logprobs(
-    model: torch.nn.Module, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = False
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    prefix: PromptPrefix | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs ``[b, T]`` (and entropies) of the completion tokens under ``model``."""
-    logits = completion_outputs(model, batch, "logits").float()  # [b, T, V]
+    logits = completion_outputs(model, batch, "logits", prefix).float()  # [b, T, V]
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     targets = batch.input_ids[:, batch.prompt_width :]  # [b, T]
@@ -217,11 +256,44 @@ def frozen_logprobs(
 ) -> torch.Tensor:
     """Log-probs ``[B, T]`` without grad (old policy for mu > 1, or the reference policy)."""
     width = batch.loss_mask.shape[1]
-    parts = [
-        sequence_logprobs(model, batch.rows(slice(i, i + micro_batch_size)), temperature)[0]
-        for i in range(0, batch.input_ids.shape[0], micro_batch_size)
-    ]
+    prefix = prompt_prefix(model, batch)  # the step's prompts run once for every micro-batch
+    parts = []
+    for i in range(0, batch.input_ids.shape[0], micro_batch_size):
+        rows = slice(i, i + micro_batch_size)
+        parts.append(sequence_logprobs(model, batch.rows(rows), temperature, prefix=_rows(prefix, rows))[0])
     return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])  # [B, T]
+
+
+def micro_batches(lengths: Sequence[int], cap: int, overhead: int = 128) -> list[slice]:
+    """Split rows of ascending ``lengths`` into consecutive micro-batches of at most ``cap`` rows.
+
+    Minimises the padded tokens computed, ``rows x longest`` per micro-batch, plus ``overhead`` tokens
+    per micro-batch (the fixed cost of one more forward/backward call), by dynamic programming. The
+    gradient does not depend on the split (the loss normalisers are the whole batch's).
+
+    >>> micro_batches([1, 1, 2, 2, 50, 60], cap=4, overhead=10)
+    [slice(0, 4, None), slice(4, 6, None)]
+    >>> micro_batches([5] * 4, cap=2)
+    [slice(0, 2, None), slice(2, 4, None)]
+    """
+    if cap < 1:
+        raise ValueError(f"cap={cap} must be >= 1")
+    cost = [0.0] + [float("inf")] * len(lengths)  # cost[i]: best cost of the first i rows
+    cut = [0] * (len(lengths) + 1)
+    for end in range(1, len(lengths) + 1):
+        for start in range(max(0, end - cap), end):
+            c = cost[start] + overhead + (end - start) * max(lengths[end - 1], 1)
+            if c < cost[end]:
+                cost[end], cut[end] = c, start
+    slices, end = [], len(lengths)
+    while end > 0:
+        slices.append(slice(cut[end], end))
+        end = cut[end]
+    return slices[::-1]
+
+
+def _rows(prefix: PromptPrefix | None, rows: slice) -> PromptPrefix | None:
+    return None if prefix is None else prefix.rows(rows)
 
 
 def policy_update(
@@ -246,22 +318,25 @@ def policy_update(
     n = batch.input_ids.shape[0]
     sequences = global_sequences if global_sequences is not None else n
     tokens = global_tokens if global_tokens is not None else batch.loss_mask.sum().item()
-    starts = list(range(0, n, algo.micro_batch_size))
+    lengths = batch.attention_mask[:, batch.prompt_width :].sum(dim=1).tolist()  # ascending
+    # bnpo normalises by each micro-batch's tokens: its micro-batches must keep their fixed size
+    cap = algo.micro_batch_size
+    slices = micro_batches(lengths, cap) if algo.loss_agg != "bnpo" else micro_batches([1] * n, cap, 0)
     old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
     sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
     grad_norm = torch.zeros(())
     for _ in range(algo.mu):
         optimizer.zero_grad(set_to_none=True)
-        for k, start in enumerate(starts):
-            micro = batch.rows(slice(start, start + algo.micro_batch_size))
-            sync = k == len(starts) - 1
+        # the step's distinct prompts run forward once here and backward once after the micro-batches
+        prefix = prompt_prefix(model, batch, detach=True)
+        for k, rows in enumerate(slices):
+            micro = batch.rows(rows)
+            sync = k == len(slices) - 1
             with contextlib.nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
-                logp, entropy = sequence_logprobs(model, micro, temperature, with_entropy=True)  # [b, T]
-                old = (
-                    logp.detach()
-                    if old_logp is None
-                    else old_logp[start : start + len(micro.advantages), : logp.shape[1]]
-                )
+                logp, entropy = sequence_logprobs(
+                    model, micro, temperature, with_entropy=True, prefix=_rows(prefix, rows)
+                )  # [b, T]
+                old = logp.detach() if old_logp is None else old_logp[rows, : logp.shape[1]]
                 weights = (
                     grpo.truncated_is_weights(old, micro.rollout_logp, algo.is_cap)
                     if algo.is_cap > 0
@@ -289,6 +364,8 @@ def policy_update(
                 sums[key] += stats[key] * (1.0 if key == "policy" else share) / algo.mu
             sums["loss"] += loss.item() / algo.mu
             sums["entropy"] += grpo.masked_mean(entropy, micro.loss_mask).item() * share / algo.mu
+        if prefix is not None:
+            prefix.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             model.parameters(), grad_clip if grad_clip > 0 else float("inf")
         )

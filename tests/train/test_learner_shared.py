@@ -105,3 +105,38 @@ def test_one_completion_column_and_unshared_rows():
         expected = reference.gather(-1, targets[..., None]).squeeze(-1)
         assert logp.shape == expected.shape
         assert torch.allclose(logp * batch.loss_mask, expected * batch.loss_mask, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss_agg", ["grpo", "dapo"])
+@pytest.mark.parametrize("micro_batch_size", [2, 9])
+def test_policy_update_gradient_with_prompts_run_once_per_step(loss_agg, micro_batch_size):
+    """The step's prompts run forward and backward once (detached leaves collect the micro-batches'
+    gradients); the gradient equals one plain forward/backward over the whole batch."""
+    from r1zero import grpo
+    from r1zero.train.config import AlgoConfig
+    from r1zero.train.learner import policy_update
+
+    model = _model("qwen2")
+    batch = _batch()
+    logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
+    logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
+    loss, _ = grpo.grpo_loss(
+        logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation=loss_agg, max_len=8,
+        num_sequences=9, num_tokens=batch.loss_mask.sum().item(),
+    )  # fmt: skip
+    model.zero_grad()
+    loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    rows = []
+    hook = model.model.register_forward_pre_hook(
+        lambda _, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    algo = AlgoConfig(loss_agg=loss_agg, micro_batch_size=micro_batch_size)
+    stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=0.0), batch, algo, max_len=8)
+    hook.remove()
+    # 3 distinct prompts once, then the completions (a micro-batch of 1-token completions needs no pass)
+    assert rows[0] == 3 and sum(rows[1:]) == (9 if micro_batch_size == 9 else 7)
+    assert stats["loss"] == pytest.approx(loss.item(), abs=1e-6)
+    for name, grad in expected.items():
+        assert torch.allclose(model.get_parameter(name).grad, grad, atol=1e-6), name
