@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.fast import FastEngine
@@ -36,3 +37,28 @@ def test_compacted_decode_matches_hf(make_model, temperature, tokenizer):
             assert a.completion_ids == b.completion_ids
             assert a.text == b.text and a.finish_reason == b.finish_reason
             assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-5
+
+
+def test_decode_threads_are_scoped_and_do_not_change_samples(tokenizer):
+    model = tiny_qwen2(seed=1)
+    sampling = SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        counts = []
+
+        class Probe(FastEngine):
+            def _step(self, *args, **kwargs):
+                counts.append(torch.get_num_threads())
+                return super()._step(*args, **kwargs)
+
+        one = Probe(model, tokenizer).generate(PROMPTS, sampling)
+        assert set(counts) == {1} and torch.get_num_threads() == 2  # the caller's count is back
+        counts.clear()
+        two = Probe(model, tokenizer, decode_threads=2).generate(PROMPTS, sampling)
+        assert set(counts) == {2}
+    finally:
+        torch.set_num_threads(before)
+    assert [[r.completion_ids for r in g] for g in one] == [[r.completion_ids for r in g] for g in two]
+    with pytest.raises(ValueError, match="decode_threads=0"):
+        FastEngine(model, tokenizer, decode_threads=0)
