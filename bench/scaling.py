@@ -60,8 +60,6 @@ def run_point(
         config = trl_step.r1zero_config(model_dir, LOSS_TYPE, warmup + steps, out_dir)
         rollout = dataclasses.replace(config.rollout, group_size=group_size, max_new_tokens=max_new_tokens)
         config = dataclasses.replace(config, rollout=rollout)
-        algo = dataclasses.replace(config.algo, micro_batch_size=trl_step.PROMPTS_PER_STEP * group_size)
-        config = dataclasses.replace(config, algo=algo)
         t0 = time.perf_counter()
         train(config)
         wall = time.perf_counter() - t0

@@ -8,7 +8,11 @@ in Hugging Face format; 8 prompts x 8 completions per step (``list_sum`` problem
 ``tiny-demo`` template, ~110 prompt tokens; the same prompts in the same order on both sides), at most
 128 new tokens, T = 1, beta = 0, mu = 1, loss type ``grpo`` and ``dapo``, the ``integer`` verifier with
 the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sampling completions of the
-same length distribution), one forward/backward over all 64 sequences, float32, 2 torch threads.
+same length distribution), float32, 2 torch threads. TRL runs one forward/backward over all 64
+sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batches of at most 32
+sequences split by completion length, each distinct prompt run once per step (its keys/values shared
+by the group's rows), and the ``fast`` engine's decode loop on one thread (``decode_threads=1``; the
+prompt prefill and the update use both). Both compute the same gradient.
 Timings: ``step_s`` is wall time, ``step_cpu_s`` the process CPU time of the step (all threads; less
 sensitive to other processes on the machine than wall time, not counting verifier worker processes);
 ``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
@@ -108,9 +112,7 @@ def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str):
                 max_new_tokens=MAX_NEW_TOKENS,
                 stop=(),
             ),
-            algo=AlgoConfig(
-                loss_agg=loss_type, beta=0.0, mu=1, micro_batch_size=PROMPTS_PER_STEP * GROUP_SIZE
-            ),
+            algo=AlgoConfig(loss_agg=loss_type, beta=0.0, mu=1),  # r1zero's default micro-batch
             optim=OptimConfig(lr=LR),
             run=RunConfig(
                 name=f"bench-{loss_type}",
@@ -448,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "environment": environment(),
         "command": "python " + " ".join(sys.argv),
+        "loadavg_1min_range": [
+            min(x for r in runs for x in (r["loadavg_before"][0], r["loadavg_after"][0])),
+            max(x for r in runs for x in (r["loadavg_before"][0], r["loadavg_after"][0])),
+        ],
         "summary": summary,
         "runs": runs,
     }
