@@ -46,7 +46,7 @@ class CorpusSpec:
     """Longest list in list-sum documents (the demo task uses 5-8)."""
     worked_share_plain: float = 0.25
     """Share of plain documents answered with a worked running-sum chain (else direct)."""
-    worked_share_tagged: float = 0.45
+    worked_share_tagged: float = 0.33
     """Share of tagged documents answered with a worked chain inside ``<think>`` (else direct)."""
     sloppy_share: float = 0.5
     """Share of direct answers that are off by 1-3 (worked answers are always right)."""
