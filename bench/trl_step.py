@@ -30,6 +30,7 @@ before and after each. Writes ``bench/results/trl_step.json``.
 
     python bench/trl_step.py                      # build the model if needed, run, summarise
     python bench/trl_step.py --reps 2 --steps 6   # more repetitions / measured steps
+    python bench/trl_step.py --threads 1 --out bench/results/trl_step_1thread.json  # CPU time ~ work
 """
 
 from __future__ import annotations
@@ -375,6 +376,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global THREADS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--side", choices=("trl", "r1zero"), help="run one side in this process (internal)")
     parser.add_argument("--loss-types", default="grpo,dapo")
@@ -385,7 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sides", default="trl,r1zero")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help="torch threads of both sides (issue 7's shape: 2)"
+    )
     args = parser.parse_args(argv)
+    THREADS = args.threads
     if args.side:  # a child: one run, JSON on the last stdout line
         result = run_side(args.side, args.model_dir, args.loss_types, args.steps, args.warmup)
         print("RESULT " + json.dumps(result))
@@ -412,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.steps),
                     "--warmup",
                     str(args.warmup),
+                    "--threads",
+                    str(args.threads),
                 ]
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
