@@ -5,14 +5,16 @@ Three training runs on tiny-base's demo task (``list_sum``, 5-8 digits), all wit
 - ``grpo``: the ``cpu-demo`` preset (group-relative advantages, DAPO dynamic sampling, beta 0.01);
 - ``ppo``: the ``cpu-demo-ppo`` preset (a critic, GAE with lambda = gamma = 1, no KL: Open-Reasoner-Zero's
   settings), same rollouts per step, learning rate and steps;
+- ``grpo-fixed``: ``cpu-demo`` without dynamic sampling, so it samples exactly PPO's rollouts (dynamic
+  sampling draws extra prompts until groups have unequal rewards: more tokens per step);
 - ``learned-reward``: ``cpu-demo`` with the rule reward replaced by a Bradley-Terry reward model trained on
   the synthetic preference task (``r1zero data preferences`` + ``r1zero rm train``); the verifier still
   scores every completion, and the ``reward_divergence`` monitor compares the two.
 
-GRPO and PPO run at the same time, one thread each, so both see the same machine load; the learned-reward
-run follows. The summary reports per run: median seconds per step, peak RSS, rollouts and tokens
-generated, held-out accuracy (T = 1) at step 0, at the end, and at equal wall time (the last evaluation
-before the shorter run's end). Writes ``bench/results/ppo_vs_grpo.json`` and plots (``r1zero plot``).
+GRPO and PPO run at the same time, one thread each, so both see the same machine load (their step times
+and memory are the comparison); ``grpo-fixed`` and the learned-reward run follow. The summary reports per
+run: median seconds per step, peak RSS, rollouts and tokens generated, held-out accuracy (T = 1) at step 0,
+at the end, and at equal wall time (the last evaluation before the shorter run's end). Writes ``bench/results/ppo_vs_grpo.json`` and plots (``r1zero plot``).
 
     python bench/ppo_vs_grpo.py                 # ~15-20 minutes on 2 cores
     python bench/ppo_vs_grpo.py --steps 20      # a quick look
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pairs-seed", type=int, default=1, help="seed of the preference problems (not the training seed's)"
     )
     p.add_argument("--skip-train", action="store_true", help="summarise existing runs under --out")
-    p.add_argument("--only", choices=("all", "ppo", "rm"), default="all", help="which part to run")
+    p.add_argument("--only", choices=("all", "ppo", "fixed", "rm"), default="all", help="which part to run")
     p.add_argument("--json", type=Path, default=RESULTS / "ppo_vs_grpo.json")
     args = p.parse_args(argv)
     out = args.out
@@ -181,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         wait(procs, out)
         load["after_grpo_ppo"] = os.getloadavg()
+    if not args.skip_train and args.only in ("all", "fixed"):
+        extra = ("--algo.dynamic_sampling", "false")
+        argv_fixed = train_argv("cpu-demo", "grpo-fixed", out, args.steps, args.seed, 1, *extra)
+        wait({"grpo-fixed": launch(argv_fixed, out / "grpo-fixed.log", 1)}, out)
     rm_stats = None
     if not args.skip_train and args.only in ("all", "rm"):
         rm_stats = train_reward_model(out, args.pairs, args.pairs_seed)
@@ -193,16 +199,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from r1zero.train.presets import get_preset
 
-    runs = {
-        name: summarise_run(out / name) for name in ("grpo", "ppo", "learned-reward") if (out / name).is_dir()
-    }
+    names = ("grpo", "ppo", "grpo-fixed", "learned-reward")
+    runs = {name: summarise_run(out / name) for name in names if (out / name).is_dir()}
     parameters = _parameters()
     result: dict[str, Any] = {
         "command": " ".join(
             ["python", "bench/ppo_vs_grpo.py", *(argv if argv is not None else sys.argv[1:])]
         ),
         "machine": {"cpu_count": os.cpu_count(), "load": load},
-        "threads": {"grpo": 1, "ppo": 1, "learned-reward": 2},
+        "threads": {"grpo": 1, "ppo": 1, "grpo-fixed": 1, "learned-reward": 2},
         "wall_s": round(time.time() - t0, 1),
         "runs": runs,
         "reward_model": rm_stats,
@@ -210,8 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     if "grpo" in runs and "ppo" in runs:
         betas = {"grpo": get_preset("cpu-demo").algo.beta, "ppo": get_preset("cpu-demo-ppo").algo.beta}
         result["comparison"] = compare(runs, parameters, betas)
-        _plot([out / "grpo", out / "ppo"], out / "plots", "time")
-        _plot([out / "grpo", out / "ppo"], out / "plots", "step")
+        both = [out / "grpo", out / "ppo"] + ([out / "grpo-fixed"] if "grpo-fixed" in runs else [])
+        _plot(both, out / "plots", "time")
+        _plot(both, out / "plots", "step")
+    if "grpo-fixed" in runs and "ppo" in runs:
+        fixed, ppo = runs["grpo-fixed"], runs["ppo"]
+        result["same_rollouts"] = {
+            "tokens_generated": {"grpo-fixed": fixed["tokens_generated"], "ppo": ppo["tokens_generated"]},
+            "heldout_by_step": {
+                "grpo-fixed": [(p["step"], p["accuracy"]) for p in fixed["heldout"]],
+                "ppo": [(p["step"], p["accuracy"]) for p in ppo["heldout"]],
+            },
+        }
     if "learned-reward" in runs:
         _plot([out / "learned-reward"], out / "plots-learned-reward", "step")
     args.json.parent.mkdir(parents=True, exist_ok=True)

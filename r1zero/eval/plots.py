@@ -190,13 +190,14 @@ def draw_format(ax: Axes, runs: Sequence[Run]) -> None:
 
 
 def draw_critic(ax: Axes, runs: Sequence[Run]) -> None:
+    # every curve is named per run here: in an overlay, runs without a critic draw nothing
     for i, run in enumerate(runs):
         color = _COLORS[i % len(_COLORS)]
         lab = _labeller(runs, i)
         _smoothed(ax, *series(run.metrics, "critic/value_loss", 1), color, lab("value loss", main=True))
         s, v = series(run.metrics, "critic/explained_variance", 1)
         if s:
-            ax.plot(s, ema(v), "--", color=color, linewidth=1.4, label=lab("explained variance"))
+            ax.plot(s, ema(v), "--", color=color, linewidth=1.4, label=lab("explained variance", main=True))
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_title("Critic (PPO)")
     ax.set_ylabel("value loss / explained variance")
@@ -211,13 +212,15 @@ def draw_reward_model(ax: Axes, runs: Sequence[Run]) -> None:
         )
         s, v = series(run.metrics, "train/accuracy", 1)
         if s:
-            ax.plot(s, ema(v), ":", color=color, linewidth=1.6, label=lab("verifier score (accuracy)"))
+            ax.plot(
+                s, ema(v), ":", color=color, linewidth=1.6, label=lab("verifier score (accuracy)", main=True)
+            )
         s, v = series(run.metrics, "heldout/learned_reward")
         if s:
-            ax.plot(s, v, "s", color=color, markersize=4, label=lab("held-out learned reward"))
+            ax.plot(s, v, "s", color=color, markersize=4, label=lab("held-out learned reward", main=True))
         s, v = series(run.metrics, "heldout/accuracy")
         if s:
-            ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out verifier score"))
+            ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out verifier score", main=True))
         fired, _ = series([r for r in run.metrics if r.get("monitor/reward_divergence")], "step")
         for k, step in enumerate(fired):
             first = k == 0
