@@ -223,7 +223,8 @@ def _step_metrics(
     s.state["accuracy_history"] = (s.state["accuracy_history"] + [metrics["train/accuracy"]])[-50:]
     if "train/reward/learned" in metrics:  # learned reward vs the verifier's score of the same completions
         pair = [metrics["train/reward/learned"], metrics["train/accuracy"]]
-        s.state["reward_history"] = (s.state["reward_history"] + [pair])[-50:]
+        # the whole run (bounded): the monitor compares with the best verifier score so far
+        s.state["reward_history"] = (s.state["reward_history"] + [pair])[-10_000:]
     texts, truncated = [r["completion"] for r in records], [r["truncated"] for r in records]
     fired = run_monitors(
         MonitorInput(
