@@ -106,9 +106,19 @@ def test_sample_records_take_one_per_group():
 
 def test_monitors_fire_on_their_patterns():
     calm = MonitorInput(["<think>1+2=3</think> <answer>3</answer>"] * 4, [False] * 4, 0.5, [0.1, 0.2])
-    assert run_monitors(calm) == {"format_saturation": False, "repeated_tags": False, "length_cap": False, "reward_divergence": False}
+    assert run_monitors(calm) == {
+        "format_saturation": False,
+        "repeated_tags": False,
+        "length_cap": False,
+        "reward_divergence": False,
+    }
     hacked = MonitorInput(["<answer>3</answer></answer>"] * 4, [True] * 3 + [False], 1.0, [0.2] * 12)
-    assert run_monitors(hacked) == {"format_saturation": True, "repeated_tags": True, "length_cap": True, "reward_divergence": False}
+    assert run_monitors(hacked) == {
+        "format_saturation": True,
+        "repeated_tags": True,
+        "length_cap": True,
+        "reward_divergence": False,
+    }
 
 
 def test_truncate_jsonl_drops_lines_past_the_step_and_torn_lines(tmp_path):
