@@ -34,7 +34,7 @@ def cpu_demo() -> TrainConfig:
     T = 1, no format bonus. The prompt ends at "Assistant:" (no "<think>"), as in the paper, so the
     format is the model's to discover. Worked chains take over within ~20 steps; T = 1 accuracy then plateaus near
     0.9, where most groups are all-correct and carry no gradient, so DAPO dynamic sampling (drop
-    zero-variance groups and refill) keeps the later steps informative. ~7 minutes on 2 cores.
+    zero-variance groups and refill) keeps the later steps informative. ~5 minutes on 2 cores.
     """
     return TrainConfig(
         model=ModelConfig(name="tiny-base"),
