@@ -17,7 +17,15 @@ import torch
 
 from r1zero import ppo
 from r1zero.train.config import CriticConfig
-from r1zero.train.learner import PackedBatch, completion_outputs
+from r1zero.train.learner import (
+    PackedBatch,
+    PromptPrefix,
+    completion_outputs,
+    frozen_per_token,
+    micro_batches,
+    prefix_rows,
+    prompt_prefix,
+)
 
 __all__ = ["critic_update", "gae_batch", "load_critic", "sequence_values"]
 
@@ -57,20 +65,16 @@ def load_critic(source: str, dtype: str, device: torch.device, fresh_head: bool 
     return critic.to(device)
 
 
-def sequence_values(critic: torch.nn.Module, batch: PackedBatch) -> torch.Tensor:
+def sequence_values(
+    critic: torch.nn.Module, batch: PackedBatch, prefix: PromptPrefix | None = None
+) -> torch.Tensor:
     """``V(s_t)`` for every completion token ``t`` (the state before it): ``[b, T]``."""
-    return completion_outputs(critic, batch, "logits")[..., 0].float()  # [b, T]
+    return completion_outputs(critic, batch, "logits", prefix)[..., 0].float()  # [b, T]
 
 
-@torch.no_grad()
 def batch_values(critic: torch.nn.Module, batch: PackedBatch, micro_batch_size: int) -> torch.Tensor:
     """``sequence_values`` over the whole batch in micro-batches, without grad: ``[B, T]``."""
-    width = batch.loss_mask.shape[1]
-    parts = [
-        sequence_values(critic, batch.rows(slice(i, i + micro_batch_size)))
-        for i in range(0, batch.input_ids.shape[0], micro_batch_size)
-    ]
-    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])  # [B, T]
+    return frozen_per_token(critic, batch, micro_batch_size, sequence_values)
 
 
 def gae_batch(
@@ -116,24 +120,26 @@ def critic_update(
 ) -> dict[str, float]:
     """``epochs`` optimizer steps of the clipped value loss over the batch; returns critic statistics.
 
-    Rows are sorted by length and processed in micro-batches (gradient accumulation with the whole
-    batch's token count as normaliser, as in ``policy_update``).
+    Micro-batching is ``policy_update``'s: rows sorted and split by completion length, the step's prompts
+    run once forward and once backward, gradients accumulated with the whole batch's token count as the
+    normaliser.
     """
     # PackedBatch sorts and trims rows consistently; carry returns and old values in its [B, T] slots
     value_batch = replace(batch, advantages=returns, rollout_logp=old_values).by_length()
-    n = value_batch.input_ids.shape[0]
     tokens = global_tokens if global_tokens is not None else value_batch.loss_mask.sum().item()
-    starts = list(range(0, n, micro_batch_size))
+    lengths = value_batch.attention_mask[:, value_batch.prompt_width :].sum(dim=1).tolist()  # ascending
+    slices = micro_batches(lengths, micro_batch_size)
     sums = {"value_loss": 0.0, "value_clip_frac": 0.0}
     grad_norm = torch.zeros(())
     critic.train()
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
-        for k, start in enumerate(starts):
-            micro = value_batch.rows(slice(start, start + micro_batch_size))
-            sync = k == len(starts) - 1
+        prefix = prompt_prefix(critic, value_batch, detach=True)
+        for k, rows in enumerate(slices):
+            micro = value_batch.rows(rows)
+            sync = k == len(slices) - 1
             with contextlib.nullcontext() if sync or not hasattr(critic, "no_sync") else critic.no_sync():
-                values = sequence_values(critic, micro)  # [b, T]
+                values = sequence_values(critic, micro, prefix_rows(prefix, rows))  # [b, T]
                 loss, stats = ppo.value_loss(
                     values, micro.rollout_logp, micro.advantages, micro.loss_mask, config.value_clip, tokens
                 )
@@ -141,6 +147,8 @@ def critic_update(
             share = micro.loss_mask.sum().item() / max(value_batch.loss_mask.sum().item(), 1.0)
             sums["value_loss"] += loss.item() / epochs
             sums["value_clip_frac"] += stats["clip_frac"] * share / epochs
+        if prefix is not None:
+            prefix.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             critic.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf")
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,9 +24,12 @@ __all__ = [
     "PackedBatch",
     "PromptPrefix",
     "completion_outputs",
+    "frozen_logprobs",
+    "frozen_per_token",
     "micro_batches",
     "pack_rollouts",
     "policy_update",
+    "prefix_rows",
     "prompt_prefix",
     "sequence_logprobs",
 ]
@@ -251,17 +254,35 @@ def sequence_logprobs(
 
 
 @torch.no_grad()
+def frozen_per_token(
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    micro_batch_size: int,
+    per_token: Callable[[torch.nn.Module, PackedBatch, PromptPrefix | None], torch.Tensor],
+) -> torch.Tensor:
+    """``per_token(model, micro_batch, prefix)`` (``[b, t]``) over the whole batch without grad: ``[B, T]``.
+
+    The step's distinct prompts run once (``prompt_prefix``) and serve every micro-batch.
+    """
+    width = batch.loss_mask.shape[1]
+    prefix = prompt_prefix(model, batch)
+    parts = []
+    for i in range(0, batch.input_ids.shape[0], micro_batch_size):
+        rows = slice(i, i + micro_batch_size)
+        parts.append(per_token(model, batch.rows(rows), prefix_rows(prefix, rows)))
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])  # [B, T]
+
+
 def frozen_logprobs(
     model: torch.nn.Module, batch: PackedBatch, micro_batch_size: int, temperature: float
 ) -> torch.Tensor:
     """Log-probs ``[B, T]`` without grad (old policy for mu > 1, or the reference policy)."""
-    width = batch.loss_mask.shape[1]
-    prefix = prompt_prefix(model, batch)  # the step's prompts run once for every micro-batch
-    parts = []
-    for i in range(0, batch.input_ids.shape[0], micro_batch_size):
-        rows = slice(i, i + micro_batch_size)
-        parts.append(sequence_logprobs(model, batch.rows(rows), temperature, prefix=_rows(prefix, rows))[0])
-    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])  # [B, T]
+    return frozen_per_token(
+        model,
+        batch,
+        micro_batch_size,
+        lambda m, b, prefix: sequence_logprobs(m, b, temperature, prefix=prefix)[0],
+    )
 
 
 def micro_batches(lengths: Sequence[int], cap: int, overhead: int = 128) -> list[slice]:
@@ -292,7 +313,8 @@ def micro_batches(lengths: Sequence[int], cap: int, overhead: int = 128) -> list
     return slices[::-1]
 
 
-def _rows(prefix: PromptPrefix | None, rows: slice) -> PromptPrefix | None:
+def prefix_rows(prefix: PromptPrefix | None, rows: slice) -> PromptPrefix | None:
+    """``prefix.rows(rows)``, or None without a prefix."""
     return None if prefix is None else prefix.rows(rows)
 
 
@@ -334,7 +356,7 @@ def policy_update(
             sync = k == len(slices) - 1
             with contextlib.nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
                 logp, entropy = sequence_logprobs(
-                    model, micro, temperature, with_entropy=True, prefix=_rows(prefix, rows)
+                    model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)
                 )  # [b, T]
                 old = logp.detach() if old_logp is None else old_logp[rows, : logp.shape[1]]
                 weights = (

@@ -140,3 +140,40 @@ def test_policy_update_gradient_with_prompts_run_once_per_step(loss_agg, micro_b
     assert stats["loss"] == pytest.approx(loss.item(), abs=1e-6)
     for name, grad in expected.items():
         assert torch.allclose(model.get_parameter(name).grad, grad, atol=1e-6), name
+
+
+@pytest.mark.parametrize("micro_batch_size", [2, 9])
+def test_critic_update_gradient_with_prompts_run_once_per_step(micro_batch_size):
+    """The critic's update shares ``policy_update``'s micro-batching: prompts run once, and the gradient
+    equals one plain forward/backward of the clipped value loss over the whole batch."""
+    from r1zero import ppo
+    from r1zero.train.config import CriticConfig
+    from r1zero.train.critic import batch_values, critic_update
+
+    critic = _model("critic")
+    critic.dropout.p = 0.0  # as load_critic configures it: critic_update trains in train() mode
+    batch = _batch()
+    plain = _plain(critic, batch, "logits")[..., 0]  # [B, T]
+    old = batch_values(critic, batch, micro_batch_size)
+    mask = batch.loss_mask
+    assert torch.allclose(old * mask, plain.detach() * mask, atol=1e-5)  # real tokens; padding is unused
+    returns = torch.randn(old.shape, generator=torch.Generator().manual_seed(3))
+    tokens = batch.loss_mask.sum().item()
+    loss, _ = ppo.value_loss(plain, old, returns, batch.loss_mask, 0.2, tokens)
+    critic.zero_grad()
+    loss.backward()
+    expected = {n: p.grad.clone() for n, p in critic.named_parameters()}
+
+    rows = []
+    hook = critic.model.register_forward_pre_hook(
+        lambda _, args, kwargs: rows.append((args or [kwargs.get("input_ids")])[0].shape[0]), with_kwargs=True
+    )
+    stats = critic_update(
+        critic, torch.optim.SGD(critic.parameters(), lr=0.0), batch, old, returns, CriticConfig(grad_clip=0.0),
+        micro_batch_size=micro_batch_size,
+    )  # fmt: skip
+    hook.remove()
+    assert rows[0] == 3 and sum(rows[1:]) <= 9  # the 3 distinct prompts once, then only completions
+    assert stats["value_loss"] == pytest.approx(loss.item(), abs=1e-6)
+    for name, grad in expected.items():
+        assert torch.allclose(critic.get_parameter(name).grad, grad, atol=1e-6), name
