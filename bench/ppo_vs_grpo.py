@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -243,14 +244,7 @@ def _parameters() -> int:
 
     path = Path(resolve_model_path("tiny-base")) / "model.safetensors"
     with safe_open(str(path), "pt") as handle:
-        return sum(_numel(handle.get_slice(k).get_shape()) for k in handle.keys())  # noqa: SIM118
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+        return sum(math.prod(handle.get_slice(k).get_shape()) for k in handle.keys())  # noqa: SIM118
 
 
 def _plot(run_dirs: list[Path], dest: Path, x: str) -> None:
