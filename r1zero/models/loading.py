@@ -17,7 +17,15 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-__all__ = ["DTYPES", "TINY_BASE", "LoraSpec", "load_policy", "resolve_model_path", "save_policy"]
+__all__ = [
+    "DTYPES",
+    "TINY_BASE",
+    "LoraSpec",
+    "load_policy",
+    "load_with_new_head",
+    "resolve_model_path",
+    "save_policy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +67,20 @@ def resolve_model_path(name_or_path: str) -> str:
             )
         return str(path)
     return name_or_path
+
+
+def load_with_new_head(auto_class: type, path: str, **kwargs) -> torch.nn.Module:
+    """``auto_class.from_pretrained(path, **kwargs)`` for a base model that gets a new head (a critic's or
+    a reward model's scalar head), without transformers' "newly initialized" report: it is expected here.
+    """
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        return auto_class.from_pretrained(path, **kwargs)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def load_policy(

@@ -141,14 +141,18 @@ def train_reward_model(
 def _load_base(base: str) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from r1zero.models.loading import resolve_model_path
+    from r1zero.models.loading import load_with_new_head, resolve_model_path
 
     path = resolve_model_path(base)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:  # e.g. Llama 3: pad with EOS (pooling finds the last non-pad token)
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, pad_token_id=tokenizer.pad_token_id, dtype=torch.float32
+    model = load_with_new_head(
+        AutoModelForSequenceClassification,
+        path,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype=torch.float32,
     )
     return model, tokenizer
 

@@ -42,20 +42,14 @@ def load_critic(source: str, dtype: str, device: torch.device, fresh_head: bool 
         device: Where the critic lives.
         fresh_head: Zero the value head, so the critic starts at ``V = 0`` (advantages = rewards).
     """
-    import transformers
     from transformers import AutoConfig, AutoModelForTokenClassification
 
-    from r1zero.models.loading import DTYPES, resolve_model_path
+    from r1zero.models.loading import DTYPES, load_with_new_head, resolve_model_path
 
     path = resolve_model_path(source)
     config = AutoConfig.from_pretrained(path, num_labels=1)
     config.classifier_dropout = 0.0  # the value of a state must not depend on dropout noise
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "score.weight newly initialized" is expected here
-    try:
-        critic = AutoModelForTokenClassification.from_pretrained(path, config=config, dtype=DTYPES[dtype])
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    critic = load_with_new_head(AutoModelForTokenClassification, path, config=config, dtype=DTYPES[dtype])
     if fresh_head:
         with torch.no_grad():
             critic.score.weight.zero_()
