@@ -23,6 +23,7 @@ __all__ = [
     "LoraSpec",
     "load_policy",
     "load_with_new_head",
+    "own_storage",
     "resolve_model_path",
     "save_policy",
 ]
@@ -78,9 +79,24 @@ def load_with_new_head(auto_class: type, path: str, **kwargs) -> torch.nn.Module
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
-        return auto_class.from_pretrained(path, **kwargs)
+        return own_storage(auto_class.from_pretrained(path, **kwargs))
     finally:
         transformers.logging.set_verbosity(verbosity)
+
+
+def own_storage(model: torch.nn.Module) -> torch.nn.Module:
+    """Give every parameter and buffer of ``model`` its own freshly allocated (64-byte aligned) storage.
+
+    ``from_pretrained`` can leave CPU tensors at whatever offset the safetensors file put them; BLAS
+    kernels then take other code paths, so the same weights loaded from two files computed logits that
+    differed in the last bit, and a resumed run drifted from an uninterrupted one. Tied weights stay
+    tied (each shared ``Parameter`` is re-allocated once). Returns ``model``.
+    """
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.device.type == "cpu":
+                tensor.data = tensor.data.clone(memory_format=torch.contiguous_format)
+    return model
 
 
 def load_policy(
@@ -116,7 +132,7 @@ def load_policy(
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device)
+    own_storage(model).to(device)
     if gradient_checkpointing:
         _enable_checkpointing(model)
     if lora is not None:

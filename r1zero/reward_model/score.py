@@ -80,12 +80,14 @@ class LearnedReward:
         """Load a directory written by ``train_reward_model`` (its ``rm.json`` gives ``max_length``)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from r1zero.models.loading import own_storage
+
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"no reward model at {path} (no config.json); train one with 'r1zero rm train'"
             )
-        model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
+        model = own_storage(AutoModelForSequenceClassification.from_pretrained(path)).to(device).eval()
         model.requires_grad_(False)
         meta = path / "rm.json"
         max_length = DEFAULT_MAX_LENGTH

@@ -23,6 +23,7 @@ from r1zero.train.config import AlgoConfig
 __all__ = [
     "PackedBatch",
     "PromptPrefix",
+    "cache_keyword",
     "completion_outputs",
     "frozen_logprobs",
     "frozen_per_token",
@@ -157,6 +158,20 @@ class PromptPrefix:
             torch.autograd.backward([g for g, _ in pairs], [grad for _, grad in pairs])
 
 
+def cache_keyword(model: torch.nn.Module) -> str | None:
+    """The name of ``model.forward``'s KV-cache argument, or None when it takes none.
+
+    ``transformers`` 5.24 renamed ``past_key_values`` to ``cache`` (the old name is a deprecated alias).
+
+    >>> class Old(torch.nn.Module):
+    ...     def forward(self, input_ids, past_key_values=None): ...
+    >>> cache_keyword(Old()), cache_keyword(torch.nn.Linear(1, 1))
+    ('past_key_values', None)
+    """
+    parameters = inspect.signature(model.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in parameters), None)
+
+
 def prompt_prefix(
     model: torch.nn.Module, batch: PackedBatch, key: str = "logits", detach: bool = False
 ) -> PromptPrefix | None:
@@ -166,7 +181,8 @@ def prompt_prefix(
     ``PromptPrefix.backward`` after the last one), so a step's prompts run forward and backward once
     however the rows are split. Not for DDP wrappers, whose forward must run once per backward.
     """
-    if hasattr(model, "no_sync") or "past_key_values" not in inspect.signature(model.forward).parameters:
+    cache_arg = cache_keyword(model)
+    if hasattr(model, "no_sync") or cache_arg is None:
         return None
     from transformers import DynamicCache
 
@@ -183,8 +199,8 @@ def prompt_prefix(
         input_ids=ids,
         attention_mask=mask,
         position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
-        past_key_values=cache,
         use_cache=True,
+        **{cache_arg: cache},
         **head,
     )
     graph = (out[key][:, -1], *(t for layer in cache.layers for t in (layer.keys, layer.values)))
@@ -226,8 +242,8 @@ def completion_outputs(
         input_ids=batch.input_ids[:, p:-1],
         attention_mask=mask,
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
+        **{cache_keyword(model) or "past_key_values": cache},
     )
     return torch.cat([first[:, None], out[key]], dim=1)  # [b, T, ...]
 

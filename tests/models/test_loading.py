@@ -36,6 +36,23 @@ def test_save_then_load_round_trip(tmp_path, make_model):
     assert loaded_tok.padding_side == "left" and loaded_tok.pad_token_id == 0
 
 
+def test_loaded_weights_own_aligned_storage_and_stay_tied(tmp_path):
+    """From a safetensors file, tensors sat at the file's offsets (not 64-byte aligned); BLAS then took
+    other kernels and a resumed PPO run drifted in the last bit. Every loaded tensor gets its own storage."""
+    from transformers import AutoModelForTokenClassification
+
+    model, tok = tiny_llama(seed=2), char_tokenizer()
+    out = save_policy(model, tok, tmp_path / "ckpt")
+    plain = AutoModelForCausalLM.from_pretrained(out)
+    assert any(p.data_ptr() % 64 for p in plain.parameters())  # what from_pretrained gives here
+    loaded, _ = load_policy(str(out))
+    head = loading.load_with_new_head(AutoModelForTokenClassification, str(out), num_labels=1)
+    for m in (loaded, head):
+        assert all(t.data_ptr() % 64 == 0 for t in [*m.parameters(), *m.buffers()])
+    if model.config.tie_word_embeddings:
+        assert loaded.get_output_embeddings().weight is loaded.get_input_embeddings().weight
+
+
 def test_save_replaces_an_existing_checkpoint_and_leaves_no_temp_dirs(tmp_path):
     tok = char_tokenizer()
     save_policy(tiny_llama(seed=1), tok, tmp_path / "ckpt")
