@@ -2,8 +2,8 @@
 
 ``verify_batch`` is what the trainer calls every step. Items go to persistent worker processes
 (``sandbox.IsolatedChild``: fresh interpreters, safe to start from any thread or process) in chunks,
-one message per chunk; each worker sends back one verdict per item, and the parent restarts an item's
-clock at each of them. So:
+one message per chunk; each worker sends its verdicts back in batches (at least every ``FLUSH_SECONDS``),
+and the parent restarts the clock of the item in progress at each batch. So:
 
 - a hung item costs at most ``timeout`` seconds: its worker is killed (SIGKILL) and replaced by a
   standby that already has the verifier imported, the item comes back as
@@ -20,12 +20,15 @@ count). Inside a worker, ``sandbox.in_worker()`` is True, so verifiers need not 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import math
+import mmap
 import os
 import pickle
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -43,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 #: Most items sent to a worker in one message.
 MAX_CHUNK = 64
+#: A worker sends its finished verdicts at least this often (seconds); each item's clock starts when
+#: the worker starts it (``ProgressBoard``), not when its verdict reaches the parent.
+FLUSH_SECONDS = 0.01
 _STARTUP_RETRIES = 2
 
 
@@ -111,12 +117,86 @@ class _Resolve:
         return _resolve, (self.spec,)
 
 
-def _verify_chunk(spec: str, items: list[tuple[int, str, str, dict]]) -> int:
-    """Run in a worker: resolve the verifier, say "ready", then stream one verdict per item."""
+class ProgressBoard:
+    """Where each worker writes which item of its chunk it is on, and since when: a small shared file.
+
+    Verdicts travel in batches, so the parent cannot tell from its messages which item is running; it
+    reads this board instead, to give every item its own clock and to know, when it kills a worker,
+    which item hung and which ones had finished unsent. A slot is ``(position, started, position)``,
+    three 8-byte words, each stored by one aligned write; the repeated position is a seqlock: the
+    writer stores the words in order and ``read`` loads them in reverse, so equal positions mean
+    ``started`` belongs to them. (Not ``struct.pack_into``: it zeroes the whole slot before writing,
+    which a reader caught as "item 0, started at time 0", an instant timeout.) Both sides map the
+    same file (in ``/dev/shm`` where there is one).
+    """
+
+    _WORDS = 3
+
+    def __init__(self, slots: int, path: str | None = None) -> None:
+        """A new board of ``slots`` slots (every position -1), or the existing file ``path`` (a worker's)."""
+        self.owner = path is None
+        if path is None:
+            where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+            fd, path = tempfile.mkstemp(prefix="r1zero-verify-", suffix=".board", dir=where)
+            os.ftruncate(fd, slots * self._WORDS * 8)
+            os.close(fd)
+        self.path = path
+        with open(path, "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), 0)  # the whole file
+        self._ints = memoryview(self._map).cast("q")
+        self._floats = memoryview(self._map).cast("d")
+        for slot in range(slots):
+            self.write(slot, -1, 0.0)
+
+    def write(self, slot: int, position: int, started: float) -> None:
+        base = slot * self._WORDS
+        self._ints[base] = position
+        self._floats[base + 1] = started
+        self._ints[base + 2] = position
+
+    def read(self, slot: int) -> tuple[int, float]:
+        """``(position, started)`` of ``slot``; position -1 before the worker starts its first item."""
+        base = slot * self._WORDS
+        while True:
+            last, started, first = self._ints[base + 2], self._floats[base + 1], self._ints[base]
+            if first == last:
+                return first, started
+
+    def close(self) -> None:
+        self._ints.release()
+        self._floats.release()
+        self._map.close()
+        if self.owner:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+_BOARDS: dict[str, ProgressBoard] = {}
+
+
+def _verify_chunk(spec: str, items: list[tuple[int, str, str, dict]], board: str, slot: int) -> int:
+    """Run in a worker: resolve the verifier, say "ready", then stream verdicts in batches.
+
+    Before each item the worker marks it on the board (``ProgressBoard``); verdicts go back at most
+    ``FLUSH_SECONDS`` after the previous message, at the end of the chunk, and before an exception
+    leaves. One message per item had cost the parent as much CPU as a fast item costs its worker, so
+    two workers shared their two cores with a busy parent.
+    """
     verifier = _resolve(spec)
-    emit(("ready", None, None))
-    for index, response, gold, meta in items:
-        emit(("item", index, call_verifier(verifier, response, gold, meta)))
+    progress = _BOARDS.get(board) or _BOARDS.setdefault(board, ProgressBoard(0, board))  # [slot]
+    emit(("ready", None))
+    done: list[tuple[int, Verdict]] = []
+    sent = time.monotonic()
+    try:
+        for position, (index, response, gold, meta) in enumerate(items):
+            progress.write(slot, position, time.monotonic())
+            done.append((index, call_verifier(verifier, response, gold, meta)))
+            if time.monotonic() - sent >= FLUSH_SECONDS:
+                emit(("items", done))
+                done, sent = [], time.monotonic()
+    finally:
+        if done:
+            emit(("items", done))
     return len(items)
 
 
@@ -128,9 +208,9 @@ class _Task:
     """A chunk in flight on one worker."""
 
     items: list[tuple[int, str, str, dict]]
-    deadline: float
+    deadline: float  # until "ready": the startup limit; then the limit of the item in progress
     ready: bool = False
-    done: int = 0
+    done: int = 0  # verdicts received (always the first ``done`` items: a worker goes in order)
 
 
 class VerifierPool:
@@ -154,6 +234,7 @@ class VerifierPool:
         self.workers = workers
         self.chunk_size = chunk_size
         self._children = [IsolatedChild(standby=standby) for _ in range(workers)]
+        self._board = ProgressBoard(workers)
         self._lock = threading.Lock()
 
     def __enter__(self) -> VerifierPool:
@@ -166,6 +247,8 @@ class VerifierPool:
         """Kill the worker processes and their standbys (a later ``verify`` starts new ones)."""
         for child in self._children:
             child.close()
+        self._board.close()
+        self._board = ProgressBoard(self.workers)  # for a later ``verify``
 
     @property
     def pids(self) -> list[int | None]:
@@ -195,7 +278,7 @@ class _Run:
     """One ``verify`` call: dispatch chunks, collect verdicts, enforce deadlines."""
 
     def __init__(self, pool: VerifierPool, spec: str, items: list, timeout: float, progress: bool):
-        self.children = pool._children
+        self.children, self.board = pool._children, pool._board
         self.spec, self.timeout = spec, timeout
         size = pool.chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * len(self.children)))))
         self.queue = deque(items[i : i + size] for i in range(0, len(items), size))
@@ -211,7 +294,7 @@ class _Run:
             while self.queue or self.active:
                 self._dispatch()
                 by_conn = {self.children[i].connection: i for i in self.active}
-                deadline = min(task.deadline for task in self.active.values())
+                deadline = min(self._deadline(i) for i in self.active)
                 for conn in wait(list(by_conn), timeout=max(0.0, deadline - time.monotonic())):
                     self._receive(by_conn[conn])
                 self._enforce_deadlines()
@@ -230,8 +313,10 @@ class _Run:
             if i not in self.active and self.queue:
                 chunk = self.queue.popleft()
                 self.active[i] = _Task(chunk, time.monotonic() + STARTUP_TIMEOUT)
+                self.board.write(i, -1, 0.0)
+                call = (_verify_chunk, (self.spec, chunk, self.board.path, i), {})
                 try:
-                    child.send_call(pickle.dumps((_verify_chunk, (self.spec, chunk), {})))
+                    child.send_call(pickle.dumps(call))
                 except VerifierCrash:
                     self._lost(i, "error")
 
@@ -246,14 +331,15 @@ class _Run:
         if kind == "ready":  # the interpreter is up (and has imported the verifier)
             self.children[i].mark_ready()
         elif kind == "emit":
-            tag, index, verdict = message[1]
-            task.deadline = time.monotonic() + self.timeout
+            tag, verdicts = message[1]
             if tag == "ready":
                 task.ready, self.startup_failures = True, 0
+                task.deadline = time.monotonic() + self.timeout  # until the first item is on the board
                 self.children[i].prepare_standby()
             else:
-                self._store(index, verdict)
-                task.done += 1
+                for index, verdict in verdicts:
+                    self._store(index, verdict)
+                task.done += len(verdicts)
         elif kind == "ok":
             del self.active[i]
         elif kind == "err" and not task.ready:  # the verifier could not be resolved or imported
@@ -262,13 +348,22 @@ class _Run:
             del self.active[i]
             self._fail_current(task, "error")
 
+    def _deadline(self, i: int) -> float:
+        """When worker ``i`` overruns: its startup limit, or the limit of the item on the board."""
+        task = self.active[i]
+        if task.ready:
+            position, started = self.board.read(i)
+            if position >= 0:
+                task.deadline = started + self.timeout
+        return task.deadline
+
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        for i, task in list(self.active.items()):
+        for i in list(self.active):
             conn = self.children[i].connection
             while i in self.active and conn.poll(0):  # a result that raced the deadline still counts
                 self._receive(i)
-            if i in self.active and now >= task.deadline:
+            if i in self.active and now >= self._deadline(i):
                 self._lost(i, "timeout")
 
     def _lost(self, i: int, reason: str) -> None:
@@ -284,12 +379,20 @@ class _Run:
                 )
             self.queue.appendleft(task.items)
             return
-        self._fail_current(task, reason)
-        logger.warning("verifier %r: item %d %s", self.spec, task.items[task.done][0], reason)
+        # the item on the board is the one that hung or crashed; those before it finished, but their
+        # verdicts died with the worker (not sent yet): they run again
+        position = max(self.board.read(i)[0], task.done)
+        self._fail(task, position, reason)
+        logger.warning("verifier %r: item %d %s", self.spec, task.items[position][0], reason)
 
     def _fail_current(self, task: _Task, reason: str) -> None:
-        self._store(task.items[task.done][0], _failed(reason))
-        rest = task.items[task.done + 1 :]
+        """The worker reported an error after sending every verdict before it: the next item failed."""
+        self._fail(task, task.done, reason)
+
+    def _fail(self, task: _Task, position: int, reason: str) -> None:
+        """Item ``position`` of the chunk failed; re-queue the unanswered ones before and after it."""
+        self._store(task.items[position][0], _failed(reason))
+        rest = task.items[task.done : position] + task.items[position + 1 :]
         if rest:
             self.queue.appendleft(rest)
 

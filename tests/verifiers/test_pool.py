@@ -84,6 +84,53 @@ def test_hung_item_times_out_within_limit_and_others_survive(spec, pool, hang):
     assert set(before) - set(pool.pids)  # the hung worker was replaced
 
 
+def test_hung_item_inside_a_batched_chunk_is_the_one_that_times_out(spec):
+    """Verdicts travel in batches: the items a worker finished but had not sent when it hung are not
+    blamed (the board says which item hung); they run again and keep their verdicts."""
+    responses = [str(k) for k in range(30)] + ["hang"] + [str(k) for k in range(30, 60)]
+    golds = [r if r != "hang" else "x" for r in responses]
+    with VerifierPool(workers=1, chunk_size=64) as one:
+        one.verify(spec, ["warm"], ["warm"])
+        start = time.monotonic()
+        verdicts = one.verify(spec, responses, golds, timeout=0.5)
+        elapsed = time.monotonic() - start
+    assert [v.reason for v in verdicts] == ["correct"] * 30 + ["timeout"] + ["correct"] * 30
+    assert elapsed <= 0.5 + OVERRUN_LIMIT
+
+
+def test_progress_board_reads_are_never_torn(tmp_path):
+    """A worker process rewrites its slot as fast as it can; every read pairs a position with the
+    start time written with it (struct.pack_into zeroed the slot first: 'item 0 since time 0')."""
+    import multiprocessing as mp
+
+    from r1zero.verifiers.pool import ProgressBoard
+
+    board = ProgressBoard(2)
+    try:
+        writer = mp.get_context("fork").Process(target=_rewrite_slot, args=(board.path, 1.5))
+        writer.start()
+        seen = set()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            position, started = board.read(1)
+            assert started == (0.0 if position == -1 else position + 0.5), (position, started)
+            seen.add(position)
+        writer.join()
+        assert len(seen) > 100  # the reads raced many writes
+        assert board.read(0) == (-1, 0.0)
+    finally:
+        board.close()
+
+
+def _rewrite_slot(path: str, seconds: float) -> None:
+    from r1zero.verifiers.pool import ProgressBoard
+
+    board, k, end = ProgressBoard(0, path), 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        board.write(1, k, k + 0.5)
+        k += 1
+
+
 def test_two_hung_items_run_in_parallel_on_two_workers(spec, pool):
     pool.verify(spec, ["warm", "warm"], ["warm", "warm"])
     start = time.monotonic()
