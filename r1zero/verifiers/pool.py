@@ -1,9 +1,11 @@
 """Score many responses in worker processes, with a wall-clock limit on every item.
 
 ``verify_batch`` is what the trainer calls every step. Items go to persistent worker processes
-(``sandbox.IsolatedChild``: fresh interpreters, safe to start from any thread or process) in chunks,
-one message per chunk; each worker sends its verdicts back in batches (at least every ``FLUSH_SECONDS``),
-and the parent restarts the clock of the item in progress at each batch. So:
+(``sandbox.IsolatedChild``: fresh interpreters, safe to start from any thread or process) in chunks
+cut from the items sorted by gold and response (so a worker's caches see each string's repeats),
+one message per chunk; each worker sends its verdicts back in batches (at least every
+``FLUSH_SECONDS``) and marks the item it is on in a shared ``ProgressBoard``, where each item's clock
+starts. So:
 
 - a hung item costs at most ``timeout`` seconds: its worker is killed (SIGKILL) and replaced by a
   standby that already has the verifier imported, the item comes back as
@@ -281,6 +283,7 @@ class _Run:
         self.children, self.board = pool._children, pool._board
         self.spec, self.timeout = spec, timeout
         size = pool.chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * len(self.children)))))
+        items = sorted(items, key=_affinity)  # results land by each item's index: order is kept
         self.queue = deque(items[i : i + size] for i in range(0, len(items), size))
         self.results: list[Verdict | None] = [None] * len(items)
         self.active: dict[int, _Task] = {}
@@ -400,6 +403,13 @@ class _Run:
         self.results[index] = verdict
         if self.bar is not None:
             self.bar.update(1)
+
+
+def _affinity(item: tuple[int, str, str, dict]) -> tuple[str, str]:
+    """Chunks are cut from items sorted by (gold, response): a GRPO group's items, which share a gold,
+    and repeated responses reach the same worker, whose caches then parse each string once. Spread over
+    two workers, every worker paid the cold parse: 0.17 -> 0.23 CPU ms per item on replicated rows."""
+    return item[2], item[1]
 
 
 def _items(responses: Sequence[str], golds: Sequence[str], metas: Sequence[dict] | None) -> list:
