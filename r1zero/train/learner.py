@@ -138,6 +138,7 @@ class PromptPrefix:
         leaves: what the rows read: ``graph`` itself, or detached copies that collect the gradient of
             many micro-batches, sent through the prompt pass once by ``backward``.
         config: the model config (for the KV cache).
+        cache_arg: the name under which the model's forward takes the KV cache (``cache_keyword``).
     """
 
     mask: torch.Tensor
@@ -145,6 +146,7 @@ class PromptPrefix:
     graph: tuple[torch.Tensor, ...]
     leaves: tuple[torch.Tensor, ...]
     config: object
+    cache_arg: str
 
     def rows(self, index: slice) -> PromptPrefix:
         """The prefix for the micro-batch ``batch.rows(index)``."""
@@ -205,7 +207,7 @@ def prompt_prefix(
     )
     graph = (out[key][:, -1], *(t for layer in cache.layers for t in (layer.keys, layer.values)))
     leaves = tuple(t.detach().requires_grad_(t.requires_grad) for t in graph) if detach else graph
-    return PromptPrefix(mask, inverse, graph, leaves, config)
+    return PromptPrefix(mask, inverse, graph, leaves, config, cache_arg)
 
 
 def completion_outputs(
@@ -243,7 +245,7 @@ def completion_outputs(
         attention_mask=mask,
         position_ids=positions,
         use_cache=True,
-        **{cache_keyword(model) or "past_key_values": cache},
+        **{prefix.cache_arg: cache},
     )
     return torch.cat([first[:, None], out[key]], dim=1)  # [b, T, ...]
 

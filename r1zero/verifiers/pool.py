@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,6 +144,8 @@ class ProgressBoard:
             os.ftruncate(fd, slots * self._WORDS * 8)
             os.close(fd)
         self.path = path
+        # the creator removes the file when closed, collected or at exit (not a forked child)
+        self._unlink = weakref.finalize(self, _unlink_if_owner, path, os.getpid()) if self.owner else None
         with open(path, "r+b") as f:
             self._map = mmap.mmap(f.fileno(), 0)  # the whole file
         self._ints = memoryview(self._map).cast("q")
@@ -168,9 +171,14 @@ class ProgressBoard:
         self._ints.release()
         self._floats.release()
         self._map.close()
-        if self.owner:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+        if self._unlink is not None:
+            self._unlink()
+
+
+def _unlink_if_owner(path: str, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 _BOARDS: dict[str, ProgressBoard] = {}
@@ -185,7 +193,9 @@ def _verify_chunk(spec: str, items: list[tuple[int, str, str, dict]], board: str
     two workers shared their two cores with a busy parent.
     """
     verifier = _resolve(spec)
-    progress = _BOARDS.get(board) or _BOARDS.setdefault(board, ProgressBoard(0, board))  # [slot]
+    progress = _BOARDS.get(board)
+    if progress is None:
+        progress = _BOARDS[board] = ProgressBoard(0, board)
     emit(("ready", None))
     done: list[tuple[int, Verdict]] = []
     sent = time.monotonic()
@@ -236,7 +246,7 @@ class VerifierPool:
         self.workers = workers
         self.chunk_size = chunk_size
         self._children = [IsolatedChild(standby=standby) for _ in range(workers)]
-        self._board = ProgressBoard(workers)
+        self._board: ProgressBoard | None = None  # made by the first ``verify``
         self._lock = threading.Lock()
 
     def __enter__(self) -> VerifierPool:
@@ -249,8 +259,9 @@ class VerifierPool:
         """Kill the worker processes and their standbys (a later ``verify`` starts new ones)."""
         for child in self._children:
             child.close()
-        self._board.close()
-        self._board = ProgressBoard(self.workers)  # for a later ``verify``
+        if self._board is not None:
+            self._board.close()
+            self._board = None
 
     @property
     def pids(self) -> list[int | None]:
@@ -273,6 +284,8 @@ class VerifierPool:
         if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         with self._lock:
+            if self._board is None:
+                self._board = ProgressBoard(self.workers)
             return _Run(self, spec, items, float(timeout), progress).run()
 
 
@@ -349,7 +362,7 @@ class _Run:
             raise message[1]
         elif kind == "err":  # e.g. SystemExit inside a verifier: the item failed, the worker lives
             del self.active[i]
-            self._fail_current(task, "error")
+            self._fail(task, task.done, "error")  # it sent every verdict before the failing item
 
     def _deadline(self, i: int) -> float:
         """When worker ``i`` overruns: its startup limit, or the limit of the item on the board."""
@@ -387,10 +400,6 @@ class _Run:
         position = max(self.board.read(i)[0], task.done)
         self._fail(task, position, reason)
         logger.warning("verifier %r: item %d %s", self.spec, task.items[position][0], reason)
-
-    def _fail_current(self, task: _Task, reason: str) -> None:
-        """The worker reported an error after sending every verdict before it: the next item failed."""
-        self._fail(task, task.done, reason)
 
     def _fail(self, task: _Task, position: int, reason: str) -> None:
         """Item ``position`` of the chunk failed; re-queue the unanswered ones before and after it."""

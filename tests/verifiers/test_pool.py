@@ -122,6 +122,25 @@ def test_progress_board_reads_are_never_torn(tmp_path):
         board.close()
 
 
+def test_progress_board_files_are_removed(spec):
+    """A closed pool's board, and a board nobody closed, leave no file behind (they had piled up in
+    /dev/shm: close() made a new board for a later call, and the exit hook closed every pool)."""
+    import gc
+
+    from r1zero.verifiers.pool import ProgressBoard
+
+    with VerifierPool(workers=1) as one:
+        one.verify(spec, ["a"], ["a"])
+        path = one._board.path
+        assert os.path.exists(path)
+    assert not os.path.exists(path) and one._board is None
+    board = ProgressBoard(1)
+    path = board.path
+    del board
+    gc.collect()
+    assert not os.path.exists(path)
+
+
 def _rewrite_slot(path: str, seconds: float) -> None:
     from r1zero.verifiers.pool import ProgressBoard
 
