@@ -56,6 +56,8 @@ MAX_NEW_TOKENS = 128
 LR = 1e-6
 SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
+#: r1zero's sides: its defaults (``rollout.decode_threads=1``), and its decode loop on both threads
+SIDES = {"r1zero": 1, "r1zero-2t": 2}
 
 
 # ---------------------------------------------------------------- the model and the prompts
@@ -88,7 +90,7 @@ def build_reference_model(model_dir: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str):
+def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str, decode_threads: int = 1):
     """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above)."""
     from r1zero.train.config import (
         AlgoConfig,
@@ -112,6 +114,7 @@ def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str):
                 temperature=1.0,
                 max_new_tokens=MAX_NEW_TOKENS,
                 stop=(),
+                decode_threads=decode_threads,
             ),
             algo=AlgoConfig(loss_agg=loss_type, beta=0.0, mu=1),  # r1zero's default micro-batch
             optim=OptimConfig(lr=LR),
@@ -155,7 +158,7 @@ def pin_threads() -> None:
         os.sched_setaffinity(0, set(range(THREADS)))
 
 
-def run_r1zero(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
+def run_r1zero(model_dir: str, loss_type: str, steps: int, decode_threads: int = 1) -> dict[str, Any]:
     from r1zero.train.recipe import train
     from r1zero.train.runlog import RunLog
 
@@ -168,7 +171,7 @@ def run_r1zero(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
 
     RunLog.metrics = marked  # instrumentation in this benchmark subprocess only
     with tempfile.TemporaryDirectory() as out_dir:
-        config = r1zero_config(model_dir, loss_type, steps, out_dir)
+        config = r1zero_config(model_dir, loss_type, steps, out_dir, decode_threads)
         train(config)
         rows = [json.loads(line) for line in (Path(out_dir) / config.run.name / "metrics.jsonl").open()]
     rows = [r for r in rows if r.get("step", 0) >= 1]
@@ -295,7 +298,10 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
     pin_threads()
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    raw = (run_trl if side == "trl" else run_r1zero)(model_dir, loss_type, warmup + steps)
+    if side == "trl":
+        raw = run_trl(model_dir, loss_type, warmup + steps)
+    else:
+        raw = run_r1zero(model_dir, loss_type, warmup + steps, SIDES[side])
     wall = time.perf_counter() - t0
     measured = {k: v[warmup:] for k, v in raw.items()}
     return {
@@ -352,7 +358,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for loss_type in sorted({r["loss_type"] for r in runs}):
         row: dict[str, Any] = {}
-        for side in ("trl", "r1zero"):
+        for side in ("trl", *SIDES):
             mine = [r for r in runs if r["side"] == side and r["loss_type"] == loss_type]
             if not mine:
                 continue
@@ -363,28 +369,36 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "runs": len(mine),
                 "steps": len(pooled["step_s"]),
             }
-        if "trl" in row and "r1zero" in row:
-            row["step_time_ratio_r1zero_over_trl"] = (
-                row["r1zero"]["median_step_s"] / row["trl"]["median_step_s"]
-            )
-            row["peak_rss_ratio_r1zero_over_trl"] = row["r1zero"]["peak_rss_mb"] / row["trl"]["peak_rss_mb"]
-            if "median_step_cpu_s" in row["r1zero"] and "median_step_cpu_s" in row["trl"]:
-                cpu_ratio = row["r1zero"]["median_step_cpu_s"] / row["trl"]["median_step_cpu_s"]
-                row["step_cpu_ratio_r1zero_over_trl"] = cpu_ratio
+        for side in SIDES:
+            if "trl" in row and side in row:
+                row.update(_ratios(row[side], row["trl"], "" if side == "r1zero" else f"_{side}"))
         out[loss_type] = row
     return out
+
+
+def _ratios(mine: dict[str, Any], trl: dict[str, Any], suffix: str) -> dict[str, float]:
+    """r1zero/TRL ratios of step time, peak RSS and step CPU time (keys end with ``suffix``)."""
+    ratios = {
+        f"step_time_ratio_r1zero_over_trl{suffix}": mine["median_step_s"] / trl["median_step_s"],
+        f"peak_rss_ratio_r1zero_over_trl{suffix}": mine["peak_rss_mb"] / trl["peak_rss_mb"],
+    }
+    if "median_step_cpu_s" in mine and "median_step_cpu_s" in trl:
+        ratios[f"step_cpu_ratio_r1zero_over_trl{suffix}"] = (
+            mine["median_step_cpu_s"] / trl["median_step_cpu_s"]
+        )
+    return ratios
 
 
 def main(argv: list[str] | None = None) -> int:
     global THREADS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--side", choices=("trl", "r1zero"), help="run one side in this process (internal)")
+    parser.add_argument("--side", choices=("trl", *SIDES), help="run one side in this process (internal)")
     parser.add_argument("--loss-types", default="grpo,dapo")
     parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
     parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
-    parser.add_argument("--sides", default="trl,r1zero")
+    parser.add_argument("--sides", default="trl,r1zero,r1zero-2t")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
     parser.add_argument(
@@ -430,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                 run["rep"] = rep
                 runs.append(run)
                 print(
-                    f"rep {rep} {loss_type:5s} {side:7s} step {run['median_step_s']:.3f}s "
+                    f"rep {rep} {loss_type:5s} {side:9s} step {run['median_step_s']:.3f}s "
                     f"(CPU {run['median_step_cpu_s']:.3f}s) "
                     f"(generate {run['median_generate_s']:.3f}s, update {run['median_update_s']:.3f}s) "
                     f"len {run.get('median_completion_len_mean', float('nan')):.1f}  "
@@ -438,12 +452,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
     summary = summarise(runs)
     for loss_type, row in summary.items():
-        if "step_time_ratio_r1zero_over_trl" in row:
-            print(
-                f"{loss_type}: r1zero/TRL step time {row['step_time_ratio_r1zero_over_trl']:.3f}, "
-                f"step CPU time {row.get('step_cpu_ratio_r1zero_over_trl', float('nan')):.3f}, "
-                f"peak RSS {row['peak_rss_ratio_r1zero_over_trl']:.3f}"
-            )
+        for side in SIDES:
+            suffix = "" if side == "r1zero" else f"_{side}"
+            if f"step_time_ratio_r1zero_over_trl{suffix}" in row:
+                print(
+                    f"{loss_type}: {side}/TRL step time {row[f'step_time_ratio_r1zero_over_trl{suffix}']:.3f}, "
+                    f"step CPU time {row.get(f'step_cpu_ratio_r1zero_over_trl{suffix}', float('nan')):.3f}, "
+                    f"peak RSS {row[f'peak_rss_ratio_r1zero_over_trl{suffix}']:.3f}"
+                )
     result = {
         "work": {
             "model": "Qwen2 hidden 256, 4 layers, 4 heads, 2 KV heads, intermediate 512, random init, float32",

@@ -46,13 +46,18 @@ SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 
 @dataclasses.dataclass(frozen=True)
 class _Layer:
-    norm1: torch.Tensor  # [d]
-    qkv_w: torch.Tensor  # [(H + 2 Hkv) Dh, d]
-    qkv_b: torch.Tensor | None
-    o_w: torch.Tensor  # [d, H Dh]
-    norm2: torch.Tensor  # [d]
-    gate_up_w: torch.Tensor  # [2 F, d]
-    down_w: torch.Tensor  # [d, F]
+    """One block's weights, rearranged for the decode loop (the same maths as the model's block).
+
+    The RMSNorm weights are folded into the matmul after each norm and the attention scale
+    ``Dh ** -0.5`` into the query rows (RoPE is linear, so scaling before it is the same); the output
+    projections are stored transposed for ``addmm``, which adds the residual in the same call.
+    """
+
+    qkv_w: torch.Tensor  # [(H + 2 Hkv) Dh, d]: input norm folded in, query rows scaled
+    qkv_b: torch.Tensor | None  # query part scaled
+    o_t: torch.Tensor  # [H Dh, d]
+    gate_up_w: torch.Tensor  # [2 F, d]: post-attention norm folded in
+    down_t: torch.Tensor  # [F, d]
 
 
 class FastEngine(BatchedEngine):
@@ -102,29 +107,38 @@ class FastEngine(BatchedEngine):
         base = model.get_decoder()
         self.device = base.embed_tokens.weight.device
         self.dtype = base.embed_tokens.weight.dtype
-        self.embed = base.embed_tokens.weight.detach().clone()  # [V, d]
-        self.lm_head = model.get_output_embeddings().weight.detach().clone()  # [V, d]
-        self.final_norm = base.norm.weight.detach().clone()
-        self.layers = [self._fuse(layer) for layer in base.layers]
-        positions = torch.arange(self.max_positions, device=self.device)[None]  # [1, Pmax]
-        probe = torch.zeros(1, dtype=torch.float32, device=self.device)
-        cos, sin = base.rotary_emb(probe, positions)  # [1, Pmax, Dh]
-        self.cos, self.sin = cos[0].to(self.dtype), sin[0].to(self.dtype)  # [Pmax, Dh]
+        with torch.no_grad():
+            self.embed = base.embed_tokens.weight.detach().clone()  # [V, d]
+            head = model.get_output_embeddings().weight
+            self.lm_head = head * base.norm.weight  # [V, d], the final norm folded in
+            self.layers = [self._fuse(layer, self.head_dim**-0.5) for layer in base.layers]
+            positions = torch.arange(self.max_positions, device=self.device)[None]  # [1, Pmax]
+            probe = torch.zeros(1, dtype=torch.float32, device=self.device)
+            cos, sin = base.rotary_emb(probe, positions)  # [1, Pmax, Dh]
+            half = self.head_dim // 2
+            signed_sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)  # see _rope
+            self.rope = torch.stack([cos[0], signed_sin], dim=1).to(self.dtype)  # [Pmax, 2, Dh]
 
     @staticmethod
-    def _fuse(layer: torch.nn.Module) -> _Layer:
+    def _fuse(layer: torch.nn.Module, scale: float) -> _Layer:
         attn, mlp = layer.self_attn, layer.mlp
+        queries = attn.q_proj.weight.size(0)
+        qkv_w = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+        qkv_w = qkv_w * layer.input_layernorm.weight
+        qkv_w[:queries] *= scale
         qkv_b = None
         if attn.q_proj.bias is not None:
-            qkv_b = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]).detach().clone()
+            qkv_b = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
+            qkv_b[:queries] *= scale
+        gate_up_w = (
+            torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * layer.post_attention_layernorm.weight
+        )
         return _Layer(
-            norm1=layer.input_layernorm.weight.detach().clone(),
-            qkv_w=torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach().clone(),
+            qkv_w=qkv_w,
             qkv_b=qkv_b,
-            o_w=attn.o_proj.weight.detach().clone(),
-            norm2=layer.post_attention_layernorm.weight.detach().clone(),
-            gate_up_w=torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach().clone(),
-            down_w=mlp.down_proj.weight.detach().clone(),
+            o_t=attn.o_proj.weight.t().contiguous(),
+            gate_up_w=gate_up_w,
+            down_t=mlp.down_proj.weight.t().contiguous(),
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -145,14 +159,13 @@ class FastEngine(BatchedEngine):
         prompt_caches, logits = self._prefill(ids, positions, allowed)  # logits [B, V]
         logits = logits.repeat_interleave(sampling.n, 0).float()  # [R, V], row = prompt * n + sample
         prompt_bias = torch.zeros(mask.shape, dtype=self.dtype, device=self.device)
-        prompt_bias = prompt_bias.masked_fill_(~mask, float("-inf"))[:, None, None, :]  # [B, 1, 1, P]
+        prompt_bias = prompt_bias.masked_fill_(~mask, float("-inf"))  # [B, P]
+        grid = _PromptGrid.build(prompt_caches, prompt_bias, sampling.n, self.heads)
         position = positions[:, -1].repeat_interleave(sampling.n, 0)  # [R]
         with _threads(min(self.decode_threads, torch.get_num_threads())):
-            return self._decode(prompt_ids, logits, prompt_caches, prompt_bias, position, sampling)
+            return self._decode(prompt_ids, logits, grid, position, sampling)
 
-    def _decode(
-        self, prompt_ids, logits, prompt_caches, prompt_bias, position, sampling
-    ) -> list[list[Rollout]]:
+    def _decode(self, prompt_ids, logits, grid: _PromptGrid, position, sampling) -> list[list[Rollout]]:
         rows, steps = logits.size(0), sampling.max_new_tokens
         stops = self._stop_checker(sampling.stop, self.lm_head.size(0))
         eos = torch.tensor(self.eos, dtype=torch.long, device=self.device)
@@ -182,11 +195,10 @@ class FastEngine(BatchedEngine):
                 keep = active[live].nonzero().flatten()  # [L'] slots still generating
                 live = live[keep]
                 caches = [(k[keep], v[keep]) for k, v in caches]
-            rows_in = live if live.numel() < rows else None
-            out = self._step(
-                tokens[live], position[live], prompt_caches, prompt_bias, caches, step, rows_in, rows
-            )
-            logits[live] = out.float()  # [R, V]; finished rows keep stale logits (their draws are unused)
+                grid = grid.rows(live)
+            out = self._step(tokens[live], position[live], grid, caches, step).float()  # [L, V]
+            # finished rows keep stale logits (their draws are unused)
+            logits = out if live.numel() == rows else logits.index_put_((live,), out)
         return build_rollouts(prompt_ids, generated, logprobs, lengths, stopped, self.tokenizer, sampling)
 
     def _zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -202,56 +214,128 @@ class FastEngine(BatchedEngine):
         rows, length = ids.shape
         h, hkv, dh = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(ids, self.embed)  # [B, P, d]
-        cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # [B, 1, P, Dh]
+        rope = self.rope[positions]  # [B, P, 2, Dh]
+        cos, sin = rope[:, None, :, 0], rope[:, None, :, 1]  # [B, 1, P, Dh]
         bias = self._zeros(allowed.shape).masked_fill_(~allowed, float("-inf"))[:, None]  # [B, 1, P, P]
         bias = bias.expand(rows, h // hkv, length, length).reshape(rows, 1, h // hkv * length, length)
         caches = []
         for layer in self.layers:
-            y = F.rms_norm(x, (x.size(-1),), layer.norm1, self.eps)
-            qkv = F.linear(y, layer.qkv_w, layer.qkv_b)  # [B, P, (H + 2 Hkv) Dh]
+            qkv = F.linear(self._norm(x), layer.qkv_w, layer.qkv_b)  # [B, P, (H + 2 Hkv) Dh]
             q, k, v = qkv.split([h * dh, hkv * dh, hkv * dh], dim=-1)
             q = _rope(q.view(rows, length, h, dh).transpose(1, 2), cos, sin)  # [B, H, P, Dh]
             k = _rope(k.view(rows, length, hkv, dh).transpose(1, 2), cos, sin).contiguous()  # [B, Hkv, P, Dh]
             v = v.view(rows, length, hkv, dh).transpose(1, 2).contiguous()
             caches.append((k, v))
             attn = _attend(q, k, v, bias)  # [B, H, P, Dh]
-            x = x + F.linear(attn.transpose(1, 2).reshape(rows, length, h * dh), layer.o_w)
-            x = x + self._mlp(layer, x)
-        x = F.rms_norm(x[:, -1], (x.size(-1),), self.final_norm, self.eps)
-        return caches, F.linear(x, self.lm_head)  # [B, V]
+            x = _add_matmul(x, attn.transpose(1, 2).reshape(rows, length, h * dh), layer.o_t)
+            x = self._mlp(layer, x)
+        return caches, F.linear(self._norm(x[:, -1]), self.lm_head)  # [B, V]
 
-    def _step(
-        self, tokens, position, prompt_caches, prompt_bias, caches, step, live=None, rows_total=0
-    ) -> torch.Tensor:
-        """One decode step: ``tokens [L]`` at ``position [L]``; returns logits ``[L, V]``.
-
-        The ``L`` rows are all ``R = rows_total`` rows, or the rows ``live [L]`` after compaction.
-        Attention is split (cascade attention): the prompt part is computed once per prompt for its
-        ``n`` rows as one matmul, the generated part per row; one softmax spans both.
-        """
+    def _step(self, tokens, position, grid: _PromptGrid, caches, step) -> torch.Tensor:
+        """One decode step of the ``L`` rows ``grid.live``: ``tokens [L]`` at ``position [L]``; logits ``[L, V]``."""
         rows = tokens.size(0)
         h, hkv, dh = self.heads, self.kv_heads, self.head_dim
-        x = F.embedding(tokens, self.embed)  # [R, d]
-        cos, sin = self.cos[position][:, None], self.sin[position][:, None]  # [R, 1, Dh]
-        for layer, (kp, vp), (kg, vg) in zip(self.layers, prompt_caches, caches, strict=True):
-            y = F.rms_norm(x, (x.size(-1),), layer.norm1, self.eps)
-            qkv = F.linear(y, layer.qkv_w, layer.qkv_b)  # [R, (H + 2 Hkv) Dh]
-            q, k, v = qkv.split([h * dh, hkv * dh, hkv * dh], dim=-1)
-            q = _rope(q.view(rows, h, dh), cos, sin)  # [R, H, Dh]
-            kg[:, :, step] = _rope(k.view(rows, hkv, dh), cos, sin)
-            vg[:, :, step] = v.view(rows, hkv, dh)
-            attn = _attend_cascade(
-                q, kp, vp, prompt_bias, kg[:, :, : step + 1], vg[:, :, : step + 1], live, rows_total
-            )
-            x = x + F.linear(attn, layer.o_w)  # [R, d]
-            x = x + self._mlp(layer, x)
-        x = F.rms_norm(x, (x.size(-1),), self.final_norm, self.eps)
-        return F.linear(x, self.lm_head)  # [R, V]
+        x = F.embedding(tokens, self.embed)  # [L, d]
+        rope = self.rope[position]  # [L, 2, Dh]
+        cos, sin = rope[:, None, 0], rope[:, None, 1]  # [L, 1, Dh]
+        for index, (layer, (kg, vg)) in enumerate(zip(self.layers, caches, strict=True)):
+            qkv = F.linear(self._norm(x), layer.qkv_w, layer.qkv_b)  # [L, (H + 2 Hkv) Dh]
+            qk = _rope(qkv[:, : (h + hkv) * dh].view(rows, h + hkv, dh), cos, sin)  # [L, H + Hkv, Dh]
+            kg[:, :, step] = qk[:, h:]
+            vg[:, :, step] = qkv[:, (h + hkv) * dh :].view(rows, hkv, dh)
+            attn = grid.attend(index, qk[:, :h], kg[:, :, : step + 1], vg[:, :, : step + 1])  # [L, H Dh]
+            x = self._mlp(layer, _add_matmul(x, attn, layer.o_t))
+        return F.linear(self._norm(x), self.lm_head)  # [L, V]
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        """RMSNorm without its weight (folded into the next matmul)."""
+        return F.rms_norm(x, (x.size(-1),), None, self.eps)
 
     def _mlp(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        y = F.rms_norm(x, (x.size(-1),), layer.norm2, self.eps)
-        gate, up = F.linear(y, layer.gate_up_w).chunk(2, dim=-1)  # [..., F] each
-        return F.linear(F.silu(gate) * up, layer.down_w)
+        """``x`` plus the SwiGLU block's output."""
+        gate, up = F.linear(self._norm(x), layer.gate_up_w).chunk(2, dim=-1)  # [..., F] each
+        return _add_matmul(x, F.silu(gate).mul_(up), layer.down_t)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PromptGrid:
+    """The prompt side of cascade attention for one decode batch of ``R = B n`` rows (``n`` per prompt).
+
+    Each decode row attends to its prompt's keys/values (shared by the prompt's ``n`` rows) and to its
+    own generated ones, under one softmax. The prompt part runs as one matmul per (prompt, KV head)
+    over a grid ``[B, Hkv, n, G, .]`` of its rows' queries; the rows still decoding (``live``, after
+    compaction) are written into the grid and read back from it, and the slots of finished rows keep
+    stale values that no live row reads.
+
+    Attributes:
+        keys: per layer ``[B Hkv, Dh, P]`` prompt keys (transposed); values: per layer ``[B Hkv, P, Dh]``.
+        bias: ``[B Hkv, 1, P]`` 0 or -inf (left padding).
+        queries, weights: the grids ``[B, Hkv, n, G, Dh]`` and ``[B, Hkv, n, G, P]`` (scratch).
+        prompt, sample: ``[L]`` the grid slot ``(prompt, sample)`` of each live row.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    bias: torch.Tensor
+    queries: torch.Tensor
+    weights: torch.Tensor
+    prompt: torch.Tensor
+    sample: torch.Tensor
+
+    @staticmethod
+    def build(caches: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor, n: int, heads: int):
+        """From the prefill's ``[B, Hkv, P, Dh]`` caches and the ``[B, P]`` padding bias, for ``n`` rows each."""
+        prompts, kv_heads, width, dh = caches[0][0].shape
+        groups = heads // kv_heads
+        live = torch.arange(prompts * n, device=bias.device)
+        return _PromptGrid(
+            keys=[k.view(prompts * kv_heads, width, dh).transpose(1, 2) for k, _ in caches],
+            values=[v.view(prompts * kv_heads, width, dh) for _, v in caches],
+            bias=bias[:, None, None]
+            .expand(prompts, kv_heads, 1, width)
+            .reshape(prompts * kv_heads, 1, width),
+            queries=bias.new_zeros(prompts, kv_heads, n, groups, dh),
+            weights=bias.new_zeros(prompts, kv_heads, n, groups, width),
+            prompt=live // n,
+            sample=live % n,
+        )
+
+    def rows(self, live: torch.Tensor) -> _PromptGrid:
+        """The grid for the decode rows ``live [L]`` (row ids ``prompt * n + sample``)."""
+        n = self.queries.size(2)
+        return dataclasses.replace(self, prompt=live // n, sample=live % n)
+
+    def attend(self, layer: int, q: torch.Tensor, kg: torch.Tensor, vg: torch.Tensor) -> torch.Tensor:
+        """One-token attention of the live rows over their prompt and their generated tokens.
+
+        Args:
+            layer: the layer (its prompt keys/values).
+            q: ``[L, H, Dh]`` queries, already scaled by ``Dh ** -0.5``.
+            kg, vg: ``[L, Hkv, t, Dh]`` each row's generated keys/values (all valid).
+
+        Returns:
+            ``[L, H Dh]``.
+        """
+        rows = q.size(0)
+        prompts, kv_heads, n, groups, dh = self.queries.shape
+        width = self.bias.size(-1)
+        grid = (prompts * kv_heads, n * groups)
+        q = q.view(rows, kv_heads, groups, dh)
+        self.queries[self.prompt, :, self.sample] = q
+        sp = torch.baddbmm(self.bias, self.queries.view(*grid, dh), self.keys[layer])  # [B Hkv, n G, P]
+        sp = sp.view(prompts, kv_heads, n, groups, width)[self.prompt, :, self.sample]  # [L, Hkv, G, P]
+        sg = torch.matmul(q, kg.transpose(-1, -2))  # [L, Hkv, G, t]
+        weights = torch.cat([sp, sg], dim=-1).softmax(dim=-1)  # [L, Hkv, G, P + t]
+        self.weights[self.prompt, :, self.sample] = weights[..., :width]
+        op = torch.bmm(self.weights.view(*grid, width), self.values[layer])  # [B Hkv, n G, Dh]
+        op = op.view(prompts, kv_heads, n, groups, dh)[self.prompt, :, self.sample]  # [L, Hkv, G, Dh]
+        steps = kg.size(2)
+        out = torch.baddbmm(
+            op.view(rows * kv_heads, groups, dh),
+            weights[..., width:].reshape(rows * kv_heads, groups, steps),
+            vg.reshape(rows * kv_heads, steps, dh),
+        )  # [L Hkv, G, Dh]
+        return out.view(rows, kv_heads * groups * dh)
 
 
 @contextlib.contextmanager
@@ -265,15 +349,25 @@ def _threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _add_matmul(x: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
+    """``x + h @ w_t`` in one ``addmm`` (``x``: ``[..., d]``, ``h``: ``[..., k]``, ``w_t``: ``[k, d]``)."""
+    return torch.addmm(x.reshape(-1, x.size(-1)), h.reshape(-1, h.size(-1)), w_t).view(x.shape)
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding, half-split layout as in Hugging Face Llama (``rotate_half``)."""
+    """Rotary position embedding, half-split layout as in Hugging Face Llama.
+
+    ``rotate_half(x) * sin`` equals ``swap_halves(x) * signed_sin`` with the first half of ``sin``
+    negated (``FastEngine.rope`` stores it so): one ``flip`` and one ``addcmul`` instead of a negation,
+    a concatenation, two products and a sum.
+    """
     half = x.size(-1) // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+    swapped = x.unflatten(-1, (2, half)).flip(-2).flatten(-2)
+    return torch.addcmul(x * cos, swapped, sin)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Grouped-query attention as plain matmuls.
+    """Grouped-query attention as plain matmuls (``q`` already scaled by ``Dh ** -0.5``).
 
     Args:
         q: ``[B, H, S, Dh]``; k, v: ``[B, Hkv, L, Dh]``; bias: ``[B, 1, (H / Hkv) S, L]`` (0 or -inf).
@@ -281,53 +375,6 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
     rows, heads, length, dh = q.shape
     kv_heads = k.size(1)
     q = q.reshape(rows, kv_heads, heads // kv_heads * length, dh)  # [B, Hkv, G S, Dh]
-    scores = torch.matmul(q, k.transpose(-1, -2)) * dh**-0.5 + bias  # [B, Hkv, G S, L]
+    scores = torch.matmul(q, k.transpose(-1, -2)) + bias  # [B, Hkv, G S, L]
     out = torch.matmul(scores.softmax(dim=-1), v)  # [B, Hkv, G S, Dh]
     return out.reshape(rows, heads, length, dh)
-
-
-def _attend_cascade(q, kp, vp, prompt_bias, kg, vg, live=None, rows=0) -> torch.Tensor:
-    """One-token attention over a shared prompt cache plus each row's own generated cache.
-
-    Args:
-        q: ``[L, H, Dh]``: every row (``L = R = B n``, row = prompt * n + sample), or the rows ``live``.
-        kp, vp: ``[B, Hkv, P, Dh]`` prompt keys/values; prompt_bias: ``[B, 1, 1, P]`` (0 or -inf).
-        kg, vg: ``[L, Hkv, t, Dh]`` generated keys/values (all valid).
-        live: ``[L]`` row ids after compaction, or None for all rows. The prompt part then runs on the
-            full ``[R]`` grid (zero queries for finished rows), so it stays one matmul per prompt.
-        rows: ``R``, the rows of the full grid (used with ``live``).
-
-    Returns:
-        ``[L, H Dh]``.
-    """
-    heads, dh = q.shape[1:]
-    prompts, kv_heads, width, _ = kp.shape
-    rows = q.size(0) if live is None else rows
-    groups = heads // kv_heads
-    q = q.view(-1, kv_heads, groups, dh)  # [L, Hkv, G, Dh]
-    grid = q if live is None else q.new_zeros(rows, kv_heads, groups, dh).index_copy_(0, live, q)  # [R, ...]
-    n = rows // prompts
-    qp = (
-        grid.view(prompts, n, kv_heads, groups, dh).transpose(1, 2).reshape(prompts, kv_heads, n * groups, dh)
-    )
-    scale = dh**-0.5
-    sp = torch.matmul(qp, kp.transpose(-1, -2)) * scale + prompt_bias  # [B, Hkv, n G, P]
-    sp = sp.view(prompts, kv_heads, n, groups, width).transpose(1, 2).reshape(rows, kv_heads, groups, width)
-    if live is not None:
-        sp = sp[live]  # [L, Hkv, G, P]
-    sg = torch.matmul(q, kg.transpose(-1, -2)) * scale  # [L, Hkv, G, t]
-    weights = torch.cat([sp, sg], dim=-1).softmax(dim=-1)  # [L, Hkv, G, P + t]
-    wp, wg = weights.split([width, kg.size(2)], dim=-1)
-    if live is not None:
-        wp = wp.new_zeros(rows, kv_heads, groups, width).index_copy_(0, live, wp)  # [R, Hkv, G, P]
-    wp = (
-        wp.reshape(prompts, n, kv_heads, groups, width)
-        .transpose(1, 2)
-        .reshape(prompts, kv_heads, n * groups, width)
-    )
-    op = torch.matmul(wp, vp)  # [B, Hkv, n G, Dh]
-    op = op.view(prompts, kv_heads, n, groups, dh).transpose(1, 2).reshape(rows, kv_heads, groups, dh)
-    if live is not None:
-        op = op[live]  # [L, Hkv, G, Dh]
-    out = op + torch.matmul(wg, vg)  # [L, Hkv, G, Dh]
-    return out.reshape(-1, heads * dh)

@@ -97,15 +97,15 @@ def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> 
     from r1zero.rollout import build_engine
 
     r = config.rollout
-    options = (
-        {
+    options: dict[str, Any] = {}
+    if r.backend == "vllm":
+        options = {
             "gpu_memory_utilization": r.gpu_memory_utilization,
             "tensor_parallel_size": r.tensor_parallel,
             "dtype": config.model.dtype,
         }
-        if r.backend == "vllm"
-        else {}
-    )
+    elif r.backend == "fast":
+        options = {"decode_threads": r.decode_threads}
     return build_engine(r.backend, model, tokenizer, **options)
 
 

@@ -117,6 +117,8 @@ def test_benchmark_config_is_a_valid_r1zero_config(loss_type):
     assert (config.rollout.max_new_tokens, config.rollout.temperature, config.rollout.stop) == (128, 1.0, ())
     assert (config.algo.loss_agg, config.algo.beta, config.algo.mu) == (loss_type, 0.0, 1)
     assert config.run.threads == 2 and config.model.dtype == "float32"
+    assert config.rollout.decode_threads == 1  # r1zero's default side
+    assert trl_step.r1zero_config("m", loss_type, 6, "out", decode_threads=2).rollout.decode_threads == 2
 
 
 def test_benchmark_summary_ratios():
@@ -127,8 +129,16 @@ def test_benchmark_summary_ratios():
         return {"side": side, "loss_type": "dapo", "per_step": per_step, "peak_rss_mb": rss}
 
     summary = trl_step.summarise(
-        [run("trl", 4.0, 1000.0), run("r1zero", 1.0, 500.0), run("r1zero", 2.0, 600.0)]
+        [
+            run("trl", 4.0, 1000.0),
+            run("r1zero", 1.0, 500.0),
+            run("r1zero", 2.0, 600.0),
+            run("r1zero-2t", 1.0, 700.0),
+        ]
     )
     # r1zero steps pooled: 1, 3, 2, 6 -> median 2.5; TRL: 4, 12 -> median 8
     assert summary["dapo"]["step_time_ratio_r1zero_over_trl"] == pytest.approx(2.5 / 8)
     assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl"] == pytest.approx(0.6)
+    # the decode-on-two-threads side: steps 1, 3 -> median 2
+    assert summary["dapo"]["step_time_ratio_r1zero_over_trl_r1zero-2t"] == pytest.approx(2 / 8)
+    assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl_r1zero-2t"] == pytest.approx(0.7)

@@ -74,6 +74,7 @@ def test_overrides_types_and_forms():
         (["--rollout.backend", "tgi"], "rollout.backend must be one of hf, fast, vllm; got 'tgi'"),
         (["--algo.loss_agg", "sum"], "grpo, dapo, dr_grpo, bnpo"),
         (["--algo.mu", "0"], "algo.mu must be >= 1; got 0"),
+        (["--rollout.decode_threads", "0"], "rollout.decode_threads must be >= 1; got 0"),
         (["--run.steps", "ten"], "run.steps expects int; got 'ten'"),
         (["--algo.dynamic_sampling", "maybe"], "expects a boolean"),
         (["--rollout.top_p", "1.5"], "rollout.top_p must be in"),
@@ -84,6 +85,14 @@ def test_overrides_types_and_forms():
 def test_invalid_overrides_name_the_problem(argv, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         apply_overrides(TrainConfig(), argv)
+
+
+def test_decode_threads_reach_the_fast_engine():
+    from r1zero.train.build import make_engine
+    from tests.rollout.fixtures import char_tokenizer, tiny_qwen2
+
+    config = apply_overrides(TrainConfig(), ["--rollout.backend", "fast", "--rollout.decode_threads", "2"])
+    assert make_engine(config, tiny_qwen2(seed=0), char_tokenizer()).decode_threads == 2
 
 
 def test_unknown_key_in_saved_config_is_an_error():
