@@ -68,10 +68,10 @@ class FastEngine(BatchedEngine):
         tokenizer: its tokenizer.
         max_batch_rows: decode at most this many rows (prompts x n) at once.
         decode_threads: torch threads for the token-by-token decode loop (at most the caller's count;
-            the prompt prefill keeps the caller's). Its ops are small (a ``[64, 256] x [256, 1024]``
-            matmul is ~0.2 ms), so splitting each across OpenMP threads buys little, and every op ends
-            at a barrier that waits for the slowest thread: when another process holds a core, a
-            2-thread decode measured 30x slower than a 1-thread one on a 2-core machine.
+            the prompt prefill keeps the caller's). Its matmuls are small (a ``[64, 256] x [256, 1024]``
+            one is ~0.5 ms), and each ends at an OpenMP barrier that waits for the slowest thread: on a
+            2-core machine 2 threads took 0.86x the time of 1 when idle and 3.3x with one core busy
+            (``bench/decode_threads.py``), hence the default of 1.
     """
 
     name = "fast"
