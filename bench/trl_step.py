@@ -371,9 +371,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             }
         for side in SIDES:
             if "trl" in row and side in row:
-                row.update(_ratios(row[side], row["trl"], "" if side == "r1zero" else f"_{side}"))
+                row.update(_ratios(row[side], row["trl"], _suffix(side)))
         out[loss_type] = row
     return out
+
+
+def _suffix(side: str) -> str:
+    """The key suffix of a side's ratios: none for r1zero's defaults, ``_<side>`` for the others."""
+    return "" if side == "r1zero" else f"_{side}"
 
 
 def _ratios(mine: dict[str, Any], trl: dict[str, Any], suffix: str) -> dict[str, float]:
@@ -453,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs)
     for loss_type, row in summary.items():
         for side in SIDES:
-            suffix = "" if side == "r1zero" else f"_{side}"
+            suffix = _suffix(side)
             if f"step_time_ratio_r1zero_over_trl{suffix}" in row:
                 print(
                     f"{loss_type}: {side}/TRL step time {row[f'step_time_ratio_r1zero_over_trl{suffix}']:.3f}, "
