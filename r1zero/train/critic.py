@@ -9,7 +9,6 @@ with its own AdamW state, which is where PPO's extra memory and compute go.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import replace
 
@@ -17,6 +16,7 @@ import torch
 
 from r1zero import ppo
 from r1zero.train.config import CriticConfig
+from r1zero.train.distributed import DistInfo, all_reduce_grads
 from r1zero.train.learner import (
     PackedBatch,
     PromptPrefix,
@@ -110,13 +110,13 @@ def critic_update(
     micro_batch_size: int,
     epochs: int = 1,
     global_tokens: float | None = None,
-    world_size: int = 1,
+    dist_info: DistInfo | None = None,
 ) -> dict[str, float]:
     """``epochs`` optimizer steps of the clipped value loss over the batch; returns critic statistics.
 
     Micro-batching is ``policy_update``'s: rows sorted and split by completion length, the step's prompts
     run once forward and once backward, gradients accumulated with the whole batch's token count as the
-    normaliser.
+    normaliser; with data parallelism the gradients are summed over ranks (``dist_info``) before each step.
     """
     # PackedBatch sorts and trims rows consistently; carry returns and old values in its [B, T] slots
     value_batch = replace(batch, advantages=returns, rollout_logp=old_values).by_length()
@@ -129,20 +129,19 @@ def critic_update(
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
         prefix = prompt_prefix(critic, value_batch, detach=True)
-        for k, rows in enumerate(slices):
+        for rows in slices:
             micro = value_batch.rows(rows)
-            sync = k == len(slices) - 1
-            with contextlib.nullcontext() if sync or not hasattr(critic, "no_sync") else critic.no_sync():
-                values = sequence_values(critic, micro, prefix_rows(prefix, rows))  # [b, T]
-                loss, stats = ppo.value_loss(
-                    values, micro.rollout_logp, micro.advantages, micro.loss_mask, config.value_clip, tokens
-                )
-                (loss * world_size).backward()
+            values = sequence_values(critic, micro, prefix_rows(prefix, rows))  # [b, T]
+            loss, stats = ppo.value_loss(
+                values, micro.rollout_logp, micro.advantages, micro.loss_mask, config.value_clip, tokens
+            )
+            loss.backward()
             share = micro.loss_mask.sum().item() / max(value_batch.loss_mask.sum().item(), 1.0)
             sums["value_loss"] += loss.item() / epochs
             sums["value_clip_frac"] += stats["clip_frac"] * share / epochs
         if prefix is not None:
             prefix.backward()
+        all_reduce_grads(critic.parameters(), dist_info)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             critic.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf")
         )

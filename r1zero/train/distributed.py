@@ -2,22 +2,41 @@
 
 ``torchrun --nproc_per_node N -m r1zero train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; ``init_distributed``
 joins the group (gloo on CPU, NCCL on GPU). Each rank rolls out and verifies its own share of the step's
-prompts (whole groups, so advantages stay group-local), the learner is wrapped in DDP, and rank 0 alone
-writes the run directory. Without torchrun everything here is a no-op with world size 1.
+prompts (whole groups, so advantages stay group-local), starts from rank 0's weights
+(``broadcast_parameters``), and after its backward passes sums the gradients over ranks
+(``all_reduce_grads``, once per optimiser step); rank 0 alone writes the run directory. Without torchrun
+everything here is a no-op with world size 1.
+
+Why not ``DistributedDataParallel``: DDP syncs inside the backward of each forward it wraps, so the
+learner's shared prompt pass (each distinct prompt run once, its keys/values read by every row of its
+group, and sent backward once after the micro-batches: ``learner.prompt_prefix``) could not run under
+it, and each rank recomputed every row's prompt. One explicit all-reduce after the last backward costs
+the overlap of communication with the backward, which is small next to a rollout step.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_list", "all_reduce_sum", "init_distributed", "shard_range", "wrap_model"]
+__all__ = [
+    "DistInfo",
+    "all_gather_list",
+    "all_reduce_grads",
+    "all_reduce_sum",
+    "broadcast_parameters",
+    "init_distributed",
+    "shard_range",
+]
+
+#: Gradients are all-reduced in flat buckets of about this many bytes (one collective per bucket).
+BUCKET_BYTES = 64 * 2**20
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,23 +104,53 @@ def all_reduce_sum(values: dict[str, float], info: DistInfo) -> dict[str, float]
     return dict(zip(keys, tensor.tolist(), strict=True))
 
 
-def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
-    """DDP around the learner when data-parallel (CPU/gloo or GPU/NCCL); the model itself otherwise.
+def broadcast_parameters(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """Give every rank rank 0's parameters and buffers (in place); returns ``model``."""
+    if info.enabled:
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+    return model
 
-    FSDP2 (``torch.distributed.fsdp.fully_shard``) is the route for models that do not fit one GPU; it
-    is not wired here yet (see docs/training.md).
+
+def all_reduce_grads(parameters: Iterable[torch.nn.Parameter], info: DistInfo | None) -> None:
+    """Sum the parameters' gradients over ranks, in place (a missing gradient counts as zero; no-op
+    without data parallelism).
+
+    The loss normalisers are global (``policy_update``), so the sum is the whole step's gradient. Same-
+    dtype gradients travel in flat buckets of about ``BUCKET_BYTES``, one collective each.
     """
-    if not info.enabled:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
+    if info is None or not info.enabled:
+        return
+    params = [p for p in parameters if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    for bucket in _buckets([p.grad for p in params], BUCKET_BYTES):
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        for g, part in zip(bucket, flat.split([g.numel() for g in bucket]), strict=True):
+            g.copy_(part.view_as(g))
 
-    ids = [info.local_rank] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
 
+def _buckets(tensors: list[torch.Tensor], limit: int) -> list[list[torch.Tensor]]:
+    """Consecutive same-dtype, same-device runs of ``tensors`` of at most ``limit`` bytes (or one tensor).
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain model inside a DDP wrapper (for saving and for the rollout engine)."""
-    return getattr(model, "module", model)
+    >>> [len(b) for b in _buckets([torch.zeros(4), torch.zeros(4), torch.zeros(4, dtype=torch.int8)], 32)]
+    [2, 1]
+    """
+    out: list[list[torch.Tensor]] = []
+    size = 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        same = out and out[-1][0].dtype == t.dtype and out[-1][0].device == t.device
+        if same and size + nbytes <= limit:
+            out[-1].append(t)
+            size += nbytes
+        else:
+            out.append([t])
+            size = nbytes
+    return out
 
 
 def barrier(info: DistInfo) -> None:

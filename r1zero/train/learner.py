@@ -9,7 +9,6 @@ of data-parallel ranks (except for ``bnpo``, whose normaliser is the micro-batch
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ import torch
 from r1zero import grpo
 from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
+from r1zero.train.distributed import DistInfo, all_reduce_grads
 
 __all__ = [
     "PackedBatch",
@@ -181,10 +181,10 @@ def prompt_prefix(
 
     ``detach=True`` makes leaves that accumulate the gradient of several micro-batches (call
     ``PromptPrefix.backward`` after the last one), so a step's prompts run forward and backward once
-    however the rows are split. Not for DDP wrappers, whose forward must run once per backward.
+    however the rows are split.
     """
     cache_arg = cache_keyword(model)
-    if hasattr(model, "no_sync") or cache_arg is None:
+    if cache_arg is None:
         return None
     from transformers import DynamicCache
 
@@ -347,12 +347,13 @@ def policy_update(
     grad_clip: float = 0.0,
     global_sequences: int | None = None,
     global_tokens: float | None = None,
-    world_size: int = 1,
+    dist_info: DistInfo | None = None,
 ) -> dict[str, float]:
     """Run ``algo.mu`` optimizer steps over one batch; return learner statistics for logging.
 
-    With data parallelism each rank passes its own shard and the global sequence/token counts; the
-    loss is multiplied by ``world_size`` because DDP averages gradients over ranks.
+    With data parallelism each rank passes its own shard, the global sequence/token counts and its
+    ``dist_info``: the gradients are summed over ranks before each optimizer step (every rank then takes
+    the same step).
     """
     batch = batch.by_length()  # the loss is a sum over sequences: their order does not matter
     n = batch.input_ids.shape[0]
@@ -369,36 +370,32 @@ def policy_update(
         optimizer.zero_grad(set_to_none=True)
         # the step's distinct prompts run forward once here and backward once after the micro-batches
         prefix = prompt_prefix(model, batch, detach=True)
-        for k, rows in enumerate(slices):
+        for rows in slices:
             micro = batch.rows(rows)
-            sync = k == len(slices) - 1
-            with contextlib.nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync():
-                logp, entropy = sequence_logprobs(
-                    model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)
-                )  # [b, T]
-                old = logp.detach() if old_logp is None else old_logp[rows, : logp.shape[1]]
-                weights = (
-                    grpo.truncated_is_weights(old, micro.rollout_logp, algo.is_cap)
-                    if algo.is_cap > 0
-                    else None
-                )
-                loss, stats = grpo.grpo_loss(
-                    logp,
-                    old,
-                    micro.advantages,
-                    micro.loss_mask,
-                    eps_low=algo.eps_low,
-                    eps_high=algo.eps_high,
-                    aggregation=algo.loss_agg,  # type: ignore[arg-type]
-                    max_len=max_len,
-                    beta=algo.beta,
-                    ref_logp=micro.ref_logp,
-                    kl_estimator=algo.kl_estimator,  # type: ignore[arg-type]
-                    is_weights=weights,
-                    num_sequences=sequences,
-                    num_tokens=tokens,
-                )
-                (loss * world_size).backward()
+            logp, entropy = sequence_logprobs(
+                model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)
+            )  # [b, T]
+            old = logp.detach() if old_logp is None else old_logp[rows, : logp.shape[1]]
+            weights = (
+                grpo.truncated_is_weights(old, micro.rollout_logp, algo.is_cap) if algo.is_cap > 0 else None
+            )
+            loss, stats = grpo.grpo_loss(
+                logp,
+                old,
+                micro.advantages,
+                micro.loss_mask,
+                eps_low=algo.eps_low,
+                eps_high=algo.eps_high,
+                aggregation=algo.loss_agg,  # type: ignore[arg-type]
+                max_len=max_len,
+                beta=algo.beta,
+                ref_logp=micro.ref_logp,
+                kl_estimator=algo.kl_estimator,  # type: ignore[arg-type]
+                is_weights=weights,
+                num_sequences=sequences,
+                num_tokens=tokens,
+            )
+            loss.backward()
             share = micro.loss_mask.sum().item() / max(batch.loss_mask.sum().item(), 1.0)
             for key in ("policy", "kl", "clip_low", "clip_high"):
                 sums[key] += stats[key] * (1.0 if key == "policy" else share) / algo.mu
@@ -406,6 +403,7 @@ def policy_update(
             sums["entropy"] += grpo.masked_mean(entropy, micro.loss_mask).item() * share / algo.mu
         if prefix is not None:
             prefix.backward()
+        all_reduce_grads(model.parameters(), dist_info)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             model.parameters(), grad_clip if grad_clip > 0 else float("inf")
         )

@@ -26,7 +26,7 @@ import torch
 
 from r1zero import grpo
 from r1zero.train.config import TrainConfig
-from r1zero.train.distributed import all_gather_list, all_reduce_sum, unwrap
+from r1zero.train.distributed import all_gather_list, all_reduce_sum
 from r1zero.train.learner import PackedBatch, frozen_logprobs, pack_rollouts, policy_update
 from r1zero.train.metrics import rollout_metrics, sample_records
 from r1zero.train.monitors import MonitorInput, run_monitors
@@ -89,7 +89,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         stats = _update(s, batch) if step > _critic_warmup(s) else _frozen_policy_stats(s)
 
         # ---- 6. push the new weights to the rollout engine -------------------------------------
-        s.engine.load_weights(unwrap(s.learner))
+        s.engine.load_weights(s.learner)
         timing["time/update"] = time.perf_counter() - t_update
 
         # ---- 7. metrics, hacking monitors -------------------------------------------------------
@@ -158,12 +158,12 @@ def _update(s: Session, batch: PackedBatch) -> dict[str, float]:
         grad_clip=s.config.optim.grad_clip,
         global_sequences=int(counts["seq"]),
         global_tokens=counts["tok"],
-        world_size=s.dist.world_size,
+        dist_info=s.dist,
     )
     s.learner.eval()
     stats["lr"] = s.scheduler.get_last_lr()[0]
     s.scheduler.step()
-    # losses add up over ranks (global normalisers); the rest are averaged; grad norms agree after DDP
+    # losses add up over ranks (global normalisers); the rest are averaged; grad norms agree (summed gradients)
     summed = all_reduce_sum(stats, s.dist)
     out = {k: v / s.dist.world_size for k, v in summed.items()}
     out.update(policy=summed["policy"], loss=summed["loss"], grad_norm=stats["grad_norm"], lr=stats["lr"])
@@ -190,7 +190,7 @@ def _critic_step(
         micro_batch_size=micro,
         epochs=c.epochs,
         global_tokens=tokens,
-        world_size=s.dist.world_size,
+        dist_info=s.dist,
     )
     averaged = {k: v / s.dist.world_size for k, v in all_reduce_sum(stats, s.dist).items()}
     return batch, {f"critic/{k}": v for k, v in averaged.items()}

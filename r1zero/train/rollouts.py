@@ -129,7 +129,7 @@ def collect_groups(
 
     With DAPO dynamic sampling, groups whose rewards are all equal are set aside and more prompts are
     sampled, for at most ``algo.dynamic_sampling_rounds`` extra rounds; the step is then topped up with
-    set-aside groups so every rank trains on the same number of sequences (DDP needs it).
+    set-aside groups so every rank trains on the same number of sequences (the global normalisers assume it).
     """
     want = config.rollout.prompts_per_step // dist_info.world_size
     kept: list[Group] = []

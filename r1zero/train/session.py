@@ -30,7 +30,7 @@ from r1zero.train.checkpoint import (
     save_checkpoint,
 )
 from r1zero.train.config import TrainConfig, config_to_dict
-from r1zero.train.distributed import DistInfo, barrier, init_distributed, unwrap, wrap_model
+from r1zero.train.distributed import DistInfo, barrier, broadcast_parameters, init_distributed
 from r1zero.train.runlog import RunLog
 
 __all__ = ["Session", "lr_factor", "open_session", "save_session"]
@@ -109,7 +109,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         runlog=runlog,
         problems=problems,
         heldout=heldout,
-        learner=wrap_model(model, dist_info, device),
+        learner=broadcast_parameters(model, dist_info),
         tokenizer=tokenizer,
         reference=reference,
         optimizer=optimizer,
@@ -147,10 +147,10 @@ def save_session(session: Session, step: int) -> None:
             "sampler": session.sampler.state_dict(),
             **{k: session.state[k] for k in _SAVED_STATE},
         }
-        model = unwrap(session.learner)
+        model = session.learner
         extra = {}
         if session.critic is not None and session.critic_optimizer is not None:
-            extra["critic"] = unwrap(session.critic)
+            extra["critic"] = session.critic
             trainer_state["critic_optimizer"] = session.critic_optimizer.state_dict()
         save_checkpoint(
             session.run_dir,
@@ -184,7 +184,7 @@ def _open_critic(
     optimizer = torch.optim.AdamW(
         critic.parameters(), lr=c.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
     )
-    return wrap_model(critic.eval(), dist_info, device), optimizer
+    return broadcast_parameters(critic.eval(), dist_info), optimizer
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:

@@ -1,4 +1,4 @@
-"""Data parallelism: 2 gloo ranks (DDP) give the same loss, gradients and update as 1 process on the same data."""
+"""Data parallelism: 2 gloo ranks give the same loss, gradients and update as 1 process on the same data."""
 
 import json
 import os
@@ -12,19 +12,22 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from r1zero.train.config import AlgoConfig
-from r1zero.train.distributed import DistInfo, shard_range, wrap_model
-from r1zero.train.learner import PackedBatch, policy_update
+from r1zero.train.distributed import DistInfo, broadcast_parameters, shard_range
+from r1zero.train.learner import PackedBatch, policy_update, prompt_prefix
 
 B, P, T = 8, 5, 7
-MODES = ("grpo", "dapo", "dr_grpo")
+#: (loss type, rows per prompt): groups of 2 rows share a prompt (the learner's shared prompt pass,
+#: whose gradient reaches the weights after the micro-batches, before the all-reduce)
+CASES = (("grpo", 2), ("dapo", 2), ("dr_grpo", 2), ("dapo", 1))
 
 
-def _batch() -> PackedBatch:
+def _batch(group: int) -> PackedBatch:
     g = torch.Generator().manual_seed(0)
     input_ids = torch.randint(3, 100, (B, P + T), generator=g)  # [B, P+T]
+    input_ids[:, :P] = input_ids[:, :P][torch.arange(B) // group * group]  # rows of a group: one prompt
     attention = torch.ones(B, P + T, dtype=torch.long)
     for i in range(B):
-        attention[i, : i % 3] = 0  # left padding of the prompt
+        attention[i, : i // group % 3] = 0  # left padding of the prompt
         attention[i, P + 2 + i % 6 :] = 0  # completions of different lengths
     return PackedBatch(
         input_ids=input_ids,
@@ -53,12 +56,16 @@ def _model() -> torch.nn.Module:
     return LlamaForCausalLM(cfg)
 
 
-def _step(mode: str, info: DistInfo) -> dict:
+def _step(mode: str, group: int, info: DistInfo) -> dict:
     torch.set_num_threads(1)
     model = _model()
-    learner = wrap_model(model, info, torch.device("cpu"))
+    if info.rank:  # rank 1 starts from other weights: broadcast_parameters gives it rank 0's
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+    learner = broadcast_parameters(model, info)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    batch = _batch()
+    batch = _batch(group)
     rows = shard_range(B, info)
     shard = batch.rows(slice(rows.start, rows.stop))
     algo = AlgoConfig(loss_agg=mode, beta=0.1, mu=2, micro_batch_size=2, eps_high=0.28)
@@ -71,7 +78,7 @@ def _step(mode: str, info: DistInfo) -> dict:
         grad_clip=0.0,
         global_sequences=B,
         global_tokens=batch.loss_mask.sum().item(),
-        world_size=info.world_size,
+        dist_info=info,
     )
     return {
         "stats": stats,
@@ -84,17 +91,20 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         info = DistInfo(rank, world, rank)
-        torch.save({mode: _step(mode, info) for mode in MODES}, Path(out_dir) / f"rank{rank}.pt")
+        torch.save({case: _step(*case, info) for case in CASES}, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path):
+    shard = _batch(2).rows(slice(0, B // 2))
+    assert prompt_prefix(_model(), shard) is not None  # grouped rows take the shared prompt pass
+    assert prompt_prefix(_model(), _batch(1).rows(slice(0, B // 2))) is None
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
-    for mode in MODES:
-        single = _step(mode, DistInfo())
+    for mode in CASES:
+        single = _step(*mode, DistInfo())
         # each rank's policy loss is its share of the global objective: they add up to the 1-process loss
         total = sum(r[mode]["stats"]["policy"] for r in ranks)
         assert total == pytest.approx(single["stats"]["policy"], abs=1e-6), mode
