@@ -1,9 +1,12 @@
-"""The ``fast`` engine's decode loop on 1 vs 2 threads, on an idle machine and with one core busy.
+"""The ``fast`` engine's decode on 1 vs 2 threads, on an idle machine and with one core busy.
 
-Why ``rollout.decode_threads`` defaults to 1: on an idle 2-core machine a 2-thread decode is faster,
-but each of its matmuls ends at an OpenMP barrier that waits for both threads, so one other busy
-process makes it several times slower. This script measures both cases side by side in one process
-(the two settings alternate, the same seed, identical tokens checked) and writes
+Three settings of the same generation, alternating in one process: one thread (``decode_threads=1``,
+r1zero's default); two threads splitting the prompts (``decode_threads=2``: each thread decodes its
+share on one torch thread, with its own RNG stream); and, for comparison, the decode loop on two OpenMP
+threads (``2-openmp``: what ``decode_threads=2`` meant before: every matmul split over both threads,
+ending at a barrier that waits for the slower one, so another busy process stalls it). Each repetition
+uses a new seed, the same for every setting; the 1-thread and OpenMP settings draw the same tokens
+(checked), the 2-thread split draws its own, so tokens generated are reported beside the times. Writes
 ``bench/results/decode_threads.json``.
 
 The work is ``bench/trl_step.py``'s generation: its reference Qwen2 model (built there if missing), its
@@ -30,27 +33,51 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import trl_step  # noqa: E402  (the same model, prompts and thread count)
 
+SETTINGS = ("1", "2", "2-openmp")
 
-def measure(engine: Any, prompts: list[str], reps: int, threads: tuple[int, ...]) -> dict[str, Any]:
-    """Wall seconds of ``engine.generate`` per decode-thread setting, alternating; tokens compared."""
+
+def engines(model: Any, tokenizer: Any) -> dict[str, Any]:
+    """One engine per setting (they share the model's weights)."""
+    from r1zero.rollout import fast
+
+    class OpenMPDecode(fast.FastEngine):
+        """The decode loop on two OpenMP threads (the earlier meaning of ``decode_threads=2``)."""
+
+        def _decode(self, *args, **kwargs):
+            with fast._threads(2):
+                return super()._decode(*args, **kwargs)
+
+    return {
+        "1": fast.FastEngine(model, tokenizer),
+        "2": fast.FastEngine(model, tokenizer, decode_threads=2),
+        "2-openmp": OpenMPDecode(model, tokenizer),
+    }
+
+
+def measure(by_setting: dict[str, Any], prompts: list[str], reps: int) -> dict[str, Any]:
+    """Wall seconds and tokens of ``generate`` per setting, alternating, a new seed per repetition."""
     from r1zero.rollout.base import SamplingParams
 
-    sampling = SamplingParams(n=8, temperature=1.0, max_new_tokens=128, stop=(), seed=0)
-    times: dict[int, list[float]] = {t: [] for t in threads}
-    tokens: dict[int, list] = {}
-    for _ in range(reps):
-        for t in threads:
-            engine.decode_threads = t
+    times: dict[str, list[float]] = {k: [] for k in by_setting}
+    tokens: dict[str, list[int]] = {k: [] for k in by_setting}
+    same = True
+    for rep in range(reps):
+        sampling = SamplingParams(n=8, temperature=1.0, max_new_tokens=128, stop=(), seed=rep)
+        drawn = {}
+        for name, engine in by_setting.items():
             start = time.perf_counter()
             groups = engine.generate(prompts, sampling)
-            times[t].append(time.perf_counter() - start)
-            tokens[t] = [[r.completion_ids for r in g] for g in groups]
-    first = tokens[threads[0]]
+            times[name].append(time.perf_counter() - start)
+            drawn[name] = [[r.completion_ids for r in g] for g in groups]
+            tokens[name].append(sum(len(ids) for g in drawn[name] for ids in g))
+        same = same and drawn["1"] == drawn["2-openmp"]
+    median = {k: statistics.median(v) for k, v in times.items()}
     return {
-        "median_generate_s": {str(t): statistics.median(v) for t, v in times.items()},
-        "generate_s": {str(t): v for t, v in times.items()},
-        "ratio_2_over_1": statistics.median(times[2]) / statistics.median(times[1]),
-        "identical_tokens": all(tokens[t] == first for t in threads),
+        "median_generate_s": median,
+        "generate_s": times,
+        "tokens": tokens,
+        "ratio_over_1": {k: median[k] / median["1"] for k in by_setting},
+        "identical_tokens_1_and_2_openmp": same,
     }
 
 
@@ -65,27 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from r1zero.rollout.base import SamplingParams
-    from r1zero.rollout.fast import FastEngine
 
     if not (Path(args.model_dir) / "config.json").exists():
         trl_step.build_reference_model(args.model_dir)
-    trl_step.pin_threads()
+    trl_step.pin_threads(trl_step.THREADS)
     prompts = trl_step.step_prompts(args.model_dir, "dapo", 1)[0]
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
-    engine = FastEngine(model, tokenizer)
-    engine.generate(prompts[:1], SamplingParams(max_new_tokens=8))  # warm-up
+    by_setting = engines(model, tokenizer)
+    for engine in by_setting.values():
+        engine.generate(prompts[:2], SamplingParams(max_new_tokens=8))  # warm-up
     results: dict[str, Any] = {"load_before": os.getloadavg()}
-    results["idle"] = measure(engine, prompts, args.reps, (1, 2))
-    print("idle", results["idle"]["median_generate_s"], f"ratio {results['idle']['ratio_2_over_1']:.2f}")
+    results["idle"] = measure(by_setting, prompts, args.reps)
+    print("idle", _line(results["idle"]))
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(1.0)
-        results["one_core_busy"] = measure(engine, prompts, max(2, args.reps // 2), (1, 2))
+        results["one_core_busy"] = measure(by_setting, prompts, max(2, args.reps // 2))
     finally:
         spinner.kill()
-    busy = results["one_core_busy"]
-    print("one core busy", busy["median_generate_s"], f"ratio {busy['ratio_2_over_1']:.2f}")
+    print("one core busy", _line(results["one_core_busy"]))
     results.update(
         load_after=os.getloadavg(),
         threads=trl_step.THREADS,
@@ -95,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"-> {args.out}")
     return 0
+
+
+def _line(result: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}: {result['median_generate_s'][k]:.2f} s ({result['ratio_over_1'][k]:.2f}x)" for k in SETTINGS
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,10 @@ MAX_NEW_TOKENS = 128
 LR = 1e-6
 SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
-#: r1zero's sides: its defaults (``rollout.decode_threads=1``), and its decode loop on both threads
-SIDES = {"r1zero": 1, "r1zero-2t": 2}
+#: r1zero's sides, as (processes, decode threads): its defaults (one process, ``rollout.decode_threads=1``),
+#: its decode loop on both threads, and its data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread
+#: each: each rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks)
+SIDES = {"r1zero": (1, 1), "r1zero-2t": (1, 2), "r1zero-2r": (2, 1)}
 
 
 # ---------------------------------------------------------------- the model and the prompts
@@ -90,8 +92,13 @@ def build_reference_model(model_dir: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str, decode_threads: int = 1):
-    """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above)."""
+def r1zero_config(
+    model_dir: str, loss_type: str, steps: int, out_dir: str, decode_threads: int = 1, ranks: int = 1
+):
+    """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above).
+
+    With ``ranks`` processes, each gets ``THREADS // ranks`` torch threads (the same cores in all).
+    """
     from r1zero.train.config import (
         AlgoConfig,
         DataConfig,
@@ -125,7 +132,7 @@ def r1zero_config(model_dir: str, loss_type: str, steps: int, out_dir: str, deco
                 seed=SEED,
                 eval_every=0,
                 save_every=0,
-                threads=THREADS,
+                threads=THREADS // ranks,
                 progress=False,
                 overwrite=True,
             ),
@@ -150,33 +157,40 @@ def step_prompts(model_dir: str, loss_type: str, steps: int) -> tuple[list[str],
 
 
 # ---------------------------------------------------------------- one side, in this process
-def pin_threads() -> None:
+def pin_threads(threads: int) -> None:
     import torch
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= THREADS:
         os.sched_setaffinity(0, set(range(THREADS)))
 
 
 def run_r1zero(model_dir: str, loss_type: str, steps: int, decode_threads: int = 1) -> dict[str, Any]:
-    from r1zero.train.recipe import train
-    from r1zero.train.runlog import RunLog
+    """r1zero's trainer in this process (one rank of a ``torchrun`` job when RANK is set).
 
-    cpu_marks: list[float] = []  # process CPU time when each step's metrics line is written
-    write_metrics = RunLog.metrics
+    Every rank returns its per-step CPU times (from one step's rollout start to the next's; the last
+    step's is NaN); rank 0 also the wall times of its metrics lines (which include waiting for the other
+    ranks at the gradient all-reduce).
+    """
+    from r1zero.train import recipe
 
-    def marked(self, record):
+    cpu_marks: list[float] = []  # process CPU time when each step's rollout starts
+    collect = recipe.collect_groups
+
+    def marked(*args, **kwargs):
         cpu_marks.append(time.process_time())
-        return write_metrics(self, record)
+        return collect(*args, **kwargs)
 
-    RunLog.metrics = marked  # instrumentation in this benchmark subprocess only
-    with tempfile.TemporaryDirectory() as out_dir:
-        config = r1zero_config(model_dir, loss_type, steps, out_dir, decode_threads)
-        train(config)
-        rows = [json.loads(line) for line in (Path(out_dir) / config.run.name / "metrics.jsonl").open()]
+    recipe.collect_groups = marked  # instrumentation in this benchmark subprocess only
+    with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory
+        ranks = int(os.environ.get("WORLD_SIZE", "1"))
+        config = r1zero_config(model_dir, loss_type, steps, out_dir, decode_threads, ranks)
+        recipe.train(config)
+        metrics = Path(out_dir) / config.run.name / "metrics.jsonl"
+        rows = [json.loads(line) for line in metrics.open()] if metrics.exists() else []
     rows = [r for r in rows if r.get("step", 0) >= 1]
     return {
-        "step_cpu_s": [float("nan")] + [b - a for a, b in itertools.pairwise(cpu_marks)],
+        "step_cpu_s": [b - a for a, b in itertools.pairwise(cpu_marks)] + [float("nan")],
         "step_s": [r["time/step"] for r in rows],
         "generate_s": [r["time/generate"] for r in rows],
         "score_s": [r["time/verify"] for r in rows],
@@ -294,14 +308,18 @@ class _TRLTimer:
 
 
 def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int) -> dict[str, Any]:
-    """One side in this (fresh) process: per-step times after warm-up, medians, peak RSS, load."""
-    pin_threads()
+    """One side in this (fresh) process: per-step times after warm-up, medians, peak RSS, load.
+
+    For a side of several processes this is one rank; ``merge_ranks`` makes the side's result.
+    """
+    ranks, decode_threads = SIDES.get(side, (1, 1))
+    pin_threads(THREADS // ranks)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     if side == "trl":
         raw = run_trl(model_dir, loss_type, warmup + steps)
     else:
-        raw = run_r1zero(model_dir, loss_type, warmup + steps, SIDES[side])
+        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads)
     wall = time.perf_counter() - t0
     measured = {k: v[warmup:] for k, v in raw.items()}
     return {
@@ -316,7 +334,30 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "threads": THREADS,
+        "rank": int(os.environ.get("RANK", "0")),
     }
+
+
+def merge_ranks(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's result from its ranks': rank 0's wall times, CPU time and peak RSS summed over ranks.
+
+    >>> a = {"rank": 0, "per_step": {"step_s": [2.0], "step_cpu_s": [1.5]}, "peak_rss_mb": 600.0}
+    >>> b = {"rank": 1, "per_step": {"step_cpu_s": [1.0]}, "peak_rss_mb": 500.0}
+    >>> m = merge_ranks([b, a])
+    >>> m["per_step"]["step_cpu_s"], m["median_step_cpu_s"], m["peak_rss_mb"], m["ranks"]
+    ([2.5], 2.5, 1100.0, 2)
+    """
+    if len(results) == 1:
+        return results[0]
+    results = sorted(results, key=lambda r: r["rank"])
+    cpu = [
+        sum(step) for step in zip(*(r["per_step"]["step_cpu_s"] for r in results), strict=True)
+    ]  # NaN stays
+    merged = {**results[0], "per_step": {**results[0]["per_step"], "step_cpu_s": cpu}}
+    merged["median_step_cpu_s"] = _median(cpu)
+    merged["peak_rss_mb"] = sum(r["peak_rss_mb"] for r in results)  # every process's own peak
+    merged["ranks"] = len(results)
+    return merged
 
 
 # ---------------------------------------------------------------- the driver
@@ -394,6 +435,34 @@ def _ratios(mine: dict[str, Any], trl: dict[str, Any], suffix: str) -> dict[str,
     return ratios
 
 
+def run_child(side: str, loss_type: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """Run one side in a fresh process (``torchrun`` for a side of several ranks); its merged result."""
+    ranks = SIDES.get(side, (1, 1))[0]
+    launcher = [sys.executable]
+    if ranks > 1:
+        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(ranks)]
+        launcher += ["--master_port", str(_free_port())]
+        env = {**env, "OMP_NUM_THREADS": str(THREADS // ranks), "MKL_NUM_THREADS": str(THREADS // ranks)}
+    with tempfile.TemporaryDirectory() as result_dir:
+        cmd = [*launcher, __file__, "--side", side, "--loss-types", loss_type, "--model-dir", args.model_dir]
+        cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        cmd += ["--result-dir", result_dir]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        results = [json.loads(f.read_text()) for f in sorted(Path(result_dir).glob("rank*.json"))]
+    if proc.returncode != 0 or len(results) != ranks:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+        raise RuntimeError(f"{side} {loss_type} failed with exit code {proc.returncode}")
+    return merge_ranks(results)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     global THREADS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -403,17 +472,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
-    parser.add_argument("--sides", default="trl,r1zero,r1zero-2t")
+    parser.add_argument("--sides", default="trl,r1zero,r1zero-2t,r1zero-2r")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
+    parser.add_argument("--result-dir", help="where a child writes its result (internal)")
     parser.add_argument(
         "--threads", type=int, default=THREADS, help="torch threads of both sides (issue 7's shape: 2)"
     )
     args = parser.parse_args(argv)
     THREADS = args.threads
-    if args.side:  # a child: one run, JSON on the last stdout line
+    if args.side:  # a child (or one rank of it): one run, its JSON in --result-dir
         result = run_side(args.side, args.model_dir, args.loss_types, args.steps, args.warmup)
-        print("RESULT " + json.dumps(result))
+        Path(args.result_dir, f"rank{result['rank']}.json").write_text(json.dumps(result))
         return 0
 
     if not (Path(args.model_dir) / "config.json").exists():
@@ -429,23 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, loss_type in enumerate(args.loss_types.split(",")):
             order = sides if (rep + i) % 2 == 0 else sides[::-1]  # alternate who goes first
             for side in order:
-                cmd = [sys.executable, __file__, "--side", side, "--loss-types", loss_type]
-                cmd += [
-                    "--model-dir",
-                    args.model_dir,
-                    "--steps",
-                    str(args.steps),
-                    "--warmup",
-                    str(args.warmup),
-                    "--threads",
-                    str(args.threads),
-                ]
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-                if proc.returncode != 0 or not lines:
-                    print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
-                    raise RuntimeError(f"{side} {loss_type} failed with exit code {proc.returncode}")
-                run = json.loads(lines[-1][len("RESULT ") :])
+                run = run_child(side, loss_type, args, env)
                 run["rep"] = rep
                 runs.append(run)
                 print(

@@ -150,8 +150,11 @@ def warp_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
     return scores
 
 
-def select_tokens(scores: torch.Tensor, greedy: bool) -> torch.Tensor:
-    """Pick the next token of every row from warped scores ``[R, V]``: argmax, or one multinomial draw.
+def select_tokens(
+    scores: torch.Tensor, greedy: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Pick the next token of every row from warped scores ``[R, V]``: argmax, or one multinomial draw
+    (from ``generator``, or torch's global RNG).
 
     >>> select_tokens(torch.tensor([[0.0, 3.0, 1.0]]), greedy=True)
     tensor([1])
@@ -159,7 +162,7 @@ def select_tokens(scores: torch.Tensor, greedy: bool) -> torch.Tensor:
     if greedy:
         return torch.argmax(scores, dim=-1)  # [R]
     probs = torch.softmax(scores, dim=-1)
-    return torch.multinomial(probs, num_samples=1).squeeze(1)  # [R]
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)  # [R]
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:

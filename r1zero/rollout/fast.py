@@ -8,6 +8,11 @@ lists and no per-token Python beyond the layers. Each prompt is prefilled once a
 its ``n`` rows. Why: Hugging Face ``generate`` spends milliseconds of overhead per step, which dominates
 at tiny-base sizes (DESIGN.md section 6); ``bench/rollout.py`` measures the difference.
 
+With ``decode_threads = k > 1`` the prompts of a call are split into ``k`` contiguous shards, each
+prefilled and decoded by its own Python thread on one torch thread with its own seeded RNG stream
+(``torch.Generator``): the threads run their small ops side by side instead of meeting at an OpenMP
+barrier after every op, and the samples depend on the seed and ``k``, never on timing.
+
 Finished rows leave the decode batch (compaction, each time a quarter of it has finished), so the cost
 of a step follows the rows still generating; the sampling step still draws over every row (finished
 rows keep their last logits and get the pad token, as in ``generate``), so the RNG draws match the
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -67,11 +74,12 @@ class FastEngine(BatchedEngine):
         model: a ``LlamaForCausalLM`` or ``Qwen2ForCausalLM`` (without sliding-window attention).
         tokenizer: its tokenizer.
         max_batch_rows: decode at most this many rows (prompts x n) at once.
-        decode_threads: torch threads for the token-by-token decode loop (at most the caller's count;
-            the prompt prefill keeps the caller's). Its matmuls are small (a ``[64, 256] x [256, 1024]``
-            one is ~0.5 ms), and each ends at an OpenMP barrier that waits for the slowest thread: on a
-            2-core machine 2 threads took 0.86x the time of 1 when idle and 3.3x with one core busy
-            (``bench/decode_threads.py``), hence the default of 1.
+        decode_threads: Python threads that each prefill and decode their own share of the prompts on
+            one torch thread (1: the whole batch in the calling thread; the prefill keeps the caller's
+            torch threads, the decode loop runs on one). The decode's matmuls are small (a
+            ``[64, 256] x [256, 1024]`` one is ~0.5 ms): split over threads by prompt they run side by
+            side, where a 2-thread OpenMP decode had waited at a barrier after each op
+            (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
     """
 
     name = "fast"
@@ -142,8 +150,30 @@ class FastEngine(BatchedEngine):
         )
 
     # ----------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingParams) -> list[list[Rollout]]:
+        shards = min(self.decode_threads, len(prompt_ids))
+        if shards <= 1:
+            return self._generate_shard(prompt_ids, sampling, None)
+        seeds = torch.randint(0, 2**62, (shards,)).tolist()  # from the global RNG (seeded by generate)
+        parts = _split(prompt_ids, shards)
+        with _threads(1), ThreadPoolExecutor(shards, thread_name_prefix="r1zero-decode") as pool:
+            futures = [
+                pool.submit(self._generate_in_thread, part, sampling, seed)
+                for part, seed in zip(parts, seeds, strict=True)
+            ]
+            return [group for future in futures for group in future.result()]
+
+    def _generate_in_thread(self, prompt_ids, sampling: SamplingParams, seed: int) -> list[list[Rollout]]:
+        """One shard on this worker thread: one torch thread, its own RNG stream."""
+        torch.set_num_threads(1)  # OpenMP's thread count is per thread: set it in this one
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        return self._generate_shard(prompt_ids, sampling, generator)
+
+    @torch.no_grad()
+    def _generate_shard(
+        self, prompt_ids: list[list[int]], sampling: SamplingParams, generator: torch.Generator | None
+    ) -> list[list[Rollout]]:
+        """Prefill and decode ``prompt_ids`` (``generator``: the sampling RNG; None for torch's global one)."""
         ids, mask = left_pad(prompt_ids, self.pad_id)  # [B, P]
         width = ids.size(1)
         if width + sampling.max_new_tokens > self.max_positions:
@@ -162,10 +192,12 @@ class FastEngine(BatchedEngine):
         prompt_bias = prompt_bias.masked_fill_(~mask, float("-inf"))  # [B, P]
         grid = _PromptGrid.build(prompt_caches, prompt_bias, sampling.n, self.heads)
         position = positions[:, -1].repeat_interleave(sampling.n, 0)  # [R]
-        with _threads(min(self.decode_threads, torch.get_num_threads())):
-            return self._decode(prompt_ids, logits, grid, position, sampling)
+        with _threads(1):
+            return self._decode(prompt_ids, logits, grid, position, sampling, generator)
 
-    def _decode(self, prompt_ids, logits, grid: _PromptGrid, position, sampling) -> list[list[Rollout]]:
+    def _decode(
+        self, prompt_ids, logits, grid: _PromptGrid, position, sampling, generator=None
+    ) -> list[list[Rollout]]:
         rows, steps = logits.size(0), sampling.max_new_tokens
         stops = self._stop_checker(sampling.stop, self.lm_head.size(0))
         eos = torch.tensor(self.eos, dtype=torch.long, device=self.device)
@@ -180,7 +212,7 @@ class FastEngine(BatchedEngine):
         t = sampling.temperature
         for step in range(steps):
             scores = logits if sampling.greedy else warp_logits(logits, t, sampling.top_k, sampling.top_p)
-            tokens = select_tokens(scores, sampling.greedy)  # [R]
+            tokens = select_tokens(scores, sampling.greedy, generator)  # [R]
             tokens = torch.where(active, tokens, self.pad_id)
             generated[:, step] = tokens.cpu()
             logprobs[:, step] = token_logprobs(logits, tokens, t).cpu()
@@ -347,6 +379,17 @@ def _threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _split(items: list, parts: int) -> list[list]:
+    """``items`` in ``parts`` contiguous, nearly equal shares (the first ones one longer).
+
+    >>> _split([1, 2, 3, 4, 5], 2)
+    [[1, 2, 3], [4, 5]]
+    """
+    size, extra = divmod(len(items), parts)
+    bounds = [k * size + min(k, extra) for k in range(parts + 1)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _add_matmul(x: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:

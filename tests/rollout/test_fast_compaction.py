@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -39,26 +41,43 @@ def test_compacted_decode_matches_hf(make_model, temperature, tokenizer):
             assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-5
 
 
-def test_decode_threads_are_scoped_and_do_not_change_samples(tokenizer):
+def _tokens(groups):
+    return [[r.completion_ids for r in g] for g in groups]
+
+
+def test_decode_threads_split_the_prompts_and_restore_the_callers_threads(tokenizer):
+    """k decode threads: each prompt's group is decoded whole by one thread on one torch thread; greedy
+    decoding gives the same tokens as one thread, seeded sampling repeats itself for the same k."""
     model = tiny_qwen2(seed=1)
-    sampling = SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=4)
+    prompts = [*PROMPTS, "7 + 8 = ?"]  # an odd count: an uneven split over 2 threads
+    counts: list[tuple[str, int]] = []
+
+    class Probe(FastEngine):
+        def _step(self, *args, **kwargs):
+            counts.append((threading.current_thread().name, torch.get_num_threads()))
+            return super()._step(*args, **kwargs)
+
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        counts = []
-
-        class Probe(FastEngine):
-            def _step(self, *args, **kwargs):
-                counts.append(torch.get_num_threads())
-                return super()._step(*args, **kwargs)
-
-        one = Probe(model, tokenizer).generate(PROMPTS, sampling)
-        assert set(counts) == {1} and torch.get_num_threads() == 2  # the caller's count is back
+        greedy = SamplingParams(n=2, temperature=0.0, max_new_tokens=12)
+        one = Probe(model, tokenizer).generate(prompts, greedy)
+        assert {c for _, c in counts} == {1} and torch.get_num_threads() == 2  # the caller's count is back
         counts.clear()
-        two = Probe(model, tokenizer, decode_threads=2).generate(PROMPTS, sampling)
-        assert set(counts) == {2}
+        two = Probe(model, tokenizer, decode_threads=2).generate(prompts, greedy)
+        workers = {name for name, _ in counts}
+        assert len(workers) == 2 and all(n.startswith("r1zero-decode") for n in workers)
+        assert {c for _, c in counts} == {1} and torch.get_num_threads() == 2
+        sampled = SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=4)
+        engine = FastEngine(model, tokenizer, decode_threads=2)
+        first, again = engine.generate(prompts, sampled), engine.generate(prompts, sampled)
+        many = FastEngine(model, tokenizer, decode_threads=8).generate(prompts, greedy)  # > prompts
     finally:
         torch.set_num_threads(before)
-    assert [[r.completion_ids for r in g] for g in one] == [[r.completion_ids for r in g] for g in two]
+    assert _tokens(one) == _tokens(two) == _tokens(many)
+    for group_one, group_two in zip(one, two, strict=True):
+        for a, b in zip(group_one, group_two, strict=True):
+            assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-5
+    assert _tokens(first) == _tokens(again) and [len(g) for g in first] == [3] * len(prompts)
     with pytest.raises(ValueError, match="decode_threads=0"):
         FastEngine(model, tokenizer, decode_threads=0)
