@@ -13,6 +13,11 @@ sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batch
 sequences split by completion length, each distinct prompt run once per step (its keys/values shared
 by the group's rows), and the ``fast`` engine's decode loop on one thread (``decode_threads=1``; the
 prompt prefill and the update use both). Both compute the same gradient.
+The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-2t``, r1zero with
+``rollout.decode_threads=2`` (two threads, each decoding 4 of the 8 prompts); and data parallelism on
+both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
+completions per rank, gradients summed over ranks; for TRL, Trainer's DDP with 32 sequences per
+rank). A side of several ranks reports rank 0's wall times, and CPU time and peak RSS summed over ranks.
 Timings: ``step_s`` is wall time, ``step_cpu_s`` the process CPU time of the step (all threads; less
 sensitive to other processes on the machine than wall time, not counting verifier worker processes);
 ``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
@@ -24,7 +29,8 @@ turns on bf16 autocast by default, also on CPU) and ``gradient_checkpointing=Fal
 True; r1zero's False); r1zero ``rollout.stop=()`` (TRL stops at EOS only). Everything else is each
 library's default path: TRL generates with ``transformers`` ``generate``, r1zero with its ``fast`` engine.
 
-Each (side, loss type) runs in its own fresh subprocess (peak RSS from ``ru_maxrss``); the runs are
+Each (side, loss type) runs in its own fresh subprocess (or ``torchrun`` job; peak RSS from each
+process's ``ru_maxrss``); the runs are
 interleaved, alternating which side goes first, and the machine load (``os.getloadavg``) is recorded
 before and after each. Writes ``bench/results/trl_step.json``.
 
@@ -60,6 +66,11 @@ DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
 #: its decode loop on both threads, and its data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread
 #: each: each rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks)
 SIDES = {"r1zero": (1, 1), "r1zero-2t": (1, 2), "r1zero-2r": (2, 1)}
+#: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
+#: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
+TRL_SIDES = {"trl": 1, "trl-2r": 2}
+#: the TRL side each r1zero side is compared with besides ``trl``
+PAIRED = {"r1zero-2r": "trl-2r"}
 
 
 # ---------------------------------------------------------------- the model and the prompts
@@ -199,7 +210,7 @@ def run_r1zero(model_dir: str, loss_type: str, steps: int, decode_threads: int =
     }
 
 
-def run_trl(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
+def run_trl(model_dir: str, loss_type: str, steps: int, ranks: int = 1) -> dict[str, Any]:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -224,7 +235,7 @@ def run_trl(model_dir: str, loss_type: str, steps: int) -> dict[str, Any]:
             beta=0.0,
             num_iterations=1,
             num_generations=GROUP_SIZE,
-            per_device_train_batch_size=PROMPTS_PER_STEP * GROUP_SIZE,
+            per_device_train_batch_size=PROMPTS_PER_STEP * GROUP_SIZE // ranks,
             gradient_accumulation_steps=1,
             max_completion_length=MAX_NEW_TOKENS,
             temperature=1.0,
@@ -312,12 +323,12 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
 
     For a side of several processes this is one rank; ``merge_ranks`` makes the side's result.
     """
-    ranks, decode_threads = SIDES.get(side, (1, 1))
+    ranks, decode_threads = SIDES[side] if side in SIDES else (TRL_SIDES[side], 1)
     pin_threads(THREADS // ranks)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    if side == "trl":
-        raw = run_trl(model_dir, loss_type, warmup + steps)
+    if side in TRL_SIDES:
+        raw = run_trl(model_dir, loss_type, warmup + steps, ranks)
     else:
         raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads)
     wall = time.perf_counter() - t0
@@ -399,7 +410,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for loss_type in sorted({r["loss_type"] for r in runs}):
         row: dict[str, Any] = {}
-        for side in ("trl", *SIDES):
+        for side in (*TRL_SIDES, *SIDES):
             mine = [r for r in runs if r["side"] == side and r["loss_type"] == loss_type]
             if not mine:
                 continue
@@ -413,6 +424,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for side in SIDES:
             if "trl" in row and side in row:
                 row.update(_ratios(row[side], row["trl"], _suffix(side)))
+            if PAIRED.get(side) in row and side in row:
+                row.update(_ratios(row[side], row[PAIRED[side]], f"_{side}_vs_{PAIRED[side]}"))
         out[loss_type] = row
     return out
 
@@ -437,7 +450,7 @@ def _ratios(mine: dict[str, Any], trl: dict[str, Any], suffix: str) -> dict[str,
 
 def run_child(side: str, loss_type: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     """Run one side in a fresh process (``torchrun`` for a side of several ranks); its merged result."""
-    ranks = SIDES.get(side, (1, 1))[0]
+    ranks = SIDES[side][0] if side in SIDES else TRL_SIDES[side]
     launcher = [sys.executable]
     if ranks > 1:
         launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(ranks)]
@@ -466,13 +479,15 @@ def _free_port() -> int:
 def main(argv: list[str] | None = None) -> int:
     global THREADS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--side", choices=("trl", *SIDES), help="run one side in this process (internal)")
+    parser.add_argument(
+        "--side", choices=(*TRL_SIDES, *SIDES), help="run one side in this process (internal)"
+    )
     parser.add_argument("--loss-types", default="grpo,dapo")
     parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
     parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
-    parser.add_argument("--sides", default="trl,r1zero,r1zero-2t,r1zero-2r")
+    parser.add_argument("--sides", default="trl,r1zero,r1zero-2t,r1zero-2r,trl-2r")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
     parser.add_argument("--result-dir", help="where a child writes its result (internal)")
@@ -518,6 +533,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{loss_type}: {side}/TRL step time {row[f'step_time_ratio_r1zero_over_trl{suffix}']:.3f}, "
                     f"step CPU time {row.get(f'step_cpu_ratio_r1zero_over_trl{suffix}', float('nan')):.3f}, "
                     f"peak RSS {row[f'peak_rss_ratio_r1zero_over_trl{suffix}']:.3f}"
+                )
+            paired = f"_{side}_vs_{PAIRED.get(side)}"
+            if f"step_time_ratio_r1zero_over_trl{paired}" in row:
+                print(
+                    f"{loss_type}: {side}/{PAIRED[side]} step time "
+                    f"{row[f'step_time_ratio_r1zero_over_trl{paired}']:.3f}, "
+                    f"peak RSS {row[f'peak_rss_ratio_r1zero_over_trl{paired}']:.3f}"
                 )
     result = {
         "work": {

@@ -103,8 +103,9 @@ class RolloutConfig:
     tensor_parallel: int = 1
     """vLLM only: tensor-parallel size of the rollout engine."""
     decode_threads: int = 1
-    """fast only: torch threads of the token-by-token decode loop (at most ``run.threads``). 2 measured
-    0.82x the time of 1 on an idle 2-core machine, and 3.6x with one core busy (bench: docs/benchmarks.md)."""
+    """fast only: Python threads that each decode their own share of a step's prompts, on one torch thread
+    and their own seeded RNG stream (samples depend on this count). 2 measured 0.80x the time of 1 on an
+    idle 2-core machine and 1.12x with one core busy (``bench/decode_threads.py``, docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True)

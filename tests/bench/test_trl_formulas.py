@@ -134,6 +134,8 @@ def test_benchmark_summary_ratios():
             run("r1zero", 1.0, 500.0),
             run("r1zero", 2.0, 600.0),
             run("r1zero-2t", 1.0, 700.0),
+            run("trl-2r", 2.0, 2000.0),
+            run("r1zero-2r", 1.0, 1000.0),
         ]
     )
     # r1zero steps pooled: 1, 3, 2, 6 -> median 2.5; TRL: 4, 12 -> median 8
@@ -142,3 +144,19 @@ def test_benchmark_summary_ratios():
     # the decode-on-two-threads side: steps 1, 3 -> median 2
     assert summary["dapo"]["step_time_ratio_r1zero_over_trl_r1zero-2t"] == pytest.approx(2 / 8)
     assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl_r1zero-2t"] == pytest.approx(0.7)
+    # the data-parallel side against TRL's own (steps 1, 3 vs 2, 6)
+    assert summary["dapo"]["step_time_ratio_r1zero_over_trl_r1zero-2r_vs_trl-2r"] == pytest.approx(0.5)
+    assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl_r1zero-2r_vs_trl-2r"] == pytest.approx(0.5)
+
+
+def test_benchmark_merges_ranks():
+    """A torchrun side: rank 0's wall times; CPU time per step and peak RSS summed over the ranks."""
+    trl_step = _load("trl_step")
+    nan = float("nan")
+    rank0 = {"rank": 0, "per_step": {"step_s": [2.0, 3.0], "step_cpu_s": [1.5, nan]}, "peak_rss_mb": 600.0}
+    rank1 = {"rank": 1, "per_step": {"step_s": [], "step_cpu_s": [1.0, nan]}, "peak_rss_mb": 500.0}
+    merged = trl_step.merge_ranks([rank1, rank0])
+    assert merged["per_step"]["step_s"] == [2.0, 3.0]
+    assert merged["per_step"]["step_cpu_s"][0] == 2.5 and merged["median_step_cpu_s"] == 2.5
+    assert merged["peak_rss_mb"] == 1100.0 and merged["ranks"] == 2
+    assert trl_step.merge_ranks([rank0]) is rank0
