@@ -54,7 +54,7 @@ def run_point(
     """One r1zero run in this process: medians over the steps after warm-up, peak RSS, load."""
     from r1zero.train.recipe import train
 
-    trl_step.pin_threads()
+    trl_step.pin_threads(trl_step.THREADS)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as out_dir:
         config = trl_step.r1zero_config(model_dir, LOSS_TYPE, warmup + steps, out_dir)
