@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
+from r1zero import onednn as _onednn
 from r1zero.rollout.base import (
     BatchedEngine,
     Rollout,
@@ -57,14 +58,14 @@ class _Layer:
 
     The RMSNorm weights are folded into the matmul after each norm and the attention scale
     ``Dh ** -0.5`` into the query rows (RoPE is linear, so scaling before it is the same); the output
-    projections are stored transposed for ``addmm``, which adds the residual in the same call.
+    projections add the residual in the same call (``onednn.add_linear``).
     """
 
     qkv_w: torch.Tensor  # [(H + 2 Hkv) Dh, d]: input norm folded in, query rows scaled
     qkv_b: torch.Tensor | None  # query part scaled
-    o_t: torch.Tensor  # [H Dh, d]
+    o_w: torch.Tensor  # [d, H Dh]
     gate_up_w: torch.Tensor  # [2 F, d]: post-attention norm folded in
-    down_t: torch.Tensor  # [F, d]
+    down_w: torch.Tensor  # [d, F]
 
 
 class FastEngine(BatchedEngine):
@@ -80,12 +81,20 @@ class FastEngine(BatchedEngine):
             ``[64, 256] x [256, 1024]`` one is ~0.5 ms): split over threads by prompt they run side by
             side, where a 2-thread OpenMP decode had waited at a barrier after each op
             (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
+        onednn: float32 CPU matmuls through oneDNN's GEMM (``r1zero.onednn``; 1.3x faster decoding
+            on AMD CPUs, ``bench/onednn.py``); False: PyTorch's default.
     """
 
     name = "fast"
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer, *, max_batch_rows: int = 1024, decode_threads: int = 1
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        *,
+        max_batch_rows: int = 1024,
+        decode_threads: int = 1,
+        onednn: bool = True,
     ) -> None:
         cfg = model.config
         if cfg.model_type not in SUPPORTED_MODEL_TYPES:
@@ -100,6 +109,8 @@ class FastEngine(BatchedEngine):
         if decode_threads < 1:
             raise ValueError(f"decode_threads={decode_threads} must be >= 1")
         self.decode_threads = decode_threads
+        self._linear = _onednn.linear if onednn else F.linear
+        self._add_linear = _onednn.add_linear if onednn else _addmm
         self.heads = cfg.num_attention_heads
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
@@ -144,10 +155,14 @@ class FastEngine(BatchedEngine):
         return _Layer(
             qkv_w=qkv_w,
             qkv_b=qkv_b,
-            o_t=attn.o_proj.weight.t().contiguous(),
+            o_w=attn.o_proj.weight.detach().clone(),
             gate_up_w=gate_up_w,
-            down_t=mlp.down_proj.weight.t().contiguous(),
+            down_w=mlp.down_proj.weight.detach().clone(),
         )
+
+    def _add_matmul(self, x: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``x + h @ w.T`` in one GEMM call (``x``: ``[..., d]``, ``h``: ``[..., k]``, ``w``: ``[d, k]``)."""
+        return self._add_linear(x.reshape(-1, x.size(-1)), h.reshape(-1, h.size(-1)), w).view(x.shape)
 
     # ----------------------------------------------------------------------------------------------
     def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingParams) -> list[list[Rollout]]:
@@ -252,16 +267,16 @@ class FastEngine(BatchedEngine):
         bias = bias.expand(rows, h // hkv, length, length).reshape(rows, 1, h // hkv * length, length)
         caches = []
         for layer in self.layers:
-            qkv = F.linear(self._norm(x), layer.qkv_w, layer.qkv_b)  # [B, P, (H + 2 Hkv) Dh]
+            qkv = self._linear(self._norm(x), layer.qkv_w, layer.qkv_b)  # [B, P, (H + 2 Hkv) Dh]
             q, k, v = qkv.split([h * dh, hkv * dh, hkv * dh], dim=-1)
             q = _rope(q.view(rows, length, h, dh).transpose(1, 2), cos, sin)  # [B, H, P, Dh]
             k = _rope(k.view(rows, length, hkv, dh).transpose(1, 2), cos, sin).contiguous()  # [B, Hkv, P, Dh]
             v = v.view(rows, length, hkv, dh).transpose(1, 2).contiguous()
             caches.append((k, v))
             attn = _attend(q, k, v, bias)  # [B, H, P, Dh]
-            x = _add_matmul(x, attn.transpose(1, 2).reshape(rows, length, h * dh), layer.o_t)
+            x = self._add_matmul(x, attn.transpose(1, 2).reshape(rows, length, h * dh), layer.o_w)
             x = self._mlp(layer, x)
-        return caches, F.linear(self._norm(x[:, -1]), self.lm_head)  # [B, V]
+        return caches, self._linear(self._norm(x[:, -1]), self.lm_head)  # [B, V]
 
     def _step(self, tokens, position, grid: _PromptGrid, caches, step) -> torch.Tensor:
         """One decode step of the ``L`` rows ``grid.live``: ``tokens [L]`` at ``position [L]``; logits ``[L, V]``."""
@@ -271,13 +286,13 @@ class FastEngine(BatchedEngine):
         rope = self.rope[position]  # [L, 2, Dh]
         cos, sin = rope[:, None, 0], rope[:, None, 1]  # [L, 1, Dh]
         for index, (layer, (kg, vg)) in enumerate(zip(self.layers, caches, strict=True)):
-            qkv = F.linear(self._norm(x), layer.qkv_w, layer.qkv_b)  # [L, (H + 2 Hkv) Dh]
+            qkv = self._linear(self._norm(x), layer.qkv_w, layer.qkv_b)  # [L, (H + 2 Hkv) Dh]
             qk = _rope(qkv[:, : (h + hkv) * dh].view(rows, h + hkv, dh), cos, sin)  # [L, H + Hkv, Dh]
             kg[:, :, step] = qk[:, h:]
             vg[:, :, step] = qkv[:, (h + hkv) * dh :].view(rows, hkv, dh)
             attn = grid.attend(index, qk[:, :h], kg[:, :, : step + 1], vg[:, :, : step + 1])  # [L, H Dh]
-            x = self._mlp(layer, _add_matmul(x, attn, layer.o_t))
-        return F.linear(self._norm(x), self.lm_head)  # [L, V]
+            x = self._mlp(layer, self._add_matmul(x, attn, layer.o_w))
+        return self._linear(self._norm(x), self.lm_head)  # [L, V]
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         """RMSNorm without its weight (folded into the next matmul)."""
@@ -285,8 +300,8 @@ class FastEngine(BatchedEngine):
 
     def _mlp(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
         """``x`` plus the SwiGLU block's output."""
-        gate, up = F.linear(self._norm(x), layer.gate_up_w).chunk(2, dim=-1)  # [..., F] each
-        return _add_matmul(x, F.silu(gate).mul_(up), layer.down_t)
+        gate, up = self._linear(self._norm(x), layer.gate_up_w).chunk(2, dim=-1)  # [..., F] each
+        return self._add_matmul(x, F.silu(gate).mul_(up), layer.down_w)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,9 +407,9 @@ def _split(items: list, parts: int) -> list[list]:
     return [items[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _add_matmul(x: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
-    """``x + h @ w_t`` in one ``addmm`` (``x``: ``[..., d]``, ``h``: ``[..., k]``, ``w_t``: ``[k, d]``)."""
-    return torch.addmm(x.reshape(-1, x.size(-1)), h.reshape(-1, h.size(-1)), w_t).view(x.shape)
+def _addmm(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x + h @ w.T`` by PyTorch's own GEMM (``x [M, d]``, ``h [M, k]``, ``w [d, k]``)."""
+    return torch.addmm(x, h, w.t())
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,7 @@ def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> 
             "dtype": config.model.dtype,
         }
     elif r.backend == "fast":
-        options = {"decode_threads": r.decode_threads}
+        options = {"decode_threads": r.decode_threads, "onednn": config.model.onednn}
     return build_engine(r.backend, model, tokenizer, **options)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from r1zero import onednn
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
@@ -96,6 +97,10 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
+    if _use_onednn(config, device):
+        for module in (model, reference):
+            if module is not None:
+                onednn.use_onednn(module)
     o = config.optim
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=o.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
@@ -136,6 +141,11 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         _restore(session, load_trainer_state(checkpoint))
         log.info("resumed from %s (step %d)", checkpoint.path, session.state["step"])
     return session
+
+
+def _use_onednn(config: TrainConfig, device: torch.device) -> bool:
+    """oneDNN's GEMM for the models' linear layers: asked for, on CPU, in float32 (``r1zero.onednn``)."""
+    return config.model.onednn and device.type == "cpu" and config.model.dtype == "float32"
 
 
 def save_session(session: Session, step: int) -> None:
@@ -184,6 +194,8 @@ def _open_critic(
     optimizer = torch.optim.AdamW(
         critic.parameters(), lr=c.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
     )
+    if _use_onednn(config, device):
+        onednn.use_onednn(critic)
     return broadcast_parameters(critic.eval(), dist_info), optimizer
 
 

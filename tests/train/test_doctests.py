@@ -7,6 +7,7 @@ import pytest
 
 MODULES = [
     "r1zero.grpo",
+    "r1zero.onednn",
     "r1zero.train.cli",
     "r1zero.train.config",
     "r1zero.train.distributed",

@@ -1,0 +1,149 @@
+"""float32 linear layers through oneDNN on CPU: the same maths as ``F.linear``, on a faster GEMM.
+
+PyTorch's x86 CPU build sends a float32 ``F.linear`` / ``addmm`` to MKL's SGEMM. MKL picks its code
+path by CPU vendor: on this project's AMD EPYC machine (AVX-512 cores) its verbose log names no
+AVX-512 path and its SGEMM ran at 85-90 GFLOP/s per core, about AVX2's peak at that clock, while
+oneDNN, which PyTorch also ships and which generates its kernels for the instruction set the core
+reports, ran the same float32 GEMMs at ~200 GFLOP/s: 1.5-2.4x faster at 1 and 2 threads for the
+update's and the decode's shapes (``bench/onednn.py``). It is still float32 arithmetic (no
+reduced-precision mode is involved); results differ from MKL's by rounding (summation order) only.
+
+``linear`` is ``F.linear`` with oneDNN underneath (autograd included: the backward pass's two GEMMs
+go through oneDNN too) for float32 CPU tensors, and ``F.linear`` itself for anything else.
+``use_onednn(model)`` makes a model's ``nn.Linear`` layers call it (Hugging Face models need no other
+change). A ``TorchFunctionMode`` routing ``F.linear`` was tried first and dropped: it puts a Python
+call in front of every torch op of the block, which cost the decode loop more than the GEMM saved.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Linear", "add_linear", "available", "linear", "use_onednn"]
+
+
+#: Entries kept by oneDNN's primitive cache and by PyTorch's oneDNN (ideep) cache. Both keep one entry
+#: per GEMM shape, and a training step meets new shapes all the time (each micro-batch's token count,
+#: each decode batch size): at their default 1024 entries a run's peak RSS grew by ~400 MB
+#: (``bench/trl_step.py``), at 16 it stays within ~30 MB of MKL's.
+CACHE_CAPACITY = 16
+_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this torch build has oneDNN's dense float32 linear op (without it, ``F.linear`` runs).
+
+    The first call also bounds oneDNN's shape caches (``CACHE_CAPACITY``, unless the environment
+    already sets them): both libraries read the variables at their first oneDNN call in the process.
+    """
+    for name in _CACHE_VARIABLES:
+        os.environ.setdefault(name, str(CACHE_CAPACITY))
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        probe = torch.ones(2, 3)
+        out = torch.ops.mkldnn._linear_pointwise(probe, torch.ones(4, 3), None, "none", [], "")
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(out.shape == (2, 4) and torch.all(out == 3))
+
+
+def _gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T + bias`` by oneDNN (``x [..., k]``, ``weight [n, k]``, any strides)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _Linear(torch.autograd.Function):
+    """``F.linear`` whose forward and backward GEMMs all run in oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _gemm(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _gemm(grad, weight.t(), None)  # [..., n] x [n, k]
+        rows = grad.reshape(-1, grad.size(-1))  # [M, n]
+        if ctx.needs_input_grad[1]:
+            grad_w = _gemm(rows.t(), x.reshape(-1, x.size(-1)).t(), None)  # [n, M] x [M, k]
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = rows.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def _applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    return (
+        available()
+        and all(
+            t.device.type == "cpu" and t.dtype == torch.float32 and t.layout == torch.strided for t in tensors
+        )
+        and x.dim() >= 1
+        and x.numel() > 0
+        and weight.dim() == 2
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through oneDNN for float32 CPU tensors (see the module docstring).
+
+    >>> x, w = torch.randn(3, 4), torch.randn(5, 4)
+    >>> bool(torch.allclose(linear(x, w), F.linear(x, w), atol=1e-5))
+    True
+    """
+    if not _applies(x, weight, bias):
+        return F.linear(x, weight, bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        return _Linear.apply(x, weight, bias)
+    return _gemm(x, weight, bias)
+
+
+def add_linear(x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x + F.linear(h, weight)`` in one call, without autograd (``x [M, n]``, ``h [M, k]``, ``weight [n, k]``).
+
+    The decode loop's residual update: oneDNN's GEMM with the sum fused where it applies, else one
+    ``addmm``.
+
+    >>> x, h, w = torch.randn(3, 5), torch.randn(3, 4), torch.randn(5, 4)
+    >>> bool(torch.allclose(add_linear(x, h, w), x + h @ w.T, atol=1e-5))
+    True
+    """
+    if _applies(h, weight, None) and _applies(x, weight, None):
+        return torch.ops.mkldnn._linear_pointwise.binary(h, x, weight, None, "add")
+    return torch.addmm(x, h, weight.t())
+
+
+class Linear(torch.nn.Linear):
+    """``nn.Linear`` whose forward is ``linear`` (oneDNN for float32 CPU tensors, else ``F.linear``)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return linear(input, self.weight, self.bias)
+
+
+def use_onednn(model: torch.nn.Module) -> int:
+    """Run every plain ``nn.Linear`` of ``model`` through ``linear``, in place; returns how many.
+
+    The modules change class to ``Linear`` (a subclass: parameters, state dict, ``isinstance`` checks
+    and saving are unchanged), as ``torch.nn.utils.parametrize`` does; no other op of the model is
+    touched, and nothing is intercepted at run time.
+
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> use_onednn(model), type(model[0]).__name__, isinstance(model[2], torch.nn.Linear)
+    (2, 'Linear', True)
+    """
+    swapped = 0
+    for module in model.modules():
+        if type(module) is torch.nn.Linear:
+            module.__class__ = Linear
+            swapped += 1
+    return swapped
