@@ -11,9 +11,12 @@ the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sam
 same length distribution), float32, 2 torch threads. TRL runs one forward/backward over all 64
 sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batches of at most 32
 sequences split by completion length, each distinct prompt run once per step (its keys/values shared
-by the group's rows), and the ``fast`` engine's decode loop on one thread (``decode_threads=1``; the
-prompt prefill and the update use both). Both compute the same gradient.
-The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-2t``, r1zero with
+by the group's rows), the ``fast`` engine's decode loop on one thread (``decode_threads=1``; the
+prompt prefill and the update use both), and its float32 linear layers on oneDNN's GEMM
+(``model.onednn``; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on AMD CPUs:
+``bench/onednn.py``). Both compute the same gradient.
+The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
+``model.onednn=False`` (the same GEMM as TRL); ``r1zero-2t``, r1zero with
 ``rollout.decode_threads=2`` (two threads, each decoding 4 of the 8 prompts); and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
 completions per rank, gradients summed over ranks; for TRL, Trainer's DDP with 32 sequences per
@@ -62,10 +65,17 @@ MAX_NEW_TOKENS = 128
 LR = 1e-6
 SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
-#: r1zero's sides, as (processes, decode threads): its defaults (one process, ``rollout.decode_threads=1``),
-#: its decode loop on both threads, and its data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread
-#: each: each rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks)
-SIDES = {"r1zero": (1, 1), "r1zero-2t": (1, 2), "r1zero-2r": (2, 1)}
+#: r1zero's sides, as (processes, decode threads, oneDNN GEMM): its defaults (one process,
+#: ``rollout.decode_threads=1``, ``model.onednn=True``), its decode loop on both threads, its
+#: data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each: each rank rolls out and trains on 4 of
+#: the 8 prompts, the gradients are summed over ranks), and its defaults on PyTorch's own GEMM (MKL), the
+#: one TRL runs on
+SIDES = {
+    "r1zero": (1, 1, True),
+    "r1zero-2t": (1, 2, True),
+    "r1zero-2r": (2, 1, True),
+    "r1zero-mkl": (1, 1, False),
+}
 #: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
 #: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
 TRL_SIDES = {"trl": 1, "trl-2r": 2}
@@ -104,7 +114,13 @@ def build_reference_model(model_dir: str) -> int:
 
 
 def r1zero_config(
-    model_dir: str, loss_type: str, steps: int, out_dir: str, decode_threads: int = 1, ranks: int = 1
+    model_dir: str,
+    loss_type: str,
+    steps: int,
+    out_dir: str,
+    decode_threads: int = 1,
+    ranks: int = 1,
+    onednn: bool = True,
 ):
     """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above).
 
@@ -123,7 +139,7 @@ def r1zero_config(
 
     return validate(
         TrainConfig(
-            model=ModelConfig(name=model_dir, dtype="float32", device="cpu"),
+            model=ModelConfig(name=model_dir, dtype="float32", device="cpu", onednn=onednn),
             data=DataConfig(source="list_sum", train_size=512, heldout_size=0, template="tiny-demo"),
             rollout=RolloutConfig(
                 backend="fast",
@@ -176,7 +192,9 @@ def pin_threads(threads: int) -> None:
         os.sched_setaffinity(0, set(range(THREADS)))
 
 
-def run_r1zero(model_dir: str, loss_type: str, steps: int, decode_threads: int = 1) -> dict[str, Any]:
+def run_r1zero(
+    model_dir: str, loss_type: str, steps: int, decode_threads: int = 1, onednn: bool = True
+) -> dict[str, Any]:
     """r1zero's trainer in this process (one rank of a ``torchrun`` job when RANK is set).
 
     Every rank returns its per-step CPU times (from one step's rollout start to the next's; the last
@@ -195,7 +213,7 @@ def run_r1zero(model_dir: str, loss_type: str, steps: int, decode_threads: int =
     recipe.collect_groups = marked  # instrumentation in this benchmark subprocess only
     with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
-        config = r1zero_config(model_dir, loss_type, steps, out_dir, decode_threads, ranks)
+        config = r1zero_config(model_dir, loss_type, steps, out_dir, decode_threads, ranks, onednn)
         recipe.train(config)
         metrics = Path(out_dir) / config.run.name / "metrics.jsonl"
         rows = [json.loads(line) for line in metrics.open()] if metrics.exists() else []
@@ -323,14 +341,14 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
 
     For a side of several processes this is one rank; ``merge_ranks`` makes the side's result.
     """
-    ranks, decode_threads = SIDES[side] if side in SIDES else (TRL_SIDES[side], 1)
+    ranks, decode_threads, onednn = SIDES[side] if side in SIDES else (TRL_SIDES[side], 1, False)
     pin_threads(THREADS // ranks)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     if side in TRL_SIDES:
         raw = run_trl(model_dir, loss_type, warmup + steps, ranks)
     else:
-        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads)
+        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads, onednn)
     wall = time.perf_counter() - t0
     measured = {k: v[warmup:] for k, v in raw.items()}
     return {
@@ -487,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
-    parser.add_argument("--sides", default="trl,r1zero,r1zero-2t,r1zero-2r,trl-2r")
+    parser.add_argument("--sides", default="trl,r1zero,r1zero-mkl,r1zero-2t,r1zero-2r,trl-2r")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
     parser.add_argument("--result-dir", help="where a child writes its result (internal)")

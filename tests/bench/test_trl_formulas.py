@@ -119,6 +119,10 @@ def test_benchmark_config_is_a_valid_r1zero_config(loss_type):
     assert config.run.threads == 2 and config.model.dtype == "float32"
     assert config.rollout.decode_threads == 1  # r1zero's default side
     assert trl_step.r1zero_config("m", loss_type, 6, "out", decode_threads=2).rollout.decode_threads == 2
+    assert (
+        config.model.onednn
+        and not trl_step.r1zero_config("m", loss_type, 6, "out", onednn=False).model.onednn
+    )
 
 
 def test_benchmark_summary_ratios():
