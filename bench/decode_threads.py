@@ -19,7 +19,6 @@ a second process for the duration (it holds one core).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -112,14 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         spinner.kill()
     print("one core busy", _line(results["one_core_busy"]))
-    results.update(
-        load_after=os.getloadavg(),
-        threads=trl_step.THREADS,
-        environment=trl_step.environment(),
-        command="python " + " ".join(sys.argv),
-    )
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"-> {args.out}")
+    trl_step.write_results(results, args.out)
     return 0
 
 

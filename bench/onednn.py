@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
 import subprocess
@@ -163,14 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{gen['median_generate_s']['onednn']:.2f} s (x{gen['speedup_onednn']:.2f}), "
         f"same tokens: {gen['identical_tokens']}"
     )
-    results.update(
-        load_after=os.getloadavg(),
-        threads=trl_step.THREADS,
-        environment=trl_step.environment(),
-        command="python " + " ".join(sys.argv),
-    )
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"-> {args.out}")
+    trl_step.write_results(results, args.out)
     return 0
 
 

@@ -400,6 +400,18 @@ def _median(values: list[float]) -> float:
     return statistics.median(finite) if finite else float("nan")
 
 
+def write_results(results: dict[str, Any], out: str) -> None:
+    """Add the closing load, thread count, versions and command to ``results``; write them to ``out``."""
+    results.update(
+        load_after=os.getloadavg(),
+        threads=THREADS,
+        environment=environment(),
+        command="python " + " ".join(sys.argv),
+    )
+    Path(out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"-> {out}")
+
+
 def environment() -> dict[str, Any]:
     import torch
     import transformers

@@ -81,8 +81,9 @@ class _Linear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def _applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    tensors = (x, weight) if bias is None else (x, weight, bias)
+def _applies(x: torch.Tensor, weight: torch.Tensor, *others: torch.Tensor | None) -> bool:
+    """oneDNN takes ``x @ weight.T`` (plus ``others``: a bias, a residual): dense float32 on CPU."""
+    tensors = [x, weight, *(t for t in others if t is not None)]
     return (
         available()
         and all(
@@ -118,7 +119,7 @@ def add_linear(x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.
     >>> bool(torch.allclose(add_linear(x, h, w), x + h @ w.T, atol=1e-5))
     True
     """
-    if _applies(h, weight, None) and _applies(x, weight, None):
+    if _applies(h, weight, x):
         return torch.ops.mkldnn._linear_pointwise.binary(h, x, weight, None, "add")
     return torch.addmm(x, h, weight.t())
 

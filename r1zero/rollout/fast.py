@@ -81,8 +81,8 @@ class FastEngine(BatchedEngine):
             ``[64, 256] x [256, 1024]`` one is ~0.5 ms): split over threads by prompt they run side by
             side, where a 2-thread OpenMP decode had waited at a barrier after each op
             (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
-        onednn: float32 CPU matmuls through oneDNN's GEMM (``r1zero.onednn``; 1.3x faster decoding
-            on AMD CPUs, ``bench/onednn.py``); False: PyTorch's default.
+        onednn: float32 CPU matmuls through oneDNN's GEMM (``r1zero.onednn``; generation 1.19x faster
+            on the project's AMD EPYC machine, ``bench/onednn.py``); False: PyTorch's default.
     """
 
     name = "fast"

@@ -59,8 +59,8 @@ class ModelConfig:
     """Trade compute for activation memory in the learner's forward/backward."""
     onednn: bool = True
     """float32 linear layers on CPU through oneDNN's GEMM (``r1zero.onednn``: the learner's forward and
-    backward, the ``fast`` engine); False: PyTorch's default (MKL on x86, which runs a generic AVX2 path
-    on AMD CPUs: 2.0-2.4x slower there, ``bench/onednn.py``). No effect on GPUs or other dtypes."""
+    backward, the ``fast`` engine); False: PyTorch's default (MKL on x86: 1.5-2.4x slower GEMMs on the
+    project's AMD EPYC machine, ``bench/onednn.py``). No effect on GPUs or other dtypes."""
 
 
 @dataclass(frozen=True)
