@@ -3,9 +3,12 @@
 Side by side in one process, alternating, at 1 and 2 torch threads: the forward GEMM of the shapes
 that ``bench/trl_step.py``'s work runs (the update's ~2.4k-token micro-batch through each projection of
 the reference Qwen2, and the decode step's 64 / 16 rows), one forward + backward of a linear layer at
-the update's shape, and the ``fast`` engine's whole generation of that work (8 prompts x 8 samples,
-128 new tokens, T = 1) with ``onednn`` on and off (same seed: the tokens drawn are compared). Writes
-``bench/results/onednn.json``; the CPU model and MKL's own report of its code path go with it.
+the update's shape; one decode step's GEMMs (the engine's 17 weights of the reference model in turn,
+at 64 / 48 / 32 / 16 / 8 rows, 1 thread) on PyTorch's GEMM, on oneDNN with the plain weights and on
+oneDNN with the weights packed in its layout (``onednn.pack``, what the engine uses); and the ``fast``
+engine's whole generation of that work (8 prompts x 8 samples, 128 new tokens, T = 1) on the same
+three (same seed: the tokens drawn are compared). Writes ``bench/results/onednn.json``; the CPU model
+and MKL's own report of its code path go with it.
 
     python bench/onednn.py
 """
@@ -38,6 +41,9 @@ SHAPES = [
     (16, 256, 1024),
 ]
 SIDES = ("torch", "onednn")
+#: the decode step's sides: PyTorch's GEMM, oneDNN on the plain weights, oneDNN on packed weights
+DECODE_SIDES = ("torch", "onednn-plain", "onednn")
+DECODE_ROWS = (64, 48, 32, 16, 8)
 
 
 def time_call(fn: Callable[[], Any], seconds: float = 0.3) -> float:
@@ -98,35 +104,92 @@ def _row(kind: str, threads: int, shape: tuple[int, int, int], flops: int, best:
     }
 
 
-def generation(model_dir: str, reps: int) -> dict[str, Any]:
-    """The fast engine's generation of the work, oneDNN on and off, alternating, same seeds."""
+def decode_step_rows(model_dir: str, reps: int) -> list[dict[str, Any]]:
+    """One decode step's GEMMs per row count and side (1 thread): the engine's weights in turn."""
+    import torch
+    import torch.nn.functional as F
+
+    from r1zero import onednn
+
+    torch.set_num_threads(1)
+    engine = _engines(model_dir, ("torch",))["torch"]  # plain fused weights
+    weights = [w for layer in engine.layers for w in (layer.qkv_w, layer.o_w, layer.gate_up_w, layer.down_w)]
+    weights.append(engine.lm_head)
+    packed = [onednn.pack(w) for w in weights]
+    flops = 2 * sum(w.numel() for w in weights)  # per row
+    rows = []
+    for m in DECODE_ROWS:
+        inputs = [torch.randn(m, w.size(1)) for w in weights]
+        calls = {
+            "torch": functools.partial(_gemms, F.linear, inputs, weights),
+            "onednn-plain": functools.partial(_gemms, onednn.linear, inputs, weights),
+            "onednn": functools.partial(_gemms, onednn.linear, inputs, packed),
+        }
+        best = best_of(calls, reps)
+        row: dict[str, Any] = {"rows": m, "gemms": len(weights), "threads": 1}
+        row.update({f"{side}_us": best[side] * 1e6 for side in DECODE_SIDES})
+        row.update({f"{side}_gflops": m * flops / best[side] / 1e9 for side in DECODE_SIDES})
+        row["speedup_packed_vs_plain"] = best["onednn-plain"] / best["onednn"]
+        row["speedup_packed_vs_torch"] = best["torch"] / best["onednn"]
+        rows.append(row)
+    return rows
+
+
+def _gemms(f: Callable, inputs: list, weights: list) -> None:
+    for x, w in zip(inputs, weights, strict=True):
+        f(x, w)
+
+
+def _engines(model_dir: str, sides: tuple[str, ...]) -> dict[str, Any]:
+    """The fast engine over the reference model per side (``onednn-plain``: oneDNN, weights not packed)."""
+    from unittest import mock
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from r1zero.rollout import fast
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    engines = {}
+    for side in sides:
+        if side == "onednn-plain":  # the engine as it was before packing: load_weights keeps the layout
+            with (
+                mock.patch.object(fast, "_pack", lambda layer: layer),
+                mock.patch.object(fast._onednn, "pack", lambda w: w),
+            ):
+                engines[side] = fast.FastEngine(model, tokenizer, onednn=True)
+        else:
+            engines[side] = fast.FastEngine(model, tokenizer, onednn=side == "onednn")
+    return engines
+
+
+def generation(model_dir: str, reps: int) -> dict[str, Any]:
+    """The fast engine's generation of the work per ``DECODE_SIDES`` side, alternating, same seeds."""
+    import torch
+
     from r1zero.rollout.base import SamplingParams
-    from r1zero.rollout.fast import FastEngine
 
     torch.set_num_threads(trl_step.THREADS)
     prompts = trl_step.step_prompts(model_dir, "dapo", 1)[0]
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    engines = {side: FastEngine(model, tokenizer, onednn=side == "onednn") for side in SIDES}
-    times: dict[str, list[float]] = {side: [] for side in SIDES}
+    engines = _engines(model_dir, DECODE_SIDES)
+    times: dict[str, list[float]] = {side: [] for side in DECODE_SIDES}
     same = True
     for rep in range(reps):
         sampling = SamplingParams(n=8, temperature=1.0, max_new_tokens=trl_step.MAX_NEW_TOKENS, seed=rep)
         drawn = {}
-        for side in SIDES if rep % 2 == 0 else SIDES[::-1]:
+        for side in DECODE_SIDES if rep % 2 == 0 else DECODE_SIDES[::-1]:
             start = time.perf_counter()
             groups = engines[side].generate(prompts, sampling)
             times[side].append(time.perf_counter() - start)
             drawn[side] = [[r.completion_ids for r in g] for g in groups]
-        same = same and drawn["torch"] == drawn["onednn"]
+        same = same and drawn["torch"] == drawn["onednn"] == drawn["onednn-plain"]
     median = {side: statistics.median(v) for side, v in times.items()}
     return {
         "generate_s": times,
         "median_generate_s": median,
         "speedup_onednn": median["torch"] / median["onednn"],
+        "speedup_packed_vs_plain": median["onednn-plain"] / median["onednn"],
         "identical_tokens": same,
     }
 
@@ -155,12 +218,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['kind']:>16} {row['threads']} thr {row['shape_m_k_n']}: torch {row['torch_gflops']:.0f} "
             f"GFLOP/s, onednn {row['onednn_gflops']:.0f} GFLOP/s (x{row['speedup_onednn']:.2f})"
         )
+    results["decode_step"] = decode_step_rows(args.model_dir, args.reps)
+    for row in results["decode_step"]:
+        print(
+            f"decode step {row['rows']:>2} rows: torch {row['torch_us']:.0f} us, onednn plain "
+            f"{row['onednn-plain_us']:.0f} us, packed {row['onednn_us']:.0f} us "
+            f"(x{row['speedup_packed_vs_plain']:.2f} vs plain, x{row['speedup_packed_vs_torch']:.2f} vs torch)"
+        )
+    trl_step.pin_threads(trl_step.THREADS)
     results["generation"] = generation(args.model_dir, 2 * args.reps)
     gen = results["generation"]
+    times = ", ".join(f"{side} {gen['median_generate_s'][side]:.2f} s" for side in DECODE_SIDES)
     print(
-        f"generation: torch {gen['median_generate_s']['torch']:.2f} s, onednn "
-        f"{gen['median_generate_s']['onednn']:.2f} s (x{gen['speedup_onednn']:.2f}), "
-        f"same tokens: {gen['identical_tokens']}"
+        f"generation: {times} (x{gen['speedup_onednn']:.2f} vs torch, "
+        f"x{gen['speedup_packed_vs_plain']:.2f} vs plain), same tokens: {gen['identical_tokens']}"
     )
     trl_step.write_results(results, args.out)
     return 0

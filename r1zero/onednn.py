@@ -11,7 +11,9 @@ reduced-precision mode is involved); results differ from MKL's by rounding (summ
 ``linear`` is ``F.linear`` with oneDNN underneath (autograd included: the backward pass's two GEMMs
 go through oneDNN too) for float32 CPU tensors, and ``F.linear`` itself for anything else.
 ``use_onednn(model)`` makes a model's ``nn.Linear`` layers call it (Hugging Face models need no other
-change). A ``TorchFunctionMode`` routing ``F.linear`` was tried first and dropped: it puts a Python
+change). ``pack(weight)`` stores a weight that is read many times without a gradient (the decode
+loop's) in oneDNN's own blocked layout, so that its GEMMs do not re-lay it out on every call. A
+``TorchFunctionMode`` routing ``F.linear`` was tried first and dropped: it puts a Python
 call in front of every torch op of the block, which cost the decode loop more than the GEMM saved.
 """
 
@@ -23,7 +25,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Linear", "add_linear", "available", "linear", "use_onednn"]
+__all__ = ["Linear", "add_linear", "available", "linear", "pack", "use_onednn"]
 
 
 #: Entries kept by oneDNN's primitive cache and by PyTorch's oneDNN (ideep) cache. Both keep one entry
@@ -31,6 +33,12 @@ __all__ = ["Linear", "add_linear", "available", "linear", "use_onednn"]
 #: each decode batch size): at their default 1024 entries a run's peak RSS grew by ~400 MB
 #: (``bench/trl_step.py``), at 16 it stays within ~30 MB of MKL's.
 CACHE_CAPACITY = 16
+
+#: The row count a packed weight's layout is chosen for. On an AMD EPYC (Zen 4) VM, the decode step's
+#: GEMMs (the reference model's 17 weights in turn, 1 thread) ran 1.25x faster on weights packed for 64
+#: rows than on the plain layout at 64 rows and 1.3-2.9x at 8-48 (``bench/onednn.py``, decode_step);
+#: layouts packed for each row count were no faster than this one (a one-off check).
+PACK_ROWS = 64
 _CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
 
@@ -81,6 +89,24 @@ class _Linear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
+def pack(weight: torch.Tensor, rows: int = PACK_ROWS) -> torch.Tensor:
+    """``weight [n, k]`` in oneDNN's blocked layout for GEMMs of about ``rows`` rows, for ``linear`` and
+    ``add_linear`` without autograd; a weight oneDNN does not take (not float32 CPU) comes back as is.
+
+    The packed tensor (layout ``torch._mkldnn``) holds the same values: the GEMMs give the plain
+    weight's results bit for bit from 2 rows up, and within float32 rounding for a single row, where
+    oneDNN takes another kernel for the plain weight (``tests/test_onednn.py``).
+
+    >>> w = torch.randn(5, 4)
+    >>> x = torch.randn(3, 4)
+    >>> bool(torch.equal(linear(x, pack(w)), linear(x, w)))
+    True
+    """
+    if not _applies(weight.new_empty(1, weight.size(-1)), weight):
+        return weight
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), rows)
+
+
 def _applies(x: torch.Tensor, weight: torch.Tensor, *others: torch.Tensor | None) -> bool:
     """oneDNN takes ``x @ weight.T`` (plus ``others``: a bias, a residual): dense float32 on CPU."""
     tensors = [x, weight, *(t for t in others if t is not None)]
@@ -102,6 +128,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     >>> bool(torch.allclose(linear(x, w), F.linear(x, w), atol=1e-5))
     True
     """
+    if weight.is_mkldnn:  # packed by ``pack``: only oneDNN reads it
+        return _gemm(x, weight, bias)
     if not _applies(x, weight, bias):
         return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
@@ -119,7 +147,7 @@ def add_linear(x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.
     >>> bool(torch.allclose(add_linear(x, h, w), x + h @ w.T, atol=1e-5))
     True
     """
-    if _applies(h, weight, x):
+    if weight.is_mkldnn or _applies(h, weight, x):
         return torch.ops.mkldnn._linear_pointwise.binary(h, x, weight, None, "add")
     return torch.addmm(x, h, weight.t())
 

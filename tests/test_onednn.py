@@ -78,6 +78,31 @@ def test_add_linear_adds_the_product_without_touching_the_residual():
 
 
 @needs_onednn
+@pytest.mark.parametrize("rows", [1, 7, 16, 33, 64, 100, 300])
+def test_a_packed_weight_gives_the_plain_weights_results_bit_for_bit(rows):
+    """``pack`` changes the layout only: the same GEMM results (one row: another kernel, same rounding bound)."""
+    torch.manual_seed(rows)
+    w, b = torch.randn(96, 40), torch.randn(96)
+    x, x3, residual = torch.randn(rows, 40), torch.randn(2, rows, 40), torch.randn(rows, 96)
+    packed = onednn.pack(w)
+    assert packed.is_mkldnn and packed.shape == w.shape
+    assert (onednn.linear(x, packed).double() - x.double() @ w.double().T).abs().max() < 1e-4
+    if rows == 1:  # the plain weight's single row takes oneDNN's matrix-vector kernel
+        assert (onednn.linear(x, packed) - onednn.linear(x, w)).abs().max() < 1e-4
+        return
+    assert torch.equal(onednn.linear(x, packed), onednn.linear(x, w))
+    assert torch.equal(onednn.linear(x, packed, b), onednn.linear(x, w, b))
+    assert torch.equal(onednn.linear(x3, packed), onednn.linear(x3, w))
+    assert torch.equal(onednn.add_linear(residual, x, packed), onednn.add_linear(residual, x, w))
+
+
+def test_pack_leaves_weights_oneDNN_does_not_take_as_they_are():
+    w = torch.randn(5, 4, dtype=torch.float64)
+    assert onednn.pack(w) is w
+    assert not onednn.pack(torch.randn(5, 4).to(torch.bfloat16)).is_mkldnn
+
+
+@needs_onednn
 def test_use_onednn_routes_a_models_linear_layers_forward_and_backward(monkeypatch):
     """A Qwen2 forward/backward after ``use_onednn``: every projection (7 per layer + the head) and the
     two GEMMs of each one's backward go through oneDNN; loss, gradients and state dict equal the plain
@@ -162,6 +187,8 @@ def test_training_uses_onednn_as_configured(enabled, tmp_path, monkeypatch):
     assert bool(backward_calls) is enabled
     engine = make_engine(config, tiny_qwen2(seed=0), char_tokenizer())
     assert (engine._linear is onednn.linear) is enabled
+    assert engine.lm_head.is_mkldnn is enabled  # the decode's weights packed in oneDNN's layout
+    assert all(layer.gate_up_w.is_mkldnn is enabled for layer in engine.layers)
 
 
 @needs_onednn

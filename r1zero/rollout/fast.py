@@ -81,8 +81,9 @@ class FastEngine(BatchedEngine):
             ``[64, 256] x [256, 1024]`` one is ~0.5 ms): split over threads by prompt they run side by
             side, where a 2-thread OpenMP decode had waited at a barrier after each op
             (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
-        onednn: float32 CPU matmuls through oneDNN's GEMM (``r1zero.onednn``; generation 1.19x faster
-            on the project's AMD EPYC machine, ``bench/onednn.py``); False: PyTorch's default.
+        onednn: float32 CPU matmuls through oneDNN's GEMM, on weights packed in its layout at each
+            ``load_weights`` (``r1zero.onednn``; ``bench/onednn.py`` measures generation against
+            PyTorch's default GEMM); False: PyTorch's default.
     """
 
     name = "fast"
@@ -109,6 +110,7 @@ class FastEngine(BatchedEngine):
         if decode_threads < 1:
             raise ValueError(f"decode_threads={decode_threads} must be >= 1")
         self.decode_threads = decode_threads
+        self.onednn = onednn
         self._linear = _onednn.linear if onednn else F.linear
         self._add_linear = _onednn.add_linear if onednn else _addmm
         self.heads = cfg.num_attention_heads
@@ -131,6 +133,9 @@ class FastEngine(BatchedEngine):
             head = model.get_output_embeddings().weight
             self.lm_head = head * base.norm.weight  # [V, d], the final norm folded in
             self.layers = [self._fuse(layer, self.head_dim**-0.5) for layer in base.layers]
+            if self.onednn:  # oneDNN's blocked layout, once per load instead of in every GEMM call
+                self.lm_head = _onednn.pack(self.lm_head)
+                self.layers = [_pack(layer) for layer in self.layers]
             positions = torch.arange(self.max_positions, device=self.device)[None]  # [1, Pmax]
             probe = torch.zeros(1, dtype=torch.float32, device=self.device)
             cos, sin = base.rotary_emb(probe, positions)  # [1, Pmax, Dh]
@@ -405,6 +410,17 @@ def _split(items: list, parts: int) -> list[list]:
     size, extra = divmod(len(items), parts)
     bounds = [k * size + min(k, extra) for k in range(parts + 1)]
     return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _pack(layer: _Layer) -> _Layer:
+    """``layer`` with its matmul weights in oneDNN's layout (``onednn.pack``; the bias stays as is)."""
+    return dataclasses.replace(
+        layer,
+        qkv_w=_onednn.pack(layer.qkv_w),
+        o_w=_onednn.pack(layer.o_w),
+        gate_up_w=_onednn.pack(layer.gate_up_w),
+        down_w=_onednn.pack(layer.down_w),
+    )
 
 
 def _addmm(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
