@@ -423,16 +423,33 @@ def environment() -> dict[str, Any]:
     except ImportError:
         trl_version = "not installed"
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "trl": trl_version,
-        "cpu": cpu,
+        "cpu": _cpu_field(cpuinfo, "model name"),
+        # the VM's host generation moves GEMM speeds 2x (docs/benchmarks.md, "Machine and versions")
+        "cpu_family_model": f"{_cpu_field(cpuinfo, 'cpu family')}/{_cpu_field(cpuinfo, 'model')}",
+        "avx512": [f for f in _cpu_field(cpuinfo, "flags").split() if f in AVX512_FLAGS],
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
     }
+
+
+#: the AVX-512 features that the float32 / bfloat16 GEMM kernels pick their code path by
+AVX512_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni")
+
+
+def _cpu_field(cpuinfo: list[str], name: str) -> str:
+    """The first ``name : value`` of ``/proc/cpuinfo``'s lines, or ``"?"``.
+
+    >>> _cpu_field(["cpu family\t: 25", "model\t\t: 17", "model name\t: AMD EPYC"], "model")
+    '17'
+    """
+    return next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.split(":")[0].strip() == name), "?"
+    )
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

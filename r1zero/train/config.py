@@ -59,8 +59,9 @@ class ModelConfig:
     """Trade compute for activation memory in the learner's forward/backward."""
     onednn: bool = True
     """float32 linear layers on CPU through oneDNN's GEMM (``r1zero.onednn``: the learner's forward and
-    backward, the ``fast`` engine); False: PyTorch's default (MKL on x86: 1.5-2.4x slower GEMMs on the
-    project's AMD EPYC machine, ``bench/onednn.py``). No effect on GPUs or other dtypes."""
+    backward, the ``fast`` engine, whose decode weights it also packs); False: PyTorch's default (MKL on
+    x86: 1.5-2.4x slower GEMMs on one of the project's AMD EPYC hosts, 1.06-1.2x on a Zen 4 one,
+    ``bench/onednn.py``). No effect on GPUs or other dtypes."""
 
 
 @dataclass(frozen=True)
