@@ -141,26 +141,20 @@ def _gemms(f: Callable, inputs: list, weights: list) -> None:
 
 
 def _engines(model_dir: str, sides: tuple[str, ...]) -> dict[str, Any]:
-    """The fast engine over the reference model per side (``onednn-plain``: oneDNN, weights not packed)."""
-    from unittest import mock
-
+    """The fast engine over the reference model per side (``onednn-plain``: oneDNN on the plain weights)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from r1zero.rollout import fast
+    from r1zero.rollout.fast import FastEngine
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    plain = FastEngine(model, tokenizer, onednn=False)  # fused weights in PyTorch's layout
     engines = {}
     for side in sides:
-        if side == "onednn-plain":  # the engine as it was before packing: load_weights keeps the layout
-            with (
-                mock.patch.object(fast, "_pack", lambda layer: layer),
-                mock.patch.object(fast._onednn, "pack", lambda w: w),
-            ):
-                engines[side] = fast.FastEngine(model, tokenizer, onednn=True)
-        else:
-            engines[side] = fast.FastEngine(model, tokenizer, onednn=side == "onednn")
+        engines[side] = plain if side == "torch" else FastEngine(model, tokenizer, onednn=True)
+        if side == "onednn-plain":  # the engine as it was before packing
+            engines[side].lm_head, engines[side].layers = plain.lm_head, plain.layers
     return engines
 
 
