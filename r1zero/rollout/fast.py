@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from r1zero import onednn as _onednn
+from r1zero.rollout import native as _native
 from r1zero.rollout.base import (
     BatchedEngine,
     Rollout,
@@ -96,6 +97,7 @@ class FastEngine(BatchedEngine):
         max_batch_rows: int = 1024,
         decode_threads: int = 1,
         onednn: bool = True,
+        native: bool = True,
     ) -> None:
         cfg = model.config
         if cfg.model_type not in SUPPORTED_MODEL_TYPES:
@@ -122,6 +124,8 @@ class FastEngine(BatchedEngine):
         self.pad_id = int(pad)
         self.max_positions = cfg.max_position_embeddings
         self.load_weights(model)
+        usable = native and _native.applies(self.device, self.dtype, self.head_dim)
+        self._native = _native.load() if usable else None
 
     def load_weights(self, model: torch.nn.Module) -> None:
         """Copy (and fuse) the learner's weights; call after every optimiser step."""
@@ -222,7 +226,9 @@ class FastEngine(BatchedEngine):
         stops = self._stop_checker(sampling.stop, self.lm_head.size(0))
         eos = torch.tensor(self.eos, dtype=torch.long, device=self.device)
         shape = (rows, self.kv_heads, steps, self.head_dim)  # [R, Hkv, S, Dh]
-        caches = [(self._zeros(shape), self._zeros(shape)) for _ in self.layers]
+        # the C++ step keeps the keys transposed, [R, Hkv, Dh, S]
+        k_shape = shape if self._native is None else (rows, self.kv_heads, self.head_dim, steps)
+        caches = [(self._zeros(k_shape), self._zeros(shape)) for _ in self.layers]
         generated = torch.full((rows, steps), self.pad_id, dtype=torch.long)  # [R, S] on CPU
         logprobs = torch.zeros(rows, steps)  # [R, S]
         lengths = torch.full((rows,), steps, dtype=torch.long)
@@ -285,6 +291,8 @@ class FastEngine(BatchedEngine):
 
     def _step(self, tokens, position, grid: _PromptGrid, caches, step) -> torch.Tensor:
         """One decode step of the ``L`` rows ``grid.live``: ``tokens [L]`` at ``position [L]``; logits ``[L, V]``."""
+        if self._native is not None:
+            return self._native_step(tokens, position, grid, caches, step)
         rows = tokens.size(0)
         h, hkv, dh = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(tokens, self.embed)  # [L, d]
@@ -298,6 +306,32 @@ class FastEngine(BatchedEngine):
             attn = grid.attend(index, qk[:, :h], kg[:, :, : step + 1], vg[:, :, : step + 1])  # [L, H Dh]
             x = self._mlp(layer, self._add_matmul(x, attn, layer.o_w))
         return self._linear(self._norm(x), self.lm_head)  # [L, V]
+
+    def _native_step(self, tokens, position, grid: _PromptGrid, caches, step) -> torch.Tensor:
+        """``_step`` in C++ (``decode_step.cpp``: the same maths, the GIL released for the whole step)."""
+        layers = self.layers
+        return self._native.decode_step(
+            tokens,
+            position,
+            self.embed,
+            self.rope,
+            [layer.qkv_w for layer in layers],
+            [layer.qkv_b for layer in layers] if layers[0].qkv_b is not None else [],
+            [layer.o_w for layer in layers],
+            [layer.gate_up_w for layer in layers],
+            [layer.down_w for layer in layers],
+            self.lm_head,
+            [k for k, _ in caches],
+            [v for _, v in caches],
+            grid.prompt_keys,
+            grid.values,
+            grid.bias,
+            grid.prompt,
+            step,
+            self.heads,
+            self.kv_heads,
+            self.eps,
+        )
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         """RMSNorm without its weight (folded into the next matmul)."""
@@ -321,6 +355,7 @@ class _PromptGrid:
 
     Attributes:
         keys: per layer ``[B Hkv, Dh, P]`` prompt keys (transposed); values: per layer ``[B Hkv, P, Dh]``.
+        prompt_keys: per layer ``[B Hkv, Dh, P]``, ``keys`` made contiguous (for the C++ step).
         bias: ``[B Hkv, 1, P]`` 0 or -inf (left padding).
         queries, weights: the grids ``[B, Hkv, n, G, Dh]`` and ``[B, Hkv, n, G, P]`` (scratch).
         prompt, sample: ``[L]`` the grid slot ``(prompt, sample)`` of each live row.
@@ -328,6 +363,7 @@ class _PromptGrid:
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
+    prompt_keys: list[torch.Tensor]
     bias: torch.Tensor
     queries: torch.Tensor
     weights: torch.Tensor
@@ -343,9 +379,13 @@ class _PromptGrid:
         return _PromptGrid(
             keys=[k.view(prompts * kv_heads, width, dh).transpose(1, 2) for k, _ in caches],
             values=[v.view(prompts * kv_heads, width, dh) for _, v in caches],
+            prompt_keys=[
+                k.view(prompts * kv_heads, width, dh).transpose(1, 2).contiguous() for k, _ in caches
+            ],
             bias=bias[:, None, None]
             .expand(prompts, kv_heads, 1, width)
-            .reshape(prompts * kv_heads, 1, width),
+            .reshape(prompts * kv_heads, 1, width)
+            .contiguous(),
             queries=bias.new_zeros(prompts, kv_heads, n, groups, dh),
             weights=bias.new_zeros(prompts, kv_heads, n, groups, width),
             prompt=live // n,

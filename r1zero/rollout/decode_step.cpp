@@ -1,0 +1,330 @@
+// One decode step of the ``fast`` engine in C++ (float32, CPU): r1zero/rollout/native.py builds it.
+//
+// The same maths as FastEngine._step in r1zero/rollout/fast.py (read that first): RMSNorm without its
+// weight (folded into the next matmul), the fused Q/K/V matmul, RoPE on the queries and keys, the new
+// key/value written into each row's cache, cascade attention over the row's prompt (shared by its
+// group) and its own generated tokens under one softmax, the output projection added to the residual,
+// SwiGLU, the LM head. The matmuls are the same oneDNN (or ATen) calls as the Python step; everything
+// between them runs here as plain loops over the decode batch, with no tensor allocated per op and the
+// GIL released for the whole step. Why: in Python the step spent about half its time in ~150 small ATen
+// ops (the attention's batched matmuls on tiny matrices, index/put on the prompt grid, norms, RoPE),
+// more than in its GEMMs (bench/onednn.py, decode_step).
+
+#include <torch/extension.h>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// ---------------------------------------------------------------------------- matmuls
+const c10::OperatorHandle& onednn_linear() {
+  static const c10::OperatorHandle op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+  return op;
+}
+
+const c10::OperatorHandle& onednn_add_linear() {
+  static const c10::OperatorHandle op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "binary");
+  return op;
+}
+
+// x [M, k] @ w.T + b: oneDNN for a weight packed by r1zero.onednn.pack, else ATen (onednn.linear's choice).
+Tensor gemm(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
+  if (!w.is_mkldnn()) {
+    return at::linear(x, w, b);
+  }
+  std::vector<c10::IValue> stack{x,
+                                 w,
+                                 b ? c10::IValue(*b) : c10::IValue(),
+                                 std::string("none"),
+                                 c10::List<std::optional<at::Scalar>>(),
+                                 std::string("")};
+  onednn_linear().callBoxed(&stack);
+  return stack[0].toTensor().contiguous();
+}
+
+// x + h @ w.T in one call (onednn.add_linear, or addmm for a plain weight).
+Tensor add_gemm(const Tensor& x, const Tensor& h, const Tensor& w) {
+  if (!w.is_mkldnn()) {
+    return at::addmm(x, h, w.t());
+  }
+  std::vector<c10::IValue> stack{h, x, w, c10::IValue(), std::string("add")};
+  onednn_add_linear().callBoxed(&stack);
+  return stack[0].toTensor().contiguous();
+}
+
+// ---------------------------------------------------------------------------- small kernels
+// GCC/Clang vector extensions: 16 floats, one AVX-512 register (two AVX2 ones elsewhere).
+using v16 = float __attribute__((vector_size(64)));
+using v16u = float __attribute__((vector_size(64), aligned(4)));
+using i16 = int32_t __attribute__((vector_size(64)));
+
+inline v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
+inline void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+inline v16 splat(float x) { return v16{} + x; }
+
+// exp(x) lane by lane: Cephes' single-precision range reduction and polynomial (within 2 ulp of expf
+// on [-87, 88]); below -87.3 it gives ~1e-38 instead of 0 (callers zero masked entries themselves).
+inline v16 vexp(v16 x) {
+  x = x < splat(-87.3f) ? splat(-87.3f) : x;
+  x = x > splat(88.7f) ? splat(88.7f) : x;
+  const v16 fx = x * 1.44269504088896341f + 0.5f;
+  i16 k = __builtin_convertvector(fx, i16);  // truncates; floor below
+  k += __builtin_convertvector(k, v16) > fx;  // true is -1
+  const v16 kf = __builtin_convertvector(k, v16);
+  const v16 r = x - kf * 0.693359375f - kf * -2.12194440e-4f;
+  v16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  return p * __builtin_bit_cast(v16, (k + 127) << 23);
+}
+
+// f(x[i..i+16)) for whole blocks, then the tail through a zero-padded block.
+template <typename F>
+inline void map_blocks(float* x, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) store(x + i, f(load(x + i), i));
+  if (i < n) {
+    float tail[16] = {0.f};
+    std::copy(x + i, x + n, tail);
+    store(tail, f(load(tail), i));
+    std::copy(tail, tail + (n - i), x + i);
+  }
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  v16 acc = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) acc += load(a + i) * load(b + i);
+  float s = 0.f;
+  for (int k = 0; k < 16; ++k) s += acc[k];
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// out[i] = q . K[:, i] for i < n, with K stored transposed ([dh, ld]): 16 keys per register (no
+// horizontal sums), four registers at once (four independent FMA chains).
+inline void scores(const float* q, const float* kt, int64_t ld, int64_t n, int64_t dh, float* out) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t d = 0; d < dh; ++d) {
+      const float* k = kt + d * ld + i;
+      a0 += q[d] * load(k);
+      a1 += q[d] * load(k + 16);
+      a2 += q[d] * load(k + 32);
+      a3 += q[d] * load(k + 48);
+    }
+    store(out + i, a0);
+    store(out + i + 16, a1);
+    store(out + i + 32, a2);
+    store(out + i + 48, a3);
+  }
+  for (; i + 16 <= n; i += 16) {
+    v16 a0 = {}, a1 = {};
+    for (int64_t d = 0; d + 1 < dh; d += 2) {
+      a0 += q[d] * load(kt + d * ld + i);
+      a1 += q[d + 1] * load(kt + (d + 1) * ld + i);
+    }
+    store(out + i, a0 + a1);
+  }
+  for (; i < n; ++i) {
+    float s = 0.f;
+    for (int64_t d = 0; d < dh; ++d) s += q[d] * kt[d * ld + i];
+    out[i] = s;
+  }
+}
+
+// out += sum_i w[i] v[i] over ``count`` rows of v ([count, 16 NV]); the sum stays in NV registers.
+template <int NV>
+inline void weighted_sum(const float* w, const float* v, int64_t count, float* out) {
+  v16 acc[NV] = {};
+  for (int64_t i = 0; i < count; ++i) {
+#pragma GCC unroll 16
+    for (int k = 0; k < NV; ++k) acc[k] += w[i] * load(v + (i * NV + k) * 16);
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < NV; ++k) store(out + k * 16, load(out + k * 16) + acc[k]);
+}
+
+// RMSNorm without weight, row by row: x / sqrt(mean(x^2) + eps).
+Tensor rms_norm(const Tensor& x, double eps) {
+  const int64_t rows = x.size(0), d = x.size(1);
+  Tensor out = at::empty_like(x);
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = src + r * d;
+    const float scale = 1.f / std::sqrt(dot(row, row, d) / static_cast<float>(d) + static_cast<float>(eps));
+    for (int64_t i = 0; i < d; ++i) dst[r * d + i] = row[i] * scale;
+  }
+  return out;
+}
+
+// In place: x * cos + swap_halves(x) * signed_sin (the rotate-half RoPE; see fast._rope).
+inline void rope(float* x, const float* cos, const float* signed_sin, int64_t dh) {
+  const int64_t half = dh / 2;
+  float tmp[512];
+  std::copy(x, x + dh, tmp);
+  for (int64_t i = 0; i < dh; ++i) {
+    const float swapped = tmp[i < half ? i + half : i - half];
+    x[i] = tmp[i] * cos[i] + swapped * signed_sin[i];
+  }
+}
+
+// silu(gate) * up for gate_up = [gate | up] rows of width 2F.
+Tensor silu_mul(const Tensor& gate_up) {
+  const int64_t rows = gate_up.size(0), f = gate_up.size(1) / 2;
+  Tensor out = at::empty({rows, f}, gate_up.options());
+  const float* src = gate_up.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gate = src + r * 2 * f;
+    const float* up = gate + f;
+    float* o = dst + r * f;
+    int64_t i = 0;
+    for (; i + 16 <= f; i += 16) {
+      const v16 g = load(gate + i);
+      store(o + i, g / (1.f + vexp(-g)) * load(up + i));
+    }
+    for (; i < f; ++i) o[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+  }
+  return out;
+}
+
+struct Shape {
+  int64_t rows, heads, kv_heads, dh, width, slots, step;
+};
+
+// RoPE on the queries and keys of ``qkv`` (in place), the new keys/values into the caches, and each
+// row's attention over its prompt and its generated tokens under one softmax into out [L, H Dh].
+// Keys are stored transposed: prompt_kt [B Hkv, Dh, P], k_cache [L, Hkv, Dh, S]; values as rows:
+// prompt_v [B Hkv, P, Dh], v_cache [L, Hkv, S, Dh]; bias [B Hkv, 1, P] (0 or -inf); generated positions
+// 0..step. Queries are pre-scaled. NV = Dh / 16.
+template <int NV>
+void attend(float* qkv, const float* rope_rows, const int64_t* prompt, const float* prompt_kt,
+            const float* prompt_v, const float* bias, float* k_cache, float* v_cache, float* out,
+            const Shape& s) {
+  constexpr int64_t dh = NV * 16;
+  const int64_t groups = s.heads / s.kv_heads, p = s.width, t = s.step + 1;
+  const int64_t stride = (s.heads + 2 * s.kv_heads) * dh;
+  std::vector<float> buffer(static_cast<size_t>(p + t));
+  float* sc = buffer.data();
+  for (int64_t r = 0; r < s.rows; ++r) {
+    float* row = qkv + r * stride;
+    const float* cos = rope_rows + r * 2 * dh;
+    const float* sin = cos + dh;
+    for (int64_t h = 0; h < s.heads + s.kv_heads; ++h) rope(row + h * dh, cos, sin, dh);
+    for (int64_t j = 0; j < s.kv_heads; ++j) {
+      const int64_t slot = (r * s.kv_heads + j) * s.slots;
+      float* kg = k_cache + slot * dh;  // [Dh, S]
+      float* vg = v_cache + slot * dh;  // [S, Dh]
+      const float* k_new = row + (s.heads + j) * dh;
+      for (int64_t d = 0; d < dh; ++d) kg[d * s.slots + s.step] = k_new[d];
+      std::copy(row + (s.heads + s.kv_heads + j) * dh, row + (s.heads + s.kv_heads + j + 1) * dh,
+                vg + s.step * dh);
+      const int64_t block = prompt[r] * s.kv_heads + j;
+      const float* kp = prompt_kt + block * p * dh;
+      const float* vp = prompt_v + block * p * dh;
+      const float* bp = bias + block * p;
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* q = row + (j * groups + g) * dh;
+        scores(q, kp, p, p, dh, sc);
+        for (int64_t i = 0; i < p; ++i) sc[i] += bp[i];
+        scores(q, kg, s.slots, t, dh, sc + p);
+        float top = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < p + t; ++i) top = std::max(top, sc[i]);
+        map_blocks(sc, p + t, [&](v16 x, int64_t) { return vexp(x - top); });
+        float total = 0.f;
+        for (int64_t i = 0; i < p; ++i) {
+          sc[i] = std::isinf(bp[i]) ? 0.f : sc[i];  // masked prompt positions: exactly 0
+          total += sc[i];
+        }
+        for (int64_t i = 0; i < t; ++i) total += sc[p + i];
+        float o[dh] = {0.f};
+        weighted_sum<NV>(sc, vp, p, o);
+        weighted_sum<NV>(sc + p, vg, t, o);
+        const float inv = 1.f / total;
+        float* dst = out + r * s.heads * dh + (j * groups + g) * dh;
+        for (int64_t d = 0; d < dh; ++d) dst[d] = o[d] * inv;
+      }
+    }
+  }
+}
+
+void check(const Tensor& x, const char* name) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous(), name,
+              " must be a contiguous float32 CPU tensor");
+}
+
+}  // namespace
+
+// Logits [L, V] of one decode step; writes the step's keys/values into the caches.
+Tensor decode_step(const Tensor& tokens, const Tensor& position, const Tensor& embed, const Tensor& rope_table,
+                   const std::vector<Tensor>& qkv_w, const std::vector<Tensor>& qkv_b,
+                   const std::vector<Tensor>& o_w, const std::vector<Tensor>& gate_up_w,
+                   const std::vector<Tensor>& down_w, const Tensor& lm_head, const std::vector<Tensor>& k_caches,
+                   const std::vector<Tensor>& v_caches, const std::vector<Tensor>& prompt_k,
+                   const std::vector<Tensor>& prompt_v, const Tensor& prompt_bias, const Tensor& prompt,
+                   int64_t step, int64_t heads, int64_t kv_heads, double eps) {
+  const size_t layers = qkv_w.size();
+  TORCH_CHECK(o_w.size() == layers && gate_up_w.size() == layers && down_w.size() == layers &&
+                  k_caches.size() == layers && v_caches.size() == layers && prompt_k.size() == layers &&
+                  prompt_v.size() == layers && (qkv_b.empty() || qkv_b.size() == layers),
+              "one weight, cache and prompt tensor per layer");
+  check(embed, "embed");
+  check(rope_table, "rope");
+  check(prompt_bias, "prompt_bias");
+  const int64_t dh = rope_table.size(2);
+  TORCH_CHECK(dh == 16 || dh == 32 || dh == 64 || dh == 128 || dh == 256,
+              "head_dim must be 16, 32, 64, 128 or 256, got ", dh);
+  Tensor pos = position.to(at::kLong).contiguous();
+  Tensor rows_of_prompt = prompt.to(at::kLong).contiguous();
+  Tensor rope_rows = rope_table.index_select(0, pos).contiguous();  // [L, 2, Dh]
+  Tensor x = embed.index_select(0, tokens.to(at::kLong)).contiguous();  // [L, d]
+  Shape s{x.size(0), heads, kv_heads, dh, prompt_k[0].size(2), k_caches[0].size(3), step};
+  TORCH_CHECK(step >= 0 && step < s.slots, "step ", step, " outside the cache's ", s.slots, " slots");
+  for (size_t l = 0; l < layers; ++l) {
+    check(k_caches[l], "k_cache");
+    check(v_caches[l], "v_cache");
+    check(prompt_k[l], "prompt_k");
+    check(prompt_v[l], "prompt_v");
+    TORCH_CHECK(k_caches[l].size(0) == s.rows, "caches must hold one row per token");
+    std::optional<Tensor> bias;
+    if (!qkv_b.empty()) bias = qkv_b[l];
+    Tensor qkv = gemm(rms_norm(x, eps), qkv_w[l], bias);  // [L, (H + 2 Hkv) Dh]
+    check(qkv, "qkv");
+    Tensor out = at::empty({s.rows, heads * dh}, x.options());
+    const auto kernel = dh == 16    ? attend<1>
+                        : dh == 32  ? attend<2>
+                        : dh == 64  ? attend<4>
+                        : dh == 128 ? attend<8>
+                                    : attend<16>;
+    kernel(qkv.data_ptr<float>(), rope_rows.data_ptr<float>(), rows_of_prompt.data_ptr<int64_t>(),
+           prompt_k[l].data_ptr<float>(), prompt_v[l].data_ptr<float>(), prompt_bias.data_ptr<float>(),
+           k_caches[l].data_ptr<float>(), v_caches[l].data_ptr<float>(), out.data_ptr<float>(), s);
+    x = add_gemm(x, out, o_w[l]);
+    x = add_gemm(x, silu_mul(gemm(rms_norm(x, eps), gate_up_w[l], std::nullopt)), down_w[l]);
+  }
+  return gemm(rms_norm(x, eps), lm_head, std::nullopt);
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("decode_step", &decode_step, "One float32 CPU decode step of the fast engine (GIL released).",
+        py::call_guard<py::gil_scoped_release>());
+}

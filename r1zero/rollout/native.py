@@ -1,0 +1,79 @@
+"""The ``fast`` engine's decode step in C++ (``decode_step.cpp``), compiled on first use.
+
+``load()`` builds the extension with ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja are
+needed; the first build takes about a minute, later processes load the cached build) and returns the
+module, or None when it cannot be built or is switched off (``R1ZERO_NATIVE=0``); the engine then runs
+its Python step. The build is for this machine's CPU (``-march=native``): its directory is named after
+the CPU model and the extension's source, so a cache shared between machines never loads another CPU's
+build.
+
+Why: one decode step of a small model is mostly small ATen ops, not GEMMs (``bench/rollout.py``,
+``bench/trl_step.py``); in C++ the step between its matmuls is plain loops with the GIL released.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import platform
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+__all__ = ["ENV_SWITCH", "HEAD_DIMS", "SOURCE", "applies", "load"]
+
+log = logging.getLogger(__name__)
+
+#: Set to 0 to keep the engine on its Python decode step.
+ENV_SWITCH = "R1ZERO_NATIVE"
+SOURCE = Path(__file__).with_name("decode_step.cpp")
+
+
+#: Head dimensions the C++ step is compiled for (its attention keeps a head's output in registers).
+HEAD_DIMS = (16, 32, 64, 128, 256)
+
+
+def applies(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether the C++ step can run a model on ``device`` in ``dtype`` (CPU float32, ``HEAD_DIMS``).
+
+    >>> applies(torch.device("cpu"), torch.float32, 64), applies(torch.device("cpu"), torch.bfloat16, 64)
+    (True, False)
+    """
+    return torch.device(device).type == "cpu" and dtype == torch.float32 and head_dim in HEAD_DIMS
+
+
+@functools.cache
+def load() -> ModuleType | None:
+    """The compiled extension (built on first use), or None; the reason is logged once."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    try:
+        from torch.utils import cpp_extension
+
+        source = SOURCE.read_bytes()
+        key = hashlib.sha256(source + _cpu_model().encode() + torch.__version__.encode()).hexdigest()[:12]
+        name = f"r1zero_decode_{key}"
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        return cpp_extension.load(
+            name=name,
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-O3"],
+            build_directory=str(build_dir),
+            verbose=False,
+        )
+    except Exception as error:  # no compiler, no ninja, a failed build: the Python step serves
+        log.warning("r1zero: C++ decode step unavailable (%s); using the Python step", error)
+        return None
+
+
+def _cpu_model() -> str:
+    """The CPU's model line and flags from /proc/cpuinfo (the machine's name elsewhere)."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        lines = info.read_text().splitlines()
+        keep = [line for line in lines if line.split(":")[0].strip() in ("model name", "flags")]
+        return "\n".join(dict.fromkeys(keep))
+    return platform.processor() or platform.machine()
