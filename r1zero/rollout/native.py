@@ -57,6 +57,8 @@ def load() -> ModuleType | None:
         key = hashlib.sha256(source + _cpu_model().encode() + torch.__version__.encode()).hexdigest()[:12]
         name = f"r1zero_decode_{key}"
         build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        if not (build_dir / f"{name}.so").exists():
+            log.info("r1zero: building the fast engine's C++ decode step (once per machine, ~1 minute)")
         return cpp_extension.load(
             name=name,
             sources=[str(SOURCE)],
