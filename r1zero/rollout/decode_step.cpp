@@ -117,49 +117,86 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// out[i] = q . K[:, i] for i < n, with K stored transposed ([dh, ld]): 16 keys per register (no
-// horizontal sums), four registers at once (four independent FMA chains).
-inline void scores(const float* q, const float* kt, int64_t ld, int64_t n, int64_t dh, float* out) {
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+// Scores of NQ queries (rows of q, stride dh) against 16-key blocks of K stored transposed ([dh, ld]):
+// out[g * os + i] = q_g . K[:, i] for i < n16 (a multiple of 16; the caller masks keys past its own
+// count). Each key vector loaded feeds NQ FMAs, and NQ * NB independent FMA chains hide their latency.
+template <int NQ, int NB>
+inline int64_t score_blocks(const float* q, int64_t dh, const float* kt, int64_t ld, int64_t i, int64_t n16,
+                            float* out, int64_t os) {
+  for (; i + 16 * NB <= n16; i += 16 * NB) {
+    v16 acc[NQ][NB] = {};
     for (int64_t d = 0; d < dh; ++d) {
       const float* k = kt + d * ld + i;
-      a0 += q[d] * load(k);
-      a1 += q[d] * load(k + 16);
-      a2 += q[d] * load(k + 32);
-      a3 += q[d] * load(k + 48);
+      v16 kv[NB];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) kv[b] = load(k + 16 * b);
+#pragma GCC unroll 4
+      for (int g = 0; g < NQ; ++g) {
+        const float qd = q[g * dh + d];
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) acc[g][b] += qd * kv[b];
+      }
     }
-    store(out + i, a0);
-    store(out + i + 16, a1);
-    store(out + i + 32, a2);
-    store(out + i + 48, a3);
-  }
-  for (; i + 16 <= n; i += 16) {
-    v16 a0 = {}, a1 = {};
-    for (int64_t d = 0; d + 1 < dh; d += 2) {
-      a0 += q[d] * load(kt + d * ld + i);
-      a1 += q[d + 1] * load(kt + (d + 1) * ld + i);
+#pragma GCC unroll 4
+    for (int g = 0; g < NQ; ++g) {
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) store(out + g * os + i + 16 * b, acc[g][b]);
     }
-    store(out + i, a0 + a1);
   }
-  for (; i < n; ++i) {
-    float s = 0.f;
-    for (int64_t d = 0; d < dh; ++d) s += q[d] * kt[d * ld + i];
-    out[i] = s;
+  return i;
+}
+
+template <int NQ>
+inline void scores(const float* q, int64_t dh, const float* kt, int64_t ld, int64_t n16, float* out, int64_t os) {
+  constexpr int NB = NQ >= 4 ? 1 : 4 / NQ;
+  int64_t i = score_blocks<NQ, NB>(q, dh, kt, ld, 0, n16, out, os);
+  if constexpr (NB > 1) score_blocks<NQ, 1>(q, dh, kt, ld, i, n16, out, os);
+}
+
+// out_g += sum_i w[g * ws + i] v[i] over ``count`` rows of v ([count, 16 NV]), for NQ queries at once
+// (each value vector loaded feeds NQ FMAs); the sums stay in NQ * NV registers.
+template <int NV, int NQ>
+inline void weighted_sum(const float* w, int64_t ws, const float* v, int64_t count, float* out) {
+  v16 acc[NQ][NV] = {};
+  for (int64_t i = 0; i < count; ++i) {
+    v16 vv[NV];
+#pragma GCC unroll 16
+    for (int k = 0; k < NV; ++k) vv[k] = load(v + (i * NV + k) * 16);
+#pragma GCC unroll 4
+    for (int g = 0; g < NQ; ++g) {
+      const float wi = w[g * ws + i];
+#pragma GCC unroll 16
+      for (int k = 0; k < NV; ++k) acc[g][k] += wi * vv[k];
+    }
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < NQ; ++g) {
+#pragma GCC unroll 16
+    for (int k = 0; k < NV; ++k) store(out + (g * NV + k) * 16, load(out + (g * NV + k) * 16) + acc[g][k]);
   }
 }
 
-// out += sum_i w[i] v[i] over ``count`` rows of v ([count, 16 NV]); the sum stays in NV registers.
-template <int NV>
-inline void weighted_sum(const float* w, const float* v, int64_t count, float* out) {
-  v16 acc[NV] = {};
-  for (int64_t i = 0; i < count; ++i) {
-#pragma GCC unroll 16
-    for (int k = 0; k < NV; ++k) acc[k] += w[i] * load(v + (i * NV + k) * 16);
+// In place over n16 scores (a multiple of 16; -inf where masked): exp(x - max), exactly 0 where
+// masked; returns the sum.
+inline float softmax_numerators(float* x, int64_t n16) {
+  const v16 ninf = splat(-std::numeric_limits<float>::infinity());
+  v16 top = ninf;
+  for (int64_t i = 0; i < n16; i += 16) {
+    const v16 xi = load(x + i);
+    top = xi > top ? xi : top;
   }
-#pragma GCC unroll 16
-  for (int k = 0; k < NV; ++k) store(out + k * 16, load(out + k * 16) + acc[k]);
+  float m = top[0];
+  for (int k = 1; k < 16; ++k) m = std::max(m, top[k]);
+  v16 total = {};
+  for (int64_t i = 0; i < n16; i += 16) {
+    const v16 xi = load(x + i);
+    const v16 e = xi == ninf ? splat(0.f) : vexp(xi - m);
+    store(x + i, e);
+    total += e;
+  }
+  float sum = 0.f;
+  for (int k = 0; k < 16; ++k) sum += total[k];
+  return sum;
 }
 
 // RMSNorm without weight, row by row: x / sqrt(mean(x^2) + eps).
@@ -208,22 +245,53 @@ Tensor silu_mul(const Tensor& gate_up) {
 }
 
 struct Shape {
-  int64_t rows, heads, kv_heads, dh, width, slots, step;
+  int64_t rows, heads, kv_heads, dh, width, key_width, slots, step;
 };
+
+inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// NQ query heads ``q`` (pre-scaled, [NQ, Dh]) of one row and KV head over its prompt (keys kp [Dh, key_width],
+// values vp [width, Dh], padding bias bp [key_width]: 0, or -inf on left padding and past ``width``)
+// and its generated tokens (kg [Dh, slots], vg [slots, Dh], t of them) under one softmax; into
+// dst [NQ, Dh]. sc is scratch of NQ * (key_width + round16(t)) floats.
+template <int NV, int NQ>
+void attend_heads(const float* q, const float* kp, const float* vp, const float* bp, const float* kg,
+                  const float* vg, int64_t t, const Shape& s, float* sc, float* dst) {
+  constexpr int64_t dh = NV * 16;
+  const int64_t pw = s.key_width, tw = round16(t), ws = pw + tw;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  scores<NQ>(q, dh, kp, pw, pw, sc, ws);
+  scores<NQ>(q, dh, kg, s.slots, tw, sc + pw, ws);
+  float inv[NQ];
+  for (int g = 0; g < NQ; ++g) {
+    float* row = sc + g * ws;
+    for (int64_t i = 0; i < pw; i += 16) store(row + i, load(row + i) + load(bp + i));
+    for (int64_t i = pw + t; i < ws; ++i) row[i] = ninf;  // cache slots not yet written
+    inv[g] = 1.f / softmax_numerators(row, ws);
+  }
+  float o[NQ * dh] = {0.f};
+  weighted_sum<NV, NQ>(sc, ws, vp, s.width, o);
+  weighted_sum<NV, NQ>(sc + pw, ws, vg, t, o);
+  for (int g = 0; g < NQ; ++g) {
+    for (int64_t d = 0; d < dh; ++d) dst[g * dh + d] = o[g * dh + d] * inv[g];
+  }
+}
 
 // RoPE on the queries and keys of ``qkv`` (in place), the new keys/values into the caches, and each
 // row's attention over its prompt and its generated tokens under one softmax into out [L, H Dh].
-// Keys are stored transposed: prompt_kt [B Hkv, Dh, P], k_cache [L, Hkv, Dh, S]; values as rows:
-// prompt_v [B Hkv, P, Dh], v_cache [L, Hkv, S, Dh]; bias [B Hkv, 1, P] (0 or -inf); generated positions
-// 0..step. Queries are pre-scaled. NV = Dh / 16.
+// Keys are stored transposed: prompt_kt [B Hkv, Dh, P16], k_cache [L, Hkv, Dh, S]; values as rows:
+// prompt_v [B Hkv, P, Dh], v_cache [L, Hkv, S, Dh]; bias [B Hkv, P16] (0 or -inf; -inf past P);
+// generated positions 0..step. Queries are pre-scaled. NV = Dh / 16. The query heads of a KV head go
+// through in chunks of up to 4 (fewer for wide heads, so that their sums fit in registers).
 template <int NV>
 void attend(float* qkv, const float* rope_rows, const int64_t* prompt, const float* prompt_kt,
             const float* prompt_v, const float* bias, float* k_cache, float* v_cache, float* out,
             const Shape& s) {
   constexpr int64_t dh = NV * 16;
-  const int64_t groups = s.heads / s.kv_heads, p = s.width, t = s.step + 1;
+  constexpr int chunk = NV <= 4 ? 4 : NV == 8 ? 2 : 1;
+  const int64_t groups = s.heads / s.kv_heads, t = s.step + 1;
   const int64_t stride = (s.heads + 2 * s.kv_heads) * dh;
-  std::vector<float> buffer(static_cast<size_t>(p + t));
+  std::vector<float> buffer(static_cast<size_t>(chunk * (s.key_width + round16(t))));
   float* sc = buffer.data();
   for (int64_t r = 0; r < s.rows; ++r) {
     float* row = qkv + r * stride;
@@ -239,29 +307,23 @@ void attend(float* qkv, const float* rope_rows, const int64_t* prompt, const flo
       std::copy(row + (s.heads + s.kv_heads + j) * dh, row + (s.heads + s.kv_heads + j + 1) * dh,
                 vg + s.step * dh);
       const int64_t block = prompt[r] * s.kv_heads + j;
-      const float* kp = prompt_kt + block * p * dh;
-      const float* vp = prompt_v + block * p * dh;
-      const float* bp = bias + block * p;
-      for (int64_t g = 0; g < groups; ++g) {
+      const float* kp = prompt_kt + block * s.key_width * dh;
+      const float* vp = prompt_v + block * s.width * dh;
+      const float* bp = bias + block * s.key_width;
+      for (int64_t g = 0; g < groups;) {
         const float* q = row + (j * groups + g) * dh;
-        scores(q, kp, p, p, dh, sc);
-        for (int64_t i = 0; i < p; ++i) sc[i] += bp[i];
-        scores(q, kg, s.slots, t, dh, sc + p);
-        float top = -std::numeric_limits<float>::infinity();
-        for (int64_t i = 0; i < p + t; ++i) top = std::max(top, sc[i]);
-        map_blocks(sc, p + t, [&](v16 x, int64_t) { return vexp(x - top); });
-        float total = 0.f;
-        for (int64_t i = 0; i < p; ++i) {
-          sc[i] = std::isinf(bp[i]) ? 0.f : sc[i];  // masked prompt positions: exactly 0
-          total += sc[i];
-        }
-        for (int64_t i = 0; i < t; ++i) total += sc[p + i];
-        float o[dh] = {0.f};
-        weighted_sum<NV>(sc, vp, p, o);
-        weighted_sum<NV>(sc + p, vg, t, o);
-        const float inv = 1.f / total;
         float* dst = out + r * s.heads * dh + (j * groups + g) * dh;
-        for (int64_t d = 0; d < dh; ++d) dst[d] = o[d] * inv;
+        const int64_t left = groups - g;
+        if (chunk >= 4 && left >= 4) {
+          attend_heads<NV, (chunk >= 4 ? 4 : 1)>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
+          g += chunk >= 4 ? 4 : 1;
+        } else if (chunk >= 2 && left >= 2) {
+          attend_heads<NV, (chunk >= 2 ? 2 : 1)>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
+          g += chunk >= 2 ? 2 : 1;
+        } else {
+          attend_heads<NV, 1>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
+          g += 1;
+        }
       }
     }
   }
@@ -297,7 +359,10 @@ Tensor decode_step(const Tensor& tokens, const Tensor& position, const Tensor& e
   Tensor rows_of_prompt = prompt.to(at::kLong).contiguous();
   Tensor rope_rows = rope_table.index_select(0, pos).contiguous();  // [L, 2, Dh]
   Tensor x = embed.index_select(0, tokens.to(at::kLong)).contiguous();  // [L, d]
-  Shape s{x.size(0), heads, kv_heads, dh, prompt_k[0].size(2), k_caches[0].size(3), step};
+  Shape s{x.size(0), heads, kv_heads, dh, prompt_v[0].size(1), prompt_k[0].size(2), k_caches[0].size(3), step};
+  TORCH_CHECK(s.key_width % 16 == 0 && s.slots % 16 == 0 && prompt_bias.size(-1) == s.key_width,
+              "prompt keys, their bias and the key cache must be padded to a multiple of 16 positions");
+  TORCH_CHECK(v_caches[0].size(2) == s.slots, "key and value caches must have the same slots");
   TORCH_CHECK(step >= 0 && step < s.slots, "step ", step, " outside the cache's ", s.slots, " slots");
   for (size_t l = 0; l < layers; ++l) {
     check(k_caches[l], "k_cache");

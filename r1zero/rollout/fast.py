@@ -225,9 +225,10 @@ class FastEngine(BatchedEngine):
         rows, steps = logits.size(0), sampling.max_new_tokens
         stops = self._stop_checker(sampling.stop, self.lm_head.size(0))
         eos = torch.tensor(self.eos, dtype=torch.long, device=self.device)
-        shape = (rows, self.kv_heads, steps, self.head_dim)  # [R, Hkv, S, Dh]
-        # the C++ step keeps the keys transposed, [R, Hkv, Dh, S]
-        k_shape = shape if self._native is None else (rows, self.kv_heads, self.head_dim, steps)
+        # the C++ step keeps the keys transposed, [R, Hkv, Dh, S], S a multiple of 16
+        slots = steps if self._native is None else _round16(steps)
+        shape = (rows, self.kv_heads, slots, self.head_dim)  # [R, Hkv, S, Dh]
+        k_shape = shape if self._native is None else (rows, self.kv_heads, self.head_dim, slots)
         caches = [(self._zeros(k_shape), self._zeros(shape)) for _ in self.layers]
         generated = torch.full((rows, steps), self.pad_id, dtype=torch.long)  # [R, S] on CPU
         logprobs = torch.zeros(rows, steps)  # [R, S]
@@ -325,7 +326,7 @@ class FastEngine(BatchedEngine):
             [v for _, v in caches],
             grid.prompt_keys,
             grid.values,
-            grid.bias,
+            grid.padded_bias,
             grid.prompt,
             step,
             self.heads,
@@ -355,8 +356,10 @@ class _PromptGrid:
 
     Attributes:
         keys: per layer ``[B Hkv, Dh, P]`` prompt keys (transposed); values: per layer ``[B Hkv, P, Dh]``.
-        prompt_keys: per layer ``[B Hkv, Dh, P]``, ``keys`` made contiguous (for the C++ step).
+        prompt_keys: per layer ``[B Hkv, Dh, P16]``, ``keys`` made contiguous and zero-padded to a
+            multiple of 16 positions (for the C++ step, which scores 16 keys per vector).
         bias: ``[B Hkv, 1, P]`` 0 or -inf (left padding).
+        padded_bias: ``[B Hkv, P16]``, ``bias`` with -inf past ``P`` (for the C++ step).
         queries, weights: the grids ``[B, Hkv, n, G, Dh]`` and ``[B, Hkv, n, G, P]`` (scratch).
         prompt, sample: ``[L]`` the grid slot ``(prompt, sample)`` of each live row.
     """
@@ -365,6 +368,7 @@ class _PromptGrid:
     values: list[torch.Tensor]
     prompt_keys: list[torch.Tensor]
     bias: torch.Tensor
+    padded_bias: torch.Tensor
     queries: torch.Tensor
     weights: torch.Tensor
     prompt: torch.Tensor
@@ -376,16 +380,15 @@ class _PromptGrid:
         prompts, kv_heads, width, dh = caches[0][0].shape
         groups = heads // kv_heads
         live = torch.arange(prompts * n, device=bias.device)
+        pad = _round16(width) - width
+        keys = [k.view(prompts * kv_heads, width, dh).transpose(1, 2) for k, _ in caches]
+        bias = bias[:, None, None].expand(prompts, kv_heads, 1, width).reshape(prompts * kv_heads, 1, width)
         return _PromptGrid(
-            keys=[k.view(prompts * kv_heads, width, dh).transpose(1, 2) for k, _ in caches],
+            keys=keys,
             values=[v.view(prompts * kv_heads, width, dh) for _, v in caches],
-            prompt_keys=[
-                k.view(prompts * kv_heads, width, dh).transpose(1, 2).contiguous() for k, _ in caches
-            ],
-            bias=bias[:, None, None]
-            .expand(prompts, kv_heads, 1, width)
-            .reshape(prompts * kv_heads, 1, width)
-            .contiguous(),
+            prompt_keys=[F.pad(k, (0, pad)).contiguous() for k in keys],  # [B Hkv, Dh, P16]
+            bias=bias.contiguous(),
+            padded_bias=F.pad(bias[:, 0], (0, pad), value=float("-inf")).contiguous(),  # [B Hkv, P16]
             queries=bias.new_zeros(prompts, kv_heads, n, groups, dh),
             weights=bias.new_zeros(prompts, kv_heads, n, groups, width),
             prompt=live // n,
@@ -439,6 +442,15 @@ def _threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _round16(n: int) -> int:
+    """``n`` rounded up to a multiple of 16 (the C++ step's vector width in floats).
+
+    >>> _round16(100), _round16(128)
+    (112, 128)
+    """
+    return -(-n // 16) * 16
 
 
 def _split(items: list, parts: int) -> list[list]:

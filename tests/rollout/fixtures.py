@@ -64,7 +64,7 @@ def tiny_llama(seed: int = 0, **overrides) -> LlamaForCausalLM:
 def tiny_qwen2(seed: int = 0, **overrides) -> Qwen2ForCausalLM:
     """A random 2-layer Qwen2: grouped-query attention (2 heads, 1 KV head), Q/K/V biases, untied head."""
     torch.manual_seed(seed)
-    fields = _common(num_key_value_heads=1, tie_word_embeddings=False, **overrides)
+    fields = _common(**{"num_key_value_heads": 1, "tie_word_embeddings": False, **overrides})
     model = Qwen2ForCausalLM(Qwen2Config(**fields))
     with torch.no_grad():
         for layer in model.model.layers:  # random, non-zero biases so the bias path is exercised

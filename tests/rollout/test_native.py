@@ -24,13 +24,22 @@ def test_extension_builds_here():
 
 @needs_compiler
 @pytest.mark.parametrize(
-    "make_model, head_dim",
-    [(tiny_llama, 32), (tiny_qwen2, 32), (tiny_qwen2, 64), (tiny_llama, 16)],
-    ids=["llama-32", "qwen2-gqa-bias-32", "qwen2-gqa-bias-64", "llama-16"],
+    "make_model, head_dim, heads, kv_heads",
+    [
+        (tiny_llama, 32, 2, 2),
+        (tiny_qwen2, 32, 2, 1),
+        (tiny_qwen2, 64, 2, 1),
+        (tiny_llama, 16, 4, 4),
+        (tiny_qwen2, 16, 8, 1),  # 8 query heads per KV head: two chunks of 4
+        (tiny_qwen2, 16, 14, 2),  # 7 per KV head: chunks of 4, 2 and 1
+        (tiny_llama, 128, 3, 1),  # wide heads: chunks of 2 and 1
+    ],
+    ids=["llama-32", "qwen2-gqa-bias-32", "qwen2-gqa-bias-64", "llama-16", "gqa-8", "gqa-7", "gqa-3-128"],
 )
-def test_native_step_samples_what_the_python_step_samples(make_model, head_dim, tokenizer):
-    heads = 64 // head_dim if make_model is tiny_llama else 2
-    model = make_model(seed=5, hidden_size=heads * head_dim, num_attention_heads=heads)
+def test_native_step_samples_what_the_python_step_samples(make_model, head_dim, heads, kv_heads, tokenizer):
+    model = make_model(
+        seed=5, hidden_size=heads * head_dim, num_attention_heads=heads, num_key_value_heads=kv_heads
+    )
     sampling = SamplingParams(n=5, temperature=1.0, max_new_tokens=40, seed=1, stop=("e",))
     python = FastEngine(model, tokenizer, native=False)
     fast = FastEngine(model, tokenizer)
