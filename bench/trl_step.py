@@ -11,13 +11,15 @@ the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sam
 same length distribution), float32, 2 torch threads. TRL runs one forward/backward over all 64
 sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batches of at most 32
 sequences split by completion length, each distinct prompt run once per step (its keys/values shared
-by the group's rows), the ``fast`` engine's decode loop on one thread (``decode_threads=1``; the
-prompt prefill and the update use both), and its float32 linear layers on oneDNN's GEMM
+by the group's rows), the ``fast`` engine's decode loop in two threads that each decode 4 of the 8
+prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and
+the update use both torch threads), and its float32 linear layers on oneDNN's GEMM
 (``model.onednn``; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on AMD CPUs:
 ``bench/onednn.py``). Both compute the same gradient.
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
-``model.onednn=False`` (the same GEMM as TRL); ``r1zero-2t``, r1zero with
-``rollout.decode_threads=2`` (two threads, each decoding 4 of the 8 prompts); and data parallelism on
+``model.onednn=False`` (the same GEMM as TRL); ``r1zero-1t``, r1zero with
+``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
+and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
 completions per rank, gradients summed over ranks; for TRL, Trainer's DDP with 32 sequences per
 rank). A side of several ranks reports rank 0's wall times, and CPU time and peak RSS summed over ranks.
@@ -65,16 +67,16 @@ MAX_NEW_TOKENS = 128
 LR = 1e-6
 SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
-#: r1zero's sides, as (processes, decode threads, oneDNN GEMM): its defaults (one process,
-#: ``rollout.decode_threads=1``, ``model.onednn=True``), its decode loop on both threads, its
-#: data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each: each rank rolls out and trains on 4 of
-#: the 8 prompts, the gradients are summed over ranks), and its defaults on PyTorch's own GEMM (MKL), the
-#: one TRL runs on
+#: r1zero's sides, as (processes, decode threads, oneDNN GEMM; None: r1zero's default): its defaults
+#: (one process, ``rollout.decode_threads=2``, ``model.onednn=True``), its decode loop on one thread, its
+#: data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each, one decode thread each: each rank
+#: rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks), and its defaults on
+#: PyTorch's own GEMM (MKL), the one TRL runs on
 SIDES = {
-    "r1zero": (1, 1, True),
-    "r1zero-2t": (1, 2, True),
+    "r1zero": (1, None, True),
+    "r1zero-1t": (1, 1, True),
     "r1zero-2r": (2, 1, True),
-    "r1zero-mkl": (1, 1, False),
+    "r1zero-mkl": (1, None, False),
 }
 #: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
 #: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
@@ -118,7 +120,7 @@ def r1zero_config(
     loss_type: str,
     steps: int,
     out_dir: str,
-    decode_threads: int = 1,
+    decode_threads: int | None = None,
     ranks: int = 1,
     onednn: bool = True,
 ):
@@ -148,7 +150,7 @@ def r1zero_config(
                 temperature=1.0,
                 max_new_tokens=MAX_NEW_TOKENS,
                 stop=(),
-                decode_threads=decode_threads,
+                **({} if decode_threads is None else {"decode_threads": decode_threads}),
             ),
             algo=AlgoConfig(loss_agg=loss_type, beta=0.0, mu=1),  # r1zero's default micro-batch
             optim=OptimConfig(lr=LR),
@@ -193,7 +195,7 @@ def pin_threads(threads: int) -> None:
 
 
 def run_r1zero(
-    model_dir: str, loss_type: str, steps: int, decode_threads: int = 1, onednn: bool = True
+    model_dir: str, loss_type: str, steps: int, decode_threads: int | None = None, onednn: bool = True
 ) -> dict[str, Any]:
     """r1zero's trainer in this process (one rank of a ``torchrun`` job when RANK is set).
 
@@ -534,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
-    parser.add_argument("--sides", default="trl,r1zero,r1zero-mkl,r1zero-2t,r1zero-2r,trl-2r")
+    parser.add_argument("--sides", default="trl,r1zero,r1zero-1t,r1zero-mkl,r1zero-2r,trl-2r")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
     parser.add_argument("--result-dir", help="where a child writes its result (internal)")

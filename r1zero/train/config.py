@@ -107,10 +107,11 @@ class RolloutConfig:
     """vLLM only: share of GPU memory for its weights and KV cache."""
     tensor_parallel: int = 1
     """vLLM only: tensor-parallel size of the rollout engine."""
-    decode_threads: int = 1
+    decode_threads: int = 2
     """fast only: Python threads that each decode their own share of a step's prompts, on one torch thread
-    and their own seeded RNG stream (samples depend on this count). 2 measured 0.80x the time of 1 on an
-    idle 2-core machine and 1.12x with one core busy (``bench/decode_threads.py``, docs/benchmarks.md)."""
+    and their own seeded RNG stream (samples depend on this count, never on the machine). With the C++
+    decode step, 2 measured 0.75x the time of 1 on an idle 2-core machine and 0.93x with one core busy
+    (``bench/decode_threads.py``, docs/benchmarks.md); use 1 for data-parallel ranks of one core each."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from r1zero.grpo import group_advantages, grpo_loss
+from r1zero.train.config import RolloutConfig
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -117,8 +118,8 @@ def test_benchmark_config_is_a_valid_r1zero_config(loss_type):
     assert (config.rollout.max_new_tokens, config.rollout.temperature, config.rollout.stop) == (128, 1.0, ())
     assert (config.algo.loss_agg, config.algo.beta, config.algo.mu) == (loss_type, 0.0, 1)
     assert config.run.threads == 2 and config.model.dtype == "float32"
-    assert config.rollout.decode_threads == 1  # r1zero's default side
-    assert trl_step.r1zero_config("m", loss_type, 6, "out", decode_threads=2).rollout.decode_threads == 2
+    assert config.rollout.decode_threads == RolloutConfig().decode_threads  # r1zero's default side
+    assert trl_step.r1zero_config("m", loss_type, 6, "out", decode_threads=1).rollout.decode_threads == 1
     assert (
         config.model.onednn
         and not trl_step.r1zero_config("m", loss_type, 6, "out", onednn=False).model.onednn
@@ -137,7 +138,7 @@ def test_benchmark_summary_ratios():
             run("trl", 4.0, 1000.0),
             run("r1zero", 1.0, 500.0),
             run("r1zero", 2.0, 600.0),
-            run("r1zero-2t", 1.0, 700.0),
+            run("r1zero-1t", 1.0, 700.0),
             run("trl-2r", 2.0, 2000.0),
             run("r1zero-2r", 1.0, 1000.0),
         ]
@@ -146,8 +147,8 @@ def test_benchmark_summary_ratios():
     assert summary["dapo"]["step_time_ratio_r1zero_over_trl"] == pytest.approx(2.5 / 8)
     assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl"] == pytest.approx(0.6)
     # the decode-on-two-threads side: steps 1, 3 -> median 2
-    assert summary["dapo"]["step_time_ratio_r1zero_over_trl_r1zero-2t"] == pytest.approx(2 / 8)
-    assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl_r1zero-2t"] == pytest.approx(0.7)
+    assert summary["dapo"]["step_time_ratio_r1zero_over_trl_r1zero-1t"] == pytest.approx(2 / 8)
+    assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl_r1zero-1t"] == pytest.approx(0.7)
     # the data-parallel side against TRL's own (steps 1, 3 vs 2, 6)
     assert summary["dapo"]["step_time_ratio_r1zero_over_trl_r1zero-2r_vs_trl-2r"] == pytest.approx(0.5)
     assert summary["dapo"]["peak_rss_ratio_r1zero_over_trl_r1zero-2r_vs_trl-2r"] == pytest.approx(0.5)

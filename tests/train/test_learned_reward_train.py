@@ -27,8 +27,8 @@ def _run(model_dir: Path, out: Path, name: str, reward_dir: Path, *extra: str) -
         "--data.verifier", str(HERE / "digit_verifier.py"), "--reward.workers", "0",
         "--reward.model", str(reward_dir), "--rollout.max_new_tokens", "16", "--run.steps", "2",
         "--run.eval_every", "1", "--run.threads", "1", "--run.out_dir", str(out), "--run.name", name,
-        "--run.samples_per_step", "8", *extra,
-    ]  # fmt: skip
+        "--run.samples_per_step", "8", "--rollout.decode_threads", "1", *extra,
+    ]  # fmt: skip  (one decode stream: the samples below hold both right and wrong answers)
     assert cli.main(argv) == 0
     return out / name
 

@@ -30,6 +30,7 @@ def _args(model_dir: Path, out: Path, name: str, steps: int, *extra: str) -> lis
         "--run.save_every", "2",
         "--run.eval_every", "0",
         "--run.threads", "1",
+        "--rollout.decode_threads", "1",  # one decode stream: its samples earn some non-zero rewards
         "--run.out_dir", str(out),
         "--run.name", name,
         *extra,
