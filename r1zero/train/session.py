@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from r1zero import onednn
+from r1zero import gqa, onednn
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
@@ -97,10 +97,11 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
-    if _use_onednn(config, device):
-        for module in (model, reference):
-            if module is not None:
-                onednn.use_onednn(module)
+    for module in (model, reference):
+        if module is not None and _use_onednn(config, device):
+            onednn.use_onednn(module)
+        if module is not None and device.type == "cpu":
+            gqa.use_folded_gqa(module)  # grouped-query attention without copies of K/V (r1zero.gqa)
     o = config.optim
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=o.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
