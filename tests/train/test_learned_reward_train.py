@@ -22,13 +22,14 @@ def reward_dir(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def _run(model_dir: Path, out: Path, name: str, reward_dir: Path, *extra: str) -> Path:
+    # one decode stream (--rollout.decode_threads 1): its samples hold both right and wrong answers
     argv = [
         "--preset", "smoke", "--model.name", str(model_dir), "--data.template", "tiny-demo",
         "--data.verifier", str(HERE / "digit_verifier.py"), "--reward.workers", "0",
         "--reward.model", str(reward_dir), "--rollout.max_new_tokens", "16", "--run.steps", "2",
         "--run.eval_every", "1", "--run.threads", "1", "--run.out_dir", str(out), "--run.name", name,
         "--run.samples_per_step", "8", "--rollout.decode_threads", "1", *extra,
-    ]  # fmt: skip  (one decode stream: the samples below hold both right and wrong answers)
+    ]  # fmt: skip
     assert cli.main(argv) == 0
     return out / name
 
