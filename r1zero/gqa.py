@@ -63,12 +63,20 @@ def folded_sdpa(
 
 
 def use_folded_gqa(model: torch.nn.Module) -> bool:
-    """Switch ``model`` (a Hugging Face ``PreTrainedModel`` on ``sdpa``) to ``folded_sdpa``; False if not."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    """Switch ``model`` (a Hugging Face ``PreTrainedModel`` on ``sdpa``) to ``folded_sdpa``; False if not.
 
+    Models on another attention, and ``transformers`` versions without attention/mask registries or
+    ``set_attn_implementation``, keep what they have.
+    """
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError:
+        return False
     config = getattr(model, "config", None)
     if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
+        return False
+    if not hasattr(model, "set_attn_implementation"):
         return False
     AttentionInterface.register(NAME, folded_sdpa)
     AttentionMaskInterface.register(NAME, sdpa_mask)
