@@ -3,7 +3,8 @@
 Side by side in one process, alternating, at 1 and 2 torch threads: the forward GEMM of the shapes
 that ``bench/trl_step.py``'s work runs (the update's ~2.4k-token micro-batch through each projection of
 the reference Qwen2, and the decode step's 64 / 16 rows), one forward + backward of a linear layer at
-the update's shape; one decode step's GEMMs (the engine's 17 weights of the reference model in turn,
+the update's shape (also against ``onednn-wgrad``, the weight gradient by oneDNN's op as before
+2026-12-04); one decode step's GEMMs (the engine's 17 weights of the reference model in turn,
 at 64 / 48 / 32 / 16 / 8 rows, 1 thread) on PyTorch's GEMM, on oneDNN with the plain weights and on
 oneDNN with the weights packed in its layout (``onednn.pack``, what the engine uses); and the ``fast``
 engine's whole generation of that work (8 prompts x 8 samples, 128 new tokens, T = 1) on the same
@@ -75,9 +76,36 @@ def gemm_rows(threads: int, reps: int) -> list[dict[str, Any]]:
         rows.append(_row("forward", threads, (m, k, n), 2 * m * k * n, best_of(calls, reps)))
     m, k, n = SHAPES[1]
     x, w = torch.randn(m, k, requires_grad=True), torch.randn(n, k, requires_grad=True)
-    calls = {side: functools.partial(_forward_backward, f, x, w) for side, f in fns.items()}
-    rows.append(_row("forward+backward", threads, (m, k, n), 3 * 2 * m * k * n, best_of(calls, reps)))
+    fns = {**fns, "onednn-wgrad": _all_onednn_linear()}  # the weight gradient in oneDNN too (before 12-04)
+    grad = torch.randn(m, n)
+    calls = {side: functools.partial(_forward_backward, f, x, w, grad) for side, f in fns.items()}
+    best = best_of(calls, reps)
+    row = _row("forward+backward", threads, (m, k, n), 3 * 2 * m * k * n, best)
+    rows.append({**row, "onednn-wgrad_us": best["onednn-wgrad"] * 1e6})
     return rows
+
+
+def _all_onednn_linear() -> Callable[[Any, Any], Any]:
+    """``onednn.linear`` as it was before 2026-12-04: the weight gradient also by oneDNN's op, which
+    copies its two transposed operands (``grad.T``, ``x.T``) to contiguous matrices first."""
+    import torch
+
+    from r1zero import onednn
+
+    class AllOneDNN(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight):
+            ctx.save_for_backward(x, weight)
+            return onednn._gemm(x, weight, None)
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, weight = ctx.saved_tensors
+            rows = grad.reshape(-1, grad.size(-1))
+            grad_w = onednn._gemm(rows.t(), x.reshape(-1, x.size(-1)).t(), None)
+            return onednn._gemm(grad, weight.t(), None), grad_w
+
+    return AllOneDNN.apply
 
 
 def best_of(calls: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
@@ -89,8 +117,8 @@ def best_of(calls: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
     return {side: min(v) for side, v in times.items()}
 
 
-def _forward_backward(f: Callable, x: Any, w: Any) -> None:
-    f(x, w).sum().backward()
+def _forward_backward(f: Callable, x: Any, w: Any, grad: Any) -> None:
+    f(x, w).backward(grad)  # a dense upstream gradient, as a loss gives (``.sum()`` gives a stride-0 one)
 
 
 def _row(kind: str, threads: int, shape: tuple[int, int, int], flops: int, best: dict[str, float]) -> dict:
@@ -211,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['kind']:>16} {row['threads']} thr {row['shape_m_k_n']}: torch {row['torch_gflops']:.0f} "
             f"GFLOP/s, onednn {row['onednn_gflops']:.0f} GFLOP/s (x{row['speedup_onednn']:.2f})"
+            + (
+                f", weight grad in oneDNN too {row['onednn-wgrad_us']:.0f} us vs {row['onednn_us']:.0f} us"
+                if "onednn-wgrad_us" in row
+                else ""
+            )
         )
     results["decode_step"] = decode_step_rows(args.model_dir, args.reps)
     for row in results["decode_step"]:

@@ -8,8 +8,9 @@ reports, ran the same float32 GEMMs at ~200 GFLOP/s: 1.5-2.4x faster at 1 and 2 
 update's and the decode's shapes (``bench/onednn.py``). It is still float32 arithmetic (no
 reduced-precision mode is involved); results differ from MKL's by rounding (summation order) only.
 
-``linear`` is ``F.linear`` with oneDNN underneath (autograd included: the backward pass's two GEMMs
-go through oneDNN too) for float32 CPU tensors, and ``F.linear`` itself for anything else.
+``linear`` is ``F.linear`` with oneDNN underneath (autograd included: the backward pass's input
+gradient goes through oneDNN too, the weight gradient through ``torch.mm``, which needs no transposed
+copies) for float32 CPU tensors, and ``F.linear`` itself for anything else.
 ``use_onednn(model)`` makes a model's ``nn.Linear`` layers call it (Hugging Face models need no other
 change). ``pack(weight)`` stores a weight that is read many times without a gradient (the decode
 loop's) in oneDNN's own blocked layout, so that its GEMMs do not re-lay it out on every call. A
@@ -67,7 +68,12 @@ def _gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> t
 
 
 class _Linear(torch.autograd.Function):
-    """``F.linear`` whose forward and backward GEMMs all run in oneDNN."""
+    """``F.linear`` whose forward and input-gradient GEMMs run in oneDNN.
+
+    The weight gradient ``grad.T @ x`` is ``torch.mm``: both of its operands are transposed views,
+    which PyTorch's GEMM reads in place, while oneDNN's op copied each of them to a contiguous
+    ``[features, tokens]`` matrix first (``bench/onednn.py``, forward+backward: ``onednn-wgrad``).
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -83,7 +89,7 @@ class _Linear(torch.autograd.Function):
             grad_x = _gemm(grad, weight.t(), None)  # [..., n] x [n, k]
         rows = grad.reshape(-1, grad.size(-1))  # [M, n]
         if ctx.needs_input_grad[1]:
-            grad_w = _gemm(rows.t(), x.reshape(-1, x.size(-1)).t(), None)  # [n, M] x [M, k]
+            grad_w = torch.mm(rows.t(), x.reshape(-1, x.size(-1)))  # [n, M] x [M, k], no copies
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = rows.sum(0)
         return grad_x, grad_w, grad_b
