@@ -79,22 +79,11 @@ def test_models_it_does_not_fold_keep_their_attention():
 
 
 def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypatch):
-    from transformers import LlamaForCausalLM
-
-    from r1zero.models.tiny import build_tokenizer, tiny_config
     from r1zero.train.cli import build_config
     from r1zero.train.recipe import train
+    from tests.train.conftest import make_tiny_model
 
-    torch.manual_seed(0)
-    config = tiny_config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "model")
-    build_tokenizer().save_pretrained(tmp_path / "model")
+    make_tiny_model(tmp_path / "model", hidden_size=64, kv_heads=1)
     argv = ["--preset", "smoke", "--model.name", str(tmp_path / "model"), "--data.template", "tiny-demo"]
     argv += ["--reward.workers", "0", "--run.steps", "1", "--run.eval_every", "0"]
     argv += ["--run.out_dir", str(tmp_path / "runs"), "--run.progress", "false"]

@@ -94,19 +94,6 @@ inline v16 vexp(v16 x) {
   return p * __builtin_bit_cast(v16, (k + 127) << 23);
 }
 
-// f(x[i..i+16)) for whole blocks, then the tail through a zero-padded block.
-template <typename F>
-inline void map_blocks(float* x, int64_t n, F f) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) store(x + i, f(load(x + i), i));
-  if (i < n) {
-    float tail[16] = {0.f};
-    std::copy(x + i, x + n, tail);
-    store(tail, f(load(tail), i));
-    std::copy(tail, tail + (n - i), x + i);
-  }
-}
-
 inline float dot(const float* a, const float* b, int64_t n) {
   v16 acc = {};
   int64_t i = 0;
@@ -313,17 +300,22 @@ void attend(float* qkv, const float* rope_rows, const int64_t* prompt, const flo
       for (int64_t g = 0; g < groups;) {
         const float* q = row + (j * groups + g) * dh;
         float* dst = out + r * s.heads * dh + (j * groups + g) * dh;
-        const int64_t left = groups - g;
-        if (chunk >= 4 && left >= 4) {
-          attend_heads<NV, (chunk >= 4 ? 4 : 1)>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
-          g += chunk >= 4 ? 4 : 1;
-        } else if (chunk >= 2 && left >= 2) {
-          attend_heads<NV, (chunk >= 2 ? 2 : 1)>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
-          g += chunk >= 2 ? 2 : 1;
-        } else {
-          attend_heads<NV, 1>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
-          g += 1;
+        if constexpr (chunk >= 4) {
+          if (groups - g >= 4) {
+            attend_heads<NV, 4>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
+            g += 4;
+            continue;
+          }
         }
+        if constexpr (chunk >= 2) {
+          if (groups - g >= 2) {
+            attend_heads<NV, 2>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
+            g += 2;
+            continue;
+          }
+        }
+        attend_heads<NV, 1>(q, kp, vp, bp, kg, vg, t, s, sc, dst);
+        g += 1;
       }
     }
   }

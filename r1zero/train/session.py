@@ -97,10 +97,10 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
-    for module in (model, reference):
-        if module is not None and _use_onednn(config, device):
+    for module in (m for m in (model, reference) if m is not None):
+        if _use_onednn(config, device):
             onednn.use_onednn(module)
-        if module is not None and device.type == "cpu":
+        if device.type == "cpu":
             gqa.use_folded_gqa(module)  # grouped-query attention without copies of K/V (r1zero.gqa)
     o = config.optim
     optimizer = torch.optim.AdamW(

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 
-def make_tiny_model(path: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+def make_tiny_model(path: Path, seed: int = 0, hidden_size: int = 32, kv_heads: int = 2) -> Path:
     """Save a random-init tiny-base-architecture model + the real tiny-base tokenizer to ``path``
-    (2 heads, so ``hidden_size`` 64 gives the head_dim 32 that vLLM's CPU attention needs)."""
+    (2 heads, so ``hidden_size`` 64 gives the head_dim 32 that vLLM's CPU attention needs; ``kv_heads``
+    1 makes it grouped-query)."""
     from transformers import LlamaForCausalLM
 
     from r1zero.models.tiny import build_tokenizer, tiny_config
@@ -19,7 +20,7 @@ def make_tiny_model(path: Path, seed: int = 0, hidden_size: int = 32) -> Path:
         intermediate_size=2 * hidden_size,
         num_hidden_layers=1,
         num_attention_heads=2,
-        num_key_value_heads=2,
+        num_key_value_heads=kv_heads,
     )
     LlamaForCausalLM(config).save_pretrained(path)
     build_tokenizer().save_pretrained(path)
