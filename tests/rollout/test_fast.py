@@ -77,3 +77,15 @@ def test_cuda_greedy_equals_cpu_greedy(engine_class, tokenizer):
     on_cpu = engine_class(model, tokenizer).generate(PROMPTS, sampling)
     on_gpu = engine_class(model.to("cuda"), tokenizer).generate(PROMPTS, sampling)
     assert [[r.completion_ids for r in g] for g in on_gpu] == [[r.completion_ids for r in g] for g in on_cpu]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sampling", SAMPLINGS, ids=["greedy", "t1", "t0.7-topk-topp-stop"])
+def test_cuda_fast_matches_cuda_hf_tokens_and_logprobs(sampling, tokenizer):
+    model = tiny_qwen2(seed=2).to("cuda")
+    hf = HFEngine(model, tokenizer).generate(PROMPTS, sampling)
+    fast = FastEngine(model, tokenizer).generate(PROMPTS, sampling)
+    for group_hf, group_fast in zip(hf, fast, strict=True):
+        for a, b in zip(group_hf, group_fast, strict=True):
+            assert a.completion_ids == b.completion_ids
+            assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-4
