@@ -123,6 +123,11 @@ def machine() -> dict[str, Any]:
     }
 
 
+def write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backends", default="hf,fast", help="comma-separated rollout backends")
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--micro-batch", type=int, default=16, help="learner micro-batch (rows)")
     p.add_argument("--model-dir", type=Path, help="where the random model is built (default: a temp dir)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--backend-timeout", type=float, default=900, help="seconds per backend's run")
     args = p.parse_args(argv)
 
     import torch
@@ -142,24 +148,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model(args.model_dir or Path(tmp) / "qwen2.5-math-1.5b-shape")
-        results: dict[str, Any] = {"machine": machine(), "shape": QWEN25_MATH_15B, "settings": vars(args)}
-        results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        results: dict[str, Any] = {"machine": machine(), "shape": QWEN25_MATH_15B, "settings": settings}
         for backend in args.backends.split(","):
             start = time.perf_counter()
-            done = subprocess.run(train_argv(model_dir, Path(tmp) / "runs", backend, args), text=True,
-                                  capture_output=True)  # fmt: skip
-            if done.returncode != 0:
-                results[backend] = {"error": done.stderr[-3000:]}
-                print(f"{backend}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
-                continue
-            lines = [
-                json.loads(x)
-                for x in (Path(tmp) / "runs" / backend / "metrics.jsonl").read_text().splitlines()
-            ]
-            results[backend] = {**summarise(lines), "wall_s": time.perf_counter() - start}
+            argv = train_argv(model_dir, Path(tmp) / "runs", backend, args)
+            try:
+                done = subprocess.run(argv, text=True, capture_output=True, timeout=args.backend_timeout)
+                error = done.stderr[-3000:] if done.returncode != 0 else ""
+            except subprocess.TimeoutExpired:
+                error = f"stopped after {args.backend_timeout} s (the steps it finished are summarised)"
+            metrics = Path(tmp) / "runs" / backend / "metrics.jsonl"
+            lines = [json.loads(x) for x in metrics.read_text().splitlines()] if metrics.is_file() else []
+            results[backend] = {"wall_s": time.perf_counter() - start}
+            if any(x.get("step", 0) >= 1 for x in lines):
+                results[backend].update(summarise(lines))
+            if error:
+                results[backend]["error"] = error
             print(backend, json.dumps(results[backend]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            write(args.out, results)  # after each backend: a run cut short keeps what it measured
     print(f"wrote {args.out}")
     return 0 if all("error" not in results.get(b, {}) for b in args.backends.split(",")) else 1
 

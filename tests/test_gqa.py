@@ -85,7 +85,7 @@ def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypa
 
     make_tiny_model(tmp_path / "model", hidden_size=64, kv_heads=1)
     argv = ["--preset", "smoke", "--model.name", str(tmp_path / "model"), "--data.template", "tiny-demo"]
-    argv += ["--reward.workers", "0", "--run.steps", "1", "--run.eval_every", "0"]
+    argv += ["--model.device", "cpu", "--reward.workers", "0", "--run.steps", "1", "--run.eval_every", "0"]
     argv += ["--run.out_dir", str(tmp_path / "runs"), "--run.progress", "false"]
     folded: list[torch.Size] = []  # the shapes of every SDPA query
     sdpa = torch.nn.functional.scaled_dot_product_attention

@@ -79,21 +79,25 @@ def test_add_linear_adds_the_product_without_touching_the_residual():
 
 @needs_onednn
 @pytest.mark.parametrize("rows", [1, 7, 16, 33, 64, 100, 300])
-def test_a_packed_weight_gives_the_plain_weights_results_bit_for_bit(rows):
-    """``pack`` changes the layout only: the same GEMM results (one row: another kernel, same rounding bound)."""
+def test_a_packed_weight_gives_the_plain_weights_results(rows):
+    """``pack`` changes the layout only: the same GEMM results up to float32 rounding. Bit for bit on the
+    project's Zen 4 hosts from 2 rows up; oneDNN may pick another kernel for either layout on other CPUs
+    (7 rows differed in the last bit on a GPU machine's host), and a single plain row takes its GEMV."""
     torch.manual_seed(rows)
     w, b = torch.randn(96, 40), torch.randn(96)
     x, x3, residual = torch.randn(rows, 40), torch.randn(2, rows, 40), torch.randn(rows, 96)
     packed = onednn.pack(w)
     assert packed.is_mkldnn and packed.shape == w.shape
     assert (onednn.linear(x, packed).double() - x.double() @ w.double().T).abs().max() < 1e-4
-    if rows == 1:  # the plain weight's single row takes oneDNN's matrix-vector kernel
-        assert (onednn.linear(x, packed) - onednn.linear(x, w)).abs().max() < 1e-4
-        return
-    assert torch.equal(onednn.linear(x, packed), onednn.linear(x, w))
-    assert torch.equal(onednn.linear(x, packed, b), onednn.linear(x, w, b))
-    assert torch.equal(onednn.linear(x3, packed), onednn.linear(x3, w))
-    assert torch.equal(onednn.add_linear(residual, x, packed), onednn.add_linear(residual, x, w))
+    pairs = [
+        (onednn.linear(x, packed), onednn.linear(x, w)),
+        (onednn.linear(x, packed, b), onednn.linear(x, w, b)),
+        (onednn.linear(x3, packed), onednn.linear(x3, w)),
+        (onednn.add_linear(residual, x, packed), onednn.add_linear(residual, x, w)),
+    ]
+    for got, plain in pairs:
+        assert got.shape == plain.shape
+        assert (got - plain).abs().max() <= 1e-5 * plain.abs().max()  # a few float32 ulps of the largest
 
 
 def test_pack_leaves_weights_oneDNN_does_not_take_as_they_are():
@@ -160,6 +164,8 @@ def test_training_uses_onednn_as_configured(enabled, tmp_path, monkeypatch):
     model_dir = make_tiny_model(tmp_path / "model")
     argv = ["--preset", "smoke", "--model.name", str(model_dir), "--data.template", "tiny-demo"]
     argv += [
+        "--model.device",
+        "cpu",
         "--reward.workers",
         "0",
         "--rollout.backend",

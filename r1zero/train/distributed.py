@@ -31,6 +31,7 @@ __all__ = [
     "all_reduce_grads",
     "all_reduce_sum",
     "broadcast_parameters",
+    "check_gpu_rank",
     "init_distributed",
     "shard_range",
 ]
@@ -64,6 +65,8 @@ def init_distributed(device: torch.device) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
+    if device.type == "cuda":
+        check_gpu_rank(int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count())
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
@@ -71,6 +74,22 @@ def init_distributed(device: torch.device) -> DistInfo:
     if device.type == "cuda":
         torch.cuda.set_device(info.local_rank)
     return info
+
+
+def check_gpu_rank(local_rank: int, gpus: int) -> None:
+    """One GPU per rank: a local rank past this machine's GPUs is an error that says so (CUDA itself says
+    "invalid device ordinal" from inside the first rank that lacks one).
+
+    >>> check_gpu_rank(1, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: local rank 1 has no GPU: this machine has 1; use --nproc_per_node 1 (one rank per GPU), or --model.device cpu
+    """
+    if local_rank >= gpus:
+        raise ValueError(
+            f"local rank {local_rank} has no GPU: this machine has {gpus}; use --nproc_per_node {gpus} "
+            "(one rank per GPU), or --model.device cpu"
+        )
 
 
 def shard_range(total: int, info: DistInfo) -> range:

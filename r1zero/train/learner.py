@@ -25,6 +25,7 @@ __all__ = [
     "PromptPrefix",
     "cache_keyword",
     "completion_outputs",
+    "drops_cache",
     "frozen_logprobs",
     "frozen_per_token",
     "micro_batches",
@@ -174,6 +175,18 @@ def cache_keyword(model: torch.nn.Module) -> str | None:
     return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
+def drops_cache(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s forward would discard a KV cache: a layer has activation checkpointing on
+    (transformers' ``gradient_checkpointing`` flag, also under LoRA wrappers), the model is in training
+    mode and gradients are enabled.
+
+    >>> drops_cache(torch.nn.Linear(1, 1))
+    False
+    """
+    checkpointing = any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+    return checkpointing and model.training and torch.is_grad_enabled()
+
+
 def prompt_prefix(
     model: torch.nn.Module, batch: PackedBatch, key: str = "logits", detach: bool = False
 ) -> PromptPrefix | None:
@@ -181,10 +194,11 @@ def prompt_prefix(
 
     ``detach=True`` makes leaves that accumulate the gradient of several micro-batches (call
     ``PromptPrefix.backward`` after the last one), so a step's prompts run forward and backward once
-    however the rows are split.
+    however the rows are split. Under activation checkpointing (training mode, gradients on) transformers'
+    layers drop any KV cache, so every row runs its own prompt instead (None).
     """
     cache_arg = cache_keyword(model)
-    if cache_arg is None:
+    if cache_arg is None or drops_cache(model):
         return None
     from transformers import DynamicCache
 

@@ -127,7 +127,7 @@ def test_torchrun_two_ranks_runs_the_recipe(tiny_model_dir, tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
         "-m", "r1zero", "train", "--preset", "smoke",
-        "--model.name", str(tiny_model_dir), "--data.template", "tiny-demo",
+        "--model.name", str(tiny_model_dir), "--model.device", "cpu", "--data.template", "tiny-demo",
         "--data.verifier", str(here / "digit_verifier.py"), "--reward.workers", "0",
         "--run.threads", "1", "--run.out_dir", str(tmp_path), "--run.name", "ddp", "--run.steps", "2",
     ]  # fmt: skip

@@ -177,3 +177,39 @@ def test_critic_update_gradient_with_prompts_run_once_per_step(micro_batch_size)
     assert stats["value_loss"] == pytest.approx(loss.item(), abs=1e-6)
     for name, grad in expected.items():
         assert torch.allclose(critic.get_parameter(name).grad, grad, atol=1e-6), name
+
+
+@pytest.mark.parametrize("micro_batch_size", [2, 9])
+def test_policy_update_under_activation_checkpointing(micro_batch_size):
+    """Checkpointed layers drop a KV cache in training mode, so each row runs its own prompt: the loss and
+    gradient equal the plain full forward's (found on a GPU run, where presets checkpoint by default)."""
+    from r1zero import grpo
+    from r1zero.models.loading import _enable_checkpointing
+    from r1zero.train.config import AlgoConfig
+    from r1zero.train.learner import policy_update
+
+    model = _model("qwen2")
+    batch = _batch()
+    logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
+    logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
+    loss, _ = grpo.grpo_loss(
+        logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation="dapo", max_len=8,
+        num_sequences=9, num_tokens=batch.loss_mask.sum().item(),
+    )  # fmt: skip
+    model.zero_grad()
+    loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    _enable_checkpointing(model)
+    model.train()
+    rows = []
+    hook = model.model.register_forward_pre_hook(
+        lambda _, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    algo = AlgoConfig(loss_agg="dapo", micro_batch_size=micro_batch_size)
+    stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=0.0), batch, algo, max_len=8)
+    hook.remove()
+    assert sum(rows) == 9  # no shared prompt pass: every row once, with its prompt
+    assert stats["loss"] == pytest.approx(loss.item(), abs=1e-6)
+    for name, grad in expected.items():
+        assert torch.allclose(model.get_parameter(name).grad, grad, atol=1e-6), name

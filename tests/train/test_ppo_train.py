@@ -18,6 +18,7 @@ def _args(model_dir: Path, out: Path, name: str, steps: int, *extra: str) -> lis
     return [
         "--preset", "smoke",
         "--model.name", str(model_dir),
+        "--model.device", "cpu",  # the exact-resume claim is the CPU's (CUDA kernels are not deterministic)
         "--data.template", "tiny-demo",
         "--data.verifier", str(HERE / "digit_verifier.py"),
         "--reward.workers", "0",

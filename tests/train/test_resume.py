@@ -27,6 +27,7 @@ def _args(model_dir: Path, out: Path, name: str) -> list[str]:
     return [
         "--preset", "smoke",
         "--model.name", str(model_dir),
+        "--model.device", "cpu",  # bitwise equality is the CPU's (CUDA kernels are not deterministic)
         "--data.template", "tiny-demo",
         "--data.verifier", str(HERE / "digit_verifier.py"),
         "--reward.workers", "0",

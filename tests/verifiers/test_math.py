@@ -432,8 +432,15 @@ HOSTILE = [
 ]
 
 
+@pytest.fixture(scope="module")
+def warm_sandbox():
+    """Start the isolated child that bounds suspicious golds (its first start imports sympy: 0.7 s here,
+    3.7 s on a machine with eight test processes starting theirs), so the timing below is the text's."""
+    verify("<think>a</think> <answer>12</answer>", "<answer>" + "2" * 900 + "</answer>", timeout=5.0)
+
+
 @pytest.mark.parametrize("text", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
-def test_hostile_text_is_handled_in_linear_time(text):
+def test_hostile_text_is_handled_in_linear_time(text, warm_sandbox):
     start = time.perf_counter()
     as_response = verify(text, "12", timeout=5.0)
     as_gold = verify("<think>a</think> <answer>12</answer>", text, timeout=5.0)

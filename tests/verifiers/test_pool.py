@@ -184,8 +184,9 @@ def test_workers_freeze_their_imports(spec, pool):
     """Imported modules are out of the garbage collector's view in a worker (full collections stay cheap)."""
     import gc
 
+    before = gc.get_freeze_count()  # not always 0: a test runner or plugin may have frozen objects
     assert [v.extracted for v in pool.verify(spec, ["frozen"] * 2, ["x"] * 2)] == ["True", "True"]
-    assert gc.get_freeze_count() == 0  # never in the caller's process
+    assert gc.get_freeze_count() == before  # never in the caller's process
 
 
 def test_single_worker_still_isolates(spec):
