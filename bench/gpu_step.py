@@ -5,9 +5,9 @@ layers, 12 query / 2 KV heads, intermediate 8960, vocabulary 151936, tied embedd
 weights and the tiny-base tokenizer (ids past its 105 tokens decode to nothing). A random model never
 writes "</answer>", so every completion runs to the cap: the step times are the worst case for the
 chosen length. Each backend trains ``--steps`` GRPO steps in its own ``r1zero train`` process (bf16,
-gradient checkpointing, list-sum prompts with the r1zero template, beta = 0, mu = 1); the JSON holds the
-medians after the first step (warm-up), tokens per second of generation, and the learner's peak GPU
-memory (``perf/peak_gpu_mem_mb``).
+gradient checkpointing, list-sum prompts with the r1zero template, beta = 0, mu = 1, one generation round
+per step: no dynamic sampling); the JSON holds the medians after the first step (warm-up), tokens per
+second of generation, and the learner's peak GPU memory (``perf/peak_gpu_mem_mb``).
 
     python bench/gpu_step.py                      # writes bench/results/gpu_step.json
     python bench/gpu_step.py --backends hf --steps 3 --max-new-tokens 128
@@ -75,6 +75,7 @@ def train_argv(model_dir: Path, out_dir: Path, backend: str, args: argparse.Name
         "--model.name", str(model_dir), "--model.device", "cuda", "--model.dtype", "bfloat16",
         "--model.gradient_checkpointing", "true",
         "--data.template", "r1zero", "--data.heldout_size", "0", "--algo.beta", "0",
+        "--algo.dynamic_sampling", "false",
         "--rollout.backend", backend,
         "--rollout.prompts_per_step", str(args.prompts), "--rollout.group_size", str(args.group_size),
         "--rollout.max_new_tokens", str(args.max_new_tokens),

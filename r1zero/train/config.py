@@ -56,7 +56,8 @@ class ModelConfig:
     device: str = "auto"
     """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
     gradient_checkpointing: bool = False
-    """Trade compute for activation memory in the learner's forward/backward."""
+    """Trade compute for activation memory in the learner's forward/backward (checkpointed layers drop
+    a KV cache, so each row then runs its own prompt instead of sharing its group's prompt pass)."""
     onednn: bool = True
     """float32 linear layers on CPU through oneDNN's GEMM (``r1zero.onednn``: the learner's forward and
     backward, the ``fast`` engine, whose decode weights it also packs); False: PyTorch's default (MKL on
