@@ -15,9 +15,11 @@ by the group's rows), the ``fast`` engine's decode loop in two threads that each
 prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and
 the update use both torch threads), and its float32 linear layers on oneDNN's GEMM
 (``model.onednn``; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on AMD CPUs:
-``bench/onednn.py``). Both compute the same gradient.
+``bench/onednn.py``), and its RMSNorms and SwiGLUs on fused C++ kernels (``model.fused_kernels``,
+``r1zero.fused``). Both compute the same gradient.
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
-``model.onednn=False`` (the same GEMM as TRL); ``r1zero-1t``, r1zero with
+``model.onednn=False`` (the same GEMM as TRL); ``r1zero-unfused``, r1zero's defaults but
+``model.fused_kernels=False`` (transformers' own RMSNorm and SwiGLU ops); ``r1zero-1t``, r1zero with
 ``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
 and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
@@ -67,16 +69,18 @@ MAX_NEW_TOKENS = 128
 LR = 1e-6
 SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
-#: r1zero's sides, as (processes, decode threads, oneDNN GEMM; None: r1zero's default): its defaults
-#: (one process, ``rollout.decode_threads=2``, ``model.onednn=True``), its decode loop on one thread, its
-#: data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each, one decode thread each: each rank
-#: rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks), and its defaults on
-#: PyTorch's own GEMM (MKL), the one TRL runs on
+#: r1zero's sides, as (processes, decode threads, oneDNN GEMM, fused kernels; None: r1zero's default):
+#: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn=True``,
+#: ``model.fused_kernels=True``), its decode loop on one thread, its data-parallel mode (``torchrun``, 2
+#: gloo ranks of 1 thread each, one decode thread each: each rank rolls out and trains on 4 of the 8
+#: prompts, the gradients are summed over ranks), its defaults on PyTorch's own GEMM (MKL), the one TRL
+#: runs on, and its defaults with transformers' own RMSNorm/SwiGLU (``model.fused_kernels=False``)
 SIDES = {
-    "r1zero": (1, None, True),
-    "r1zero-1t": (1, 1, True),
-    "r1zero-2r": (2, 1, True),
-    "r1zero-mkl": (1, None, False),
+    "r1zero": (1, None, True, True),
+    "r1zero-1t": (1, 1, True, True),
+    "r1zero-2r": (2, 1, True, True),
+    "r1zero-mkl": (1, None, False, True),
+    "r1zero-unfused": (1, None, True, False),
 }
 #: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
 #: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
@@ -123,6 +127,7 @@ def r1zero_config(
     decode_threads: int | None = None,
     ranks: int = 1,
     onednn: bool = True,
+    fused_kernels: bool = True,
 ):
     """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above).
 
@@ -141,7 +146,9 @@ def r1zero_config(
 
     return validate(
         TrainConfig(
-            model=ModelConfig(name=model_dir, dtype="float32", device="cpu", onednn=onednn),
+            model=ModelConfig(
+                name=model_dir, dtype="float32", device="cpu", onednn=onednn, fused_kernels=fused_kernels
+            ),
             data=DataConfig(source="list_sum", train_size=512, heldout_size=0, template="tiny-demo"),
             rollout=RolloutConfig(
                 backend="fast",
@@ -195,7 +202,12 @@ def pin_threads(threads: int) -> None:
 
 
 def run_r1zero(
-    model_dir: str, loss_type: str, steps: int, decode_threads: int | None = None, onednn: bool = True
+    model_dir: str,
+    loss_type: str,
+    steps: int,
+    decode_threads: int | None = None,
+    onednn: bool = True,
+    fused_kernels: bool = True,
 ) -> dict[str, Any]:
     """r1zero's trainer in this process (one rank of a ``torchrun`` job when RANK is set).
 
@@ -215,7 +227,9 @@ def run_r1zero(
     recipe.collect_groups = marked  # instrumentation in this benchmark subprocess only
     with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
-        config = r1zero_config(model_dir, loss_type, steps, out_dir, decode_threads, ranks, onednn)
+        config = r1zero_config(
+            model_dir, loss_type, steps, out_dir, decode_threads, ranks, onednn, fused_kernels
+        )
         recipe.train(config)
         metrics = Path(out_dir) / config.run.name / "metrics.jsonl"
         rows = [json.loads(line) for line in metrics.open()] if metrics.exists() else []
@@ -343,14 +357,16 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
 
     For a side of several processes this is one rank; ``merge_ranks`` makes the side's result.
     """
-    ranks, decode_threads, onednn = SIDES[side] if side in SIDES else (TRL_SIDES[side], 1, False)
+    ranks, decode_threads, onednn, fused_kernels = (
+        SIDES[side] if side in SIDES else (TRL_SIDES[side], 1, False, False)
+    )
     pin_threads(THREADS // ranks)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     if side in TRL_SIDES:
         raw = run_trl(model_dir, loss_type, warmup + steps, ranks)
     else:
-        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads, onednn)
+        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads, onednn, fused_kernels)
     wall = time.perf_counter() - t0
     measured = {k: v[warmup:] for k, v in raw.items()}
     return {

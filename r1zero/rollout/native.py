@@ -23,7 +23,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["ENV_SWITCH", "HEAD_DIMS", "SOURCE", "applies", "load"]
+__all__ = ["ENV_SWITCH", "HEAD_DIMS", "SOURCE", "applies", "build", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +45,38 @@ def applies(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     return torch.device(device).type == "cpu" and dtype == torch.float32 and head_dim in HEAD_DIMS
 
 
-@functools.cache
 def load() -> ModuleType | None:
-    """The compiled extension (built on first use), or None; the reason is logged once."""
+    """The compiled decode step (built on first use), or None; the reason is logged once."""
+    return build(SOURCE, "r1zero_decode", "the fast engine's C++ decode step", "the Python step")
+
+
+@functools.cache
+def build(
+    source: Path, prefix: str, what: str, fallback: str, flags: tuple[str, ...] = ()
+) -> ModuleType | None:
+    """Compile ``source`` for this CPU (cached per source, CPU and torch version), or None when it cannot
+    be built or ``R1ZERO_NATIVE=0``; ``what`` and ``fallback`` name it and its replacement in the log."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
     try:
         from torch.utils import cpp_extension
 
-        source = SOURCE.read_bytes()
-        key = hashlib.sha256(source + _cpu_model().encode() + torch.__version__.encode()).hexdigest()[:12]
-        name = f"r1zero_decode_{key}"
+        text = source.read_bytes()
+        key = hashlib.sha256(text + _cpu_model().encode() + torch.__version__.encode() + repr(flags).encode())
+        name = f"{prefix}_{key.hexdigest()[:12]}"
         build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
         if not (build_dir / f"{name}.so").exists():
-            log.info("r1zero: building the fast engine's C++ decode step (once per machine, ~1 minute)")
+            log.info("r1zero: building %s (once per machine, ~1 minute)", what)
+        native = ["-O3", "-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-O3"]
         return cpp_extension.load(
             name=name,
-            sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-O3"],
+            sources=[str(source)],
+            extra_cflags=[*native, *flags],
             build_directory=str(build_dir),
             verbose=False,
         )
-    except Exception as error:  # no compiler, no ninja, a failed build: the Python step serves
-        log.warning("r1zero: C++ decode step unavailable (%s); using the Python step", error)
+    except Exception as error:  # no compiler, no ninja, a failed build: the Python code serves
+        log.warning("r1zero: %s unavailable (%s); using %s", what, error, fallback)
         return None
 
 

@@ -63,6 +63,10 @@ class ModelConfig:
     backward, the ``fast`` engine, whose decode weights it also packs); False: PyTorch's default (MKL on
     x86: 1.5-2.4x slower GEMMs on one of the project's AMD EPYC hosts, 1.06-1.2x on a Zen 4 one,
     ``bench/onednn.py``). No effect on GPUs or other dtypes."""
+    fused_kernels: bool = True
+    """float32 CPU learners (and reference, critic): RMSNorm and SwiGLU forward/backward in fused C++
+    kernels (``r1zero.fused``, built on first use; same results to float32 rounding). No effect on GPUs
+    or other dtypes, or where the kernels cannot be built."""
 
 
 @dataclass(frozen=True)

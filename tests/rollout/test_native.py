@@ -89,10 +89,10 @@ def test_python_step_where_the_native_one_does_not_apply(tokenizer, monkeypatch)
     assert FastEngine(model, tokenizer)._native is None
     assert FastEngine(tiny_llama(seed=0), tokenizer, native=False)._native is None
     assert not native.applies(torch.device("cpu"), torch.float16, 32)
-    native.load.cache_clear()
+    native.build.cache_clear()
     monkeypatch.setenv(native.ENV_SWITCH, "0")
     try:
         assert native.load() is None
         assert FastEngine(tiny_llama(seed=0), tokenizer)._native is None
     finally:
-        native.load.cache_clear()
+        native.build.cache_clear()
