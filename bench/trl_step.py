@@ -25,6 +25,8 @@ and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
 completions per rank, gradients summed over ranks; for TRL, Trainer's DDP with 32 sequences per
 rank). A side of several ranks reports rank 0's wall times, and CPU time and peak RSS summed over ranks.
+``--seeds 0,1,2,3`` runs repetition r with seed r on both sides (the same prompts in the same order,
+other samples), so the two sides' sampled lengths average out instead of repeating one draw.
 Timings: ``step_s`` is wall time, ``step_cpu_s`` the process CPU time of the step (all threads; less
 sensitive to other processes on the machine than wall time, not counting verifier worker processes);
 ``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
@@ -68,6 +70,8 @@ GROUP_SIZE = 8
 MAX_NEW_TOKENS = 128
 LR = 1e-6
 SEED = 0
+#: the random model's weights (fixed; ``SEED`` is the run's sampling and prompt-order seed)
+MODEL_SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
 #: r1zero's sides, as (processes, decode threads, oneDNN GEMM, fused kernels; None: r1zero's default):
 #: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn=True``,
@@ -97,7 +101,7 @@ def build_reference_model(model_dir: str) -> int:
 
     from r1zero.models.tiny import build_tokenizer
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(MODEL_SEED)
     tokenizer = build_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tokenizer),  # every sampled id decodes to a character or tag
@@ -513,7 +517,9 @@ def _ratios(mine: dict[str, Any], trl: dict[str, Any], suffix: str) -> dict[str,
     return ratios
 
 
-def run_child(side: str, loss_type: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def run_child(
+    side: str, loss_type: str, args: argparse.Namespace, env: dict[str, str], seed: int = SEED
+) -> dict[str, Any]:
     """Run one side in a fresh process (``torchrun`` for a side of several ranks); its merged result."""
     ranks = SIDES[side][0] if side in SIDES else TRL_SIDES[side]
     launcher = [sys.executable]
@@ -524,7 +530,7 @@ def run_child(side: str, loss_type: str, args: argparse.Namespace, env: dict[str
     with tempfile.TemporaryDirectory() as result_dir:
         cmd = [*launcher, __file__, "--side", side, "--loss-types", loss_type, "--model-dir", args.model_dir]
         cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-        cmd += ["--result-dir", result_dir]
+        cmd += ["--result-dir", result_dir, "--seed", str(seed)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         results = [json.loads(f.read_text()) for f in sorted(Path(result_dir).glob("rank*.json"))]
     if proc.returncode != 0 or len(results) != ranks:
@@ -542,7 +548,7 @@ def _free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global THREADS
+    global THREADS, SEED
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--side", choices=(*TRL_SIDES, *SIDES), help="run one side in this process (internal)"
@@ -552,6 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="measured steps per run (after warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every run")
+    parser.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated seeds; rep r runs seed r mod len on both sides (same prompts, other samples)",
+    )
+    parser.add_argument("--seed", type=int, default=SEED, help="this child's seed (internal)")
     parser.add_argument("--sides", default="trl,r1zero,r1zero-1t,r1zero-mkl,r1zero-2r,trl-2r")
     parser.add_argument("--out", default="bench/results/trl_step.json")
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
@@ -561,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     THREADS = args.threads
+    SEED = args.seed
     if args.side:  # a child (or one rank of it): one run, its JSON in --result-dir
         result = run_side(args.side, args.model_dir, args.loss_types, args.steps, args.warmup)
         Path(args.result_dir, f"rank{result['rank']}.json").write_text(json.dumps(result))
@@ -573,17 +586,19 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
     env["TOKENIZERS_PARALLELISM"] = "false"
     sides = args.sides.split(",")
+    seeds = [int(x) for x in args.seeds.split(",")]
     runs: list[dict[str, Any]] = json.loads(Path(args.merge).read_text())["runs"] if args.merge else []
     first_rep = 1 + max((r["rep"] for r in runs), default=-1)
     for rep in range(first_rep, first_rep + args.reps):
         for i, loss_type in enumerate(args.loss_types.split(",")):
             order = sides if (rep + i) % 2 == 0 else sides[::-1]  # alternate who goes first
+            seed = seeds[rep % len(seeds)]
             for side in order:
-                run = run_child(side, loss_type, args, env)
-                run["rep"] = rep
+                run = run_child(side, loss_type, args, env, seed)
+                run["rep"], run["seed"] = rep, seed
                 runs.append(run)
                 print(
-                    f"rep {rep} {loss_type:5s} {side:9s} step {run['median_step_s']:.3f}s "
+                    f"rep {rep} seed {seed} {loss_type:5s} {side:9s} step {run['median_step_s']:.3f}s "
                     f"(CPU {run['median_step_cpu_s']:.3f}s) "
                     f"(generate {run['median_generate_s']:.3f}s, update {run['median_update_s']:.3f}s) "
                     f"len {run.get('median_completion_len_mean', float('nan')):.1f}  "
