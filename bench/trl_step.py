@@ -19,7 +19,9 @@ the update use both torch threads), and its float32 linear layers on oneDNN's GE
 ``r1zero.fused``). Both compute the same gradient.
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
 ``model.onednn=False`` (the same GEMM as TRL); ``r1zero-unfused``, r1zero's defaults but
-``model.fused_kernels=False`` (transformers' own RMSNorm and SwiGLU ops); ``r1zero-1t``, r1zero with
+``model.fused_kernels=False`` (transformers' own RMSNorm and SwiGLU ops); ``r1zero-padded``, r1zero's
+defaults but ``model.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
+length); ``r1zero-1t``, r1zero with
 ``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
 and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
@@ -73,18 +75,21 @@ SEED = 0
 #: the random model's weights (fixed; ``SEED`` is the run's sampling and prompt-order seed)
 MODEL_SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
-#: r1zero's sides, as (processes, decode threads, oneDNN GEMM, fused kernels; None: r1zero's default):
+#: r1zero's sides, as (processes, decode threads, oneDNN GEMM, fused kernels, packed rows; None: r1zero's
+#: default):
 #: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn=True``,
 #: ``model.fused_kernels=True``), its decode loop on one thread, its data-parallel mode (``torchrun``, 2
 #: gloo ranks of 1 thread each, one decode thread each: each rank rolls out and trains on 4 of the 8
 #: prompts, the gradients are summed over ranks), its defaults on PyTorch's own GEMM (MKL), the one TRL
-#: runs on, and its defaults with transformers' own RMSNorm/SwiGLU (``model.fused_kernels=False``)
+#: runs on, its defaults with transformers' own RMSNorm/SwiGLU (``model.fused_kernels=False``), and its
+#: defaults with the learner's rows padded (``model.packed=False``)
 SIDES = {
-    "r1zero": (1, None, True, True),
-    "r1zero-1t": (1, 1, True, True),
-    "r1zero-2r": (2, 1, True, True),
-    "r1zero-mkl": (1, None, False, True),
-    "r1zero-unfused": (1, None, True, False),
+    "r1zero": (1, None, True, True, True),
+    "r1zero-1t": (1, 1, True, True, True),
+    "r1zero-2r": (2, 1, True, True, True),
+    "r1zero-mkl": (1, None, False, True, True),
+    "r1zero-unfused": (1, None, True, False, True),
+    "r1zero-padded": (1, None, True, True, False),
 }
 #: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
 #: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
@@ -132,6 +137,7 @@ def r1zero_config(
     ranks: int = 1,
     onednn: bool = True,
     fused_kernels: bool = True,
+    packed: bool = True,
 ):
     """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above).
 
@@ -151,7 +157,12 @@ def r1zero_config(
     return validate(
         TrainConfig(
             model=ModelConfig(
-                name=model_dir, dtype="float32", device="cpu", onednn=onednn, fused_kernels=fused_kernels
+                name=model_dir,
+                dtype="float32",
+                device="cpu",
+                onednn=onednn,
+                fused_kernels=fused_kernels,
+                packed=packed,
             ),
             data=DataConfig(source="list_sum", train_size=512, heldout_size=0, template="tiny-demo"),
             rollout=RolloutConfig(
@@ -212,6 +223,7 @@ def run_r1zero(
     decode_threads: int | None = None,
     onednn: bool = True,
     fused_kernels: bool = True,
+    packed: bool = True,
 ) -> dict[str, Any]:
     """r1zero's trainer in this process (one rank of a ``torchrun`` job when RANK is set).
 
@@ -232,7 +244,7 @@ def run_r1zero(
     with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
         config = r1zero_config(
-            model_dir, loss_type, steps, out_dir, decode_threads, ranks, onednn, fused_kernels
+            model_dir, loss_type, steps, out_dir, decode_threads, ranks, onednn, fused_kernels, packed
         )
         recipe.train(config)
         metrics = Path(out_dir) / config.run.name / "metrics.jsonl"
@@ -361,8 +373,8 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
 
     For a side of several processes this is one rank; ``merge_ranks`` makes the side's result.
     """
-    ranks, decode_threads, onednn, fused_kernels = (
-        SIDES[side] if side in SIDES else (TRL_SIDES[side], 1, False, False)
+    ranks, decode_threads, onednn, fused_kernels, packed = (
+        SIDES[side] if side in SIDES else (TRL_SIDES[side], 1, False, False, False)
     )
     pin_threads(THREADS // ranks)
     load_before = os.getloadavg()
@@ -370,7 +382,7 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
     if side in TRL_SIDES:
         raw = run_trl(model_dir, loss_type, warmup + steps, ranks)
     else:
-        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads, onednn, fused_kernels)
+        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads, onednn, fused_kernels, packed)
     wall = time.perf_counter() - t0
     measured = {k: v[warmup:] for k, v in raw.items()}
     return {

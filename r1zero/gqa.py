@@ -40,6 +40,10 @@ def folded_sdpa(
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    from r1zero import packed
+
+    if (packing := kwargs.get(packed.KWARG)) is not None:  # the learner's packed completions
+        return packed.packed_attention(module, query, key, value, packing, scaling), None
     batch, heads, length, dh = query.shape
     kv_heads = key.shape[1]
     groups = heads // kv_heads

@@ -67,6 +67,10 @@ class ModelConfig:
     """float32 CPU learners (and reference, critic): RMSNorm and SwiGLU forward/backward in fused C++
     kernels (``r1zero.fused``, built on first use; same results to float32 rounding). No effect on GPUs
     or other dtypes, or where the kernels cannot be built."""
+    packed: bool = True
+    """CPU learners (and reference, critic) on Llama/Qwen2 models: each micro-batch's completion tokens run
+    end to end as one sequence, without padding (``r1zero.packed``; same results to float32 rounding).
+    False: rows padded to their micro-batch's longest. No effect on GPUs."""
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from r1zero.train.learner import (
     PromptPrefix,
     completion_outputs,
     frozen_per_token,
-    micro_batches,
     prefix_rows,
     prompt_prefix,
+    split_rows,
 )
 
 __all__ = ["critic_update", "gae_batch", "load_critic", "sequence_values"]
@@ -122,14 +122,13 @@ def critic_update(
     value_batch = replace(batch, advantages=returns, rollout_logp=old_values).by_length()
     tokens = global_tokens if global_tokens is not None else value_batch.loss_mask.sum().item()
     lengths = value_batch.attention_mask[:, value_batch.prompt_width :].sum(dim=1).tolist()  # ascending
-    slices = micro_batches(lengths, micro_batch_size)
     sums = {"value_loss": 0.0, "value_clip_frac": 0.0}
     grad_norm = torch.zeros(())
     critic.train()
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
         prefix = prompt_prefix(critic, value_batch, detach=True)
-        for rows in slices:
+        for rows in split_rows(critic, lengths, micro_batch_size, prefix):
             micro = value_batch.rows(rows)
             values = sequence_values(critic, micro, prefix_rows(prefix, rows))  # [b, T]
             loss, stats = ppo.value_loss(

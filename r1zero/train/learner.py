@@ -10,15 +10,18 @@ of data-parallel ranks (except for ``bnpo``, whose normaliser is the micro-batch
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
-from r1zero import grpo
+from r1zero import gqa, grpo, packed
 from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
 from r1zero.train.distributed import DistInfo, all_reduce_grads
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PackedBatch",
@@ -30,10 +33,12 @@ __all__ = [
     "frozen_per_token",
     "micro_batches",
     "pack_rollouts",
+    "packs",
     "policy_update",
     "prefix_rows",
     "prompt_prefix",
     "sequence_logprobs",
+    "split_rows",
 ]
 
 
@@ -238,6 +243,12 @@ def completion_outputs(
     result is the same up to float rounding. Returns ``[b, T, ...]``.
     """
     prefix = prefix if prefix is not None else prompt_prefix(model, batch, key)
+    if (
+        prefix is not None
+        and packs(model)
+        and (out := _packed_outputs(model, batch, key, prefix)) is not None
+    ):
+        return out
     if prefix is None:
         positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
@@ -262,6 +273,79 @@ def completion_outputs(
         **{prefix.cache_arg: cache},
     )
     return torch.cat([first[:, None], out[key]], dim=1)  # [b, T, ...]
+
+
+#: model types whose forward is known to carry ``r1zero.packed``'s keyword to the attention function and
+#: to take a precomputed mask mapping (transformers' Llama/Qwen2 template)
+PACKED_MODEL_TYPES = ("llama", "qwen2")
+
+
+def packs(model: torch.nn.Module) -> bool:
+    """Whether ``completion_outputs`` runs ``model``'s completions packed (``r1zero.packed``): the model is
+    a Llama/Qwen2 on ``r1zero.gqa``'s attention (CPU learners).
+
+    >>> packs(torch.nn.Linear(1, 1))
+    False
+    """
+    config = getattr(model, "config", None)
+    return (
+        getattr(config, "_attn_implementation", None) == gqa.NAME
+        and getattr(config, "model_type", None) in PACKED_MODEL_TYPES
+        and not packed.is_disabled(model)
+    )
+
+
+def _packed_outputs(
+    model: torch.nn.Module, batch: PackedBatch, key: str, prefix: PromptPrefix
+) -> torch.Tensor | None:
+    """``completion_outputs`` with the rows' completion tokens laid end to end (``r1zero.packed``).
+
+    Row ``r`` runs its first ``n_r = len_r - 1`` completion tokens (the last one predicts nothing); the
+    outputs go back to ``[b, T, ...]`` (zeros past each row's end). None, with a warning, when a layer's
+    attention did not get the packing (a wrapper dropped the keyword): ``model`` is then not packed again.
+    """
+    p = batch.prompt_width
+    width = batch.input_ids.shape[1] - p  # T
+    first = prefix.leaves[0][prefix.index]  # [b, ...] predicts completion token 0
+    counts = (batch.attention_mask[:, p:].sum(dim=1) - 1).clamp(min=0)  # [b] tokens each row runs
+    if width == 1 or int(counts.sum()) == 0:
+        rest = first.new_zeros(first.shape[0], width - 1, *first.shape[1:])
+        return torch.cat([first[:, None], rest], dim=1)
+    columns = torch.arange(width - 1, device=counts.device)
+    real = columns[None] < counts[:, None]  # [b, T-1]
+    prompt_lengths = prefix.mask.sum(dim=1)[prefix.index]  # [b]
+    positions = (prompt_lengths[:, None] + columns[None])[real]  # [N]
+    config = prefix.config
+    groups = config.num_attention_heads // getattr(config, "num_key_value_heads", config.num_attention_heads)
+    packing = packed.packing_for(
+        counts.tolist(), prefix.index, prefix.mask, prefix.leaves[1::2], prefix.leaves[2::2], groups
+    )
+    try:
+        out = model(
+            input_ids=batch.input_ids[:, p:-1][real][None],
+            # a 4-D mask passes through transformers' mask builders untouched; packed_attention masks itself
+            attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool, device=counts.device),
+            position_ids=positions[None],
+            use_cache=False,
+            **{packed.KWARG: packing},
+        )[key][0]  # [N, ...]
+        error = ""
+    except RuntimeError as e:  # no layer got the packing: its stand-in mask reached an attention
+        if packing.layers_seen:
+            raise
+        error = f" ({e})"
+    if sorted(packing.layers_seen) != list(range(config.num_hidden_layers)):
+        log.warning(
+            "%s did not pass packed rows to every attention layer (saw %s%s): running it padded",
+            type(model).__name__,
+            packing.layers_seen,
+            error,
+        )
+        packed.disable(model)
+        return None
+    rows, cols = real.nonzero(as_tuple=True)
+    rest = out.new_zeros(first.shape[0], width - 1, *out.shape[1:]).index_put((rows, cols), out)
+    return torch.cat([first[:, None], rest], dim=1)  # [b, T, ...]
 
 
 def sequence_logprobs(
@@ -345,6 +429,21 @@ def micro_batches(lengths: Sequence[int], cap: int, overhead: int = 128) -> list
     return slices[::-1]
 
 
+def split_rows(
+    model: torch.nn.Module, lengths: Sequence[int], cap: int, prefix: PromptPrefix | None, fixed: bool = False
+) -> list[slice]:
+    """An update's micro-batches of at most ``cap`` rows (ascending ``lengths``): the fewest when the rows
+    run packed (no padding to trade against calls) or ``fixed`` asks for fixed-size ones, else
+    ``micro_batches``' split by length.
+
+    >>> split_rows(torch.nn.Linear(1, 1), [1, 1, 2, 90], cap=2, prefix=None, fixed=True)
+    [slice(0, 2, None), slice(2, 4, None)]
+    """
+    if fixed or (prefix is not None and packs(model)):
+        return micro_batches([1] * len(lengths), cap, 0)
+    return micro_batches(lengths, cap)
+
+
 def prefix_rows(prefix: PromptPrefix | None, rows: slice) -> PromptPrefix | None:
     """``prefix.rows(rows)``, or None without a prefix."""
     return None if prefix is None else prefix.rows(rows)
@@ -375,8 +474,7 @@ def policy_update(
     tokens = global_tokens if global_tokens is not None else batch.loss_mask.sum().item()
     lengths = batch.attention_mask[:, batch.prompt_width :].sum(dim=1).tolist()  # ascending
     # bnpo normalises by each micro-batch's tokens: its micro-batches must keep their fixed size
-    cap = algo.micro_batch_size
-    slices = micro_batches(lengths, cap) if algo.loss_agg != "bnpo" else micro_batches([1] * n, cap, 0)
+    fixed = algo.loss_agg == "bnpo"
     old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
     sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
     grad_norm = torch.zeros(())
@@ -384,7 +482,7 @@ def policy_update(
         optimizer.zero_grad(set_to_none=True)
         # the step's distinct prompts run forward once here and backward once after the micro-batches
         prefix = prompt_prefix(model, batch, detach=True)
-        for rows in slices:
+        for rows in split_rows(model, lengths, algo.micro_batch_size, prefix, fixed):
             micro = batch.rows(rows)
             logp, entropy = sequence_logprobs(
                 model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from r1zero import fused, gqa, onednn
+from r1zero import fused, gqa, onednn, packed
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
@@ -104,6 +104,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
             gqa.use_folded_gqa(module)  # grouped-query attention without copies of K/V (r1zero.gqa)
         if config.model.fused_kernels:
             fused.use_fused_kernels(module)  # RMSNorm, SwiGLU in C++ (float32 CPU only; r1zero.fused)
+        if not config.model.packed:
+            packed.disable(module)  # completions padded, not end to end (r1zero.packed)
     o = config.optim
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=o.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
@@ -201,6 +203,8 @@ def _open_critic(
         onednn.use_onednn(critic)
     if config.model.fused_kernels:
         fused.use_fused_kernels(critic)
+    if not config.model.packed:
+        packed.disable(critic)
     return broadcast_parameters(critic.eval(), dist_info), optimizer
 
 
