@@ -191,3 +191,29 @@ def test_a_model_that_drops_the_packing_runs_padded_with_a_warning(caplog):
     mask = batch.loss_mask.bool()
     with torch.no_grad():
         torch.testing.assert_close(out[mask], _plain(inner, batch, "logits")[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_a_lora_wrapped_model_runs_packed():
+    peft = pytest.importorskip("peft", reason="peft is not installed (extra [lora])")
+    base = _packed_model("qwen2")
+    model = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)  # adapters that change the outputs
+    batch = _batch()
+    assert packs(model)
+    shapes, hook = _decoder_inputs(base)
+    with torch.no_grad():
+        out = completion_outputs(model, batch, "logits")
+    hook.remove()
+    # the prompts once (through the wrapper too), then one packed pass that reached every attention layer
+    assert shapes[0] == (3, 6) and shapes[1][0] == 1 and packs(model)
+    packed.disable(model)
+    with torch.no_grad():
+        padded = completion_outputs(model, batch, "logits")
+    mask = batch.loss_mask.bool()
+    torch.testing.assert_close(out[mask], padded[mask], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        plain = _plain(model, batch, "logits")
+    torch.testing.assert_close(out[mask], plain[mask], rtol=1e-5, atol=1e-5)

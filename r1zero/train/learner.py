@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -176,8 +176,15 @@ def cache_keyword(model: torch.nn.Module) -> str | None:
     >>> cache_keyword(Old()), cache_keyword(torch.nn.Linear(1, 1))
     ('past_key_values', None)
     """
-    parameters = inspect.signature(model.forward).parameters
+    parameters = _forward_parameters(model)
     return next((name for name in ("cache", "past_key_values") if name in parameters), None)
+
+
+def _forward_parameters(model: torch.nn.Module) -> Mapping[str, inspect.Parameter]:
+    """The parameters of ``model``'s forward, seen through a PEFT wrapper (whose forward takes
+    ``**kwargs`` and hands them to the wrapped model's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inspect.signature(base.forward).parameters
 
 
 def drops_cache(model: torch.nn.Module) -> bool:
@@ -215,7 +222,7 @@ def prompt_prefix(
     ids, mask = unique[:, :p], unique[:, p:]  # [U, P]
     config = getattr(model, "config", None)
     cache = DynamicCache(config=config)
-    head = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    head = {"logits_to_keep": 1} if "logits_to_keep" in _forward_parameters(model) else {}
     out = model(
         input_ids=ids,
         attention_mask=mask,
