@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from r1zero import packed
+
 __all__ = ["NAME", "folded_sdpa", "use_folded_gqa"]
 
 NAME = "r1zero_sdpa"
@@ -39,8 +41,6 @@ def folded_sdpa(
     Returns ``([B, T, H, Dh], None)``, as Hugging Face's ``sdpa_attention_forward``.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    from r1zero import packed
 
     if (packing := kwargs.get(packed.KWARG)) is not None:  # the learner's packed completions
         return packed.packed_attention(module, query, key, value, packing, scaling), None

@@ -5,11 +5,11 @@ import logging
 import pytest
 import torch
 
-from r1zero import gqa, grpo, packed
+from r1zero import gqa, packed
 from r1zero.train.config import AlgoConfig, CriticConfig
 from r1zero.train.critic import batch_values, critic_update
 from r1zero.train.learner import completion_outputs, packs, policy_update, prompt_prefix, split_rows
-from tests.train.test_learner_shared import _batch, _grads, _model, _plain
+from tests.train.test_learner_shared import _batch, _grads, _model, _plain, plain_update
 
 torch.set_num_threads(1)
 
@@ -97,15 +97,7 @@ def test_buckets_cover_every_token_once_in_order():
 def test_policy_update_packed_equals_the_plain_gradient(loss_agg):
     model = _packed_model("qwen2")
     batch = _batch()
-    logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
-    logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
-    loss, _ = grpo.grpo_loss(
-        logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation=loss_agg, max_len=8,
-        num_sequences=9, num_tokens=batch.loss_mask.sum().item(),
-    )  # fmt: skip
-    model.zero_grad()
-    loss.backward()
-    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    loss, expected = plain_update(model, batch, loss_agg)
     shapes, hook = _decoder_inputs(model)
     algo = AlgoConfig(loss_agg=loss_agg, micro_batch_size=9)
     stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=0.0), batch, algo, max_len=8)

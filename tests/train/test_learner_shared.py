@@ -58,6 +58,22 @@ def _grads(model, outputs, batch):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+def plain_update(model, batch, loss_agg: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The reference update: ``loss_agg``'s loss over one plain full forward of ``batch`` (9 rows, on-policy)
+    and its gradient by parameter name."""
+    from r1zero import grpo
+
+    logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
+    logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
+    loss, _ = grpo.grpo_loss(
+        logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation=loss_agg, max_len=8,
+        num_sequences=9, num_tokens=batch.loss_mask.sum().item(),
+    )  # fmt: skip
+    model.zero_grad()
+    loss.backward()
+    return loss, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
 @pytest.mark.parametrize("kind", ["llama", "qwen2", "critic"])
 def test_shared_prompt_outputs_and_gradients_match_the_full_forward(kind):
     model = _model(kind)
@@ -112,21 +128,12 @@ def test_one_completion_column_and_unshared_rows():
 def test_policy_update_gradient_with_prompts_run_once_per_step(loss_agg, micro_batch_size):
     """The step's prompts run forward and backward once (detached leaves collect the micro-batches'
     gradients); the gradient equals one plain forward/backward over the whole batch."""
-    from r1zero import grpo
     from r1zero.train.config import AlgoConfig
     from r1zero.train.learner import policy_update
 
     model = _model("qwen2")
     batch = _batch()
-    logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
-    logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
-    loss, _ = grpo.grpo_loss(
-        logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation=loss_agg, max_len=8,
-        num_sequences=9, num_tokens=batch.loss_mask.sum().item(),
-    )  # fmt: skip
-    model.zero_grad()
-    loss.backward()
-    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    loss, expected = plain_update(model, batch, loss_agg)
 
     rows = []
     hook = model.model.register_forward_pre_hook(
@@ -183,22 +190,13 @@ def test_critic_update_gradient_with_prompts_run_once_per_step(micro_batch_size)
 def test_policy_update_under_activation_checkpointing(micro_batch_size):
     """Checkpointed layers drop a KV cache in training mode, so each row runs its own prompt: the loss and
     gradient equal the plain full forward's (found on a GPU run, where presets checkpoint by default)."""
-    from r1zero import grpo
     from r1zero.models.loading import _enable_checkpointing
     from r1zero.train.config import AlgoConfig
     from r1zero.train.learner import policy_update
 
     model = _model("qwen2")
     batch = _batch()
-    logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
-    logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
-    loss, _ = grpo.grpo_loss(
-        logp, logp.detach(), batch.advantages, batch.loss_mask, aggregation="dapo", max_len=8,
-        num_sequences=9, num_tokens=batch.loss_mask.sum().item(),
-    )  # fmt: skip
-    model.zero_grad()
-    loss.backward()
-    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    loss, expected = plain_update(model, batch, "dapo")
 
     _enable_checkpointing(model)
     model.train()
