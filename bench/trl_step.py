@@ -9,7 +9,7 @@ in Hugging Face format; 8 prompts x 8 completions per step (``list_sum`` problem
 128 new tokens, T = 1, beta = 0, mu = 1, loss type ``grpo`` and ``dapo``, the ``integer`` verifier with
 the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sampling completions of the
 same length distribution), float32, 2 torch threads. TRL runs one forward/backward over all 64
-sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batches of at most 32
+sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batches of at most 64
 sequences split by completion length, each distinct prompt run once per step (its keys/values shared
 by the group's rows), the ``fast`` engine's decode loop in two threads that each decode 4 of the 8
 prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and

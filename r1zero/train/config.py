@@ -174,8 +174,10 @@ class AlgoConfig:
     """KL estimator (DeepSeekMath uses k3)."""
     mu: int = 1
     """Inner updates over the same rollouts (mu = 1 is on-policy: the loss is ~0, the gradient is not)."""
-    micro_batch_size: int = 32
-    """Sequences per forward/backward; gradients accumulate over the step's batch."""
+    micro_batch_size: int = 64
+    """Sequences per forward/backward; gradients accumulate over the step's batch. 64 (the cpu-demo
+    preset's) holds a CPU step's 8 x 8 or 16 x 4 rollouts in one; the GPU presets set 2-8 (a long
+    completion's ``[rows, T, V]`` log-softmax over a 150k vocabulary is the peak)."""
     dynamic_sampling: bool = False
     """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more prompts."""
     dynamic_sampling_rounds: int = 3
