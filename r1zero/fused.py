@@ -36,7 +36,9 @@ SOURCE = Path(__file__).with_name("fused_ops.cpp")
 
 def load() -> ModuleType | None:
     """The compiled kernels, or None (no compiler, or ``R1ZERO_NATIVE=0``)."""
-    return native.build(SOURCE, "r1zero_fused", "the learner's fused CPU kernels", "PyTorch's ops")
+    return native.build(
+        SOURCE, "r1zero_fused", "the learner's fused CPU kernels", "PyTorch's ops", openmp=True
+    )
 
 
 class _RMSNorm(torch.autograd.Function):

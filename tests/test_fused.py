@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,7 +14,7 @@ from r1zero.rollout import native
 pytestmark = pytest.mark.skipif(fused.load() is None, reason="the C++ kernels cannot be built here")
 
 
-@pytest.mark.parametrize("shape", [(3, 5, 256), (7, 40), (1, 1, 17), (2, 33, 128)])
+@pytest.mark.parametrize("shape", [(3, 5, 256), (7, 40), (1, 1, 17), (2, 33, 128), (300, 64)])
 def test_rmsnorm_matches_transformers(shape):
     from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
 
@@ -32,12 +35,14 @@ def test_rmsnorm_matches_transformers(shape):
     assert torch.allclose(norm.weight.grad, dw, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("scale", [1.0, 30.0])  # 30: exp's clamped range (|gate| up to ~150)
-def test_swiglu_matches_silu_times_up(scale):
+@pytest.mark.parametrize(
+    ("scale", "shape"), [(1.0, (4, 9, 77)), (30.0, (4, 9, 77)), (1.0, (3, 50, 96))]
+)  # 30: exp's clamped range (|gate| up to ~150); (3, 50, 96): over 4096 elements, split over threads
+def test_swiglu_matches_silu_times_up(scale, shape):
     torch.manual_seed(1)
-    gate = (torch.randn(4, 9, 77) * scale).requires_grad_()
-    up = torch.randn(4, 9, 77).requires_grad_()
-    dy = torch.randn(4, 9, 77)
+    gate = (torch.randn(shape) * scale).requires_grad_()
+    up = torch.randn(shape).requires_grad_()
+    dy = torch.randn(shape)
     expected = torch.nn.functional.silu(gate) * up
     expected.backward(dy)
     dgate, dup = gate.grad.clone(), up.grad.clone()
@@ -47,6 +52,13 @@ def test_swiglu_matches_silu_times_up(scale):
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert torch.allclose(gate.grad, dgate, rtol=1e-5, atol=1e-6)
     assert torch.allclose(up.grad, dup, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="OpenMP is linked on Linux only")
+def test_kernels_are_built_with_openmp():
+    """Without ``-fopenmp``, ``at::parallel_for`` runs the whole loop on the calling thread (the kernels
+    were built so until 2026-12-05): the extension must need the OpenMP runtime torch has loaded."""
+    assert b"libgomp.so.1" in Path(fused.load().__file__).read_bytes()
 
 
 def test_swiglu_on_non_contiguous_inputs():

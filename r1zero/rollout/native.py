@@ -52,17 +52,24 @@ def load() -> ModuleType | None:
 
 @functools.cache
 def build(
-    source: Path, prefix: str, what: str, fallback: str, flags: tuple[str, ...] = ()
+    source: Path, prefix: str, what: str, fallback: str, flags: tuple[str, ...] = (), openmp: bool = False
 ) -> ModuleType | None:
     """Compile ``source`` for this CPU (cached per source, CPU and torch version), or None when it cannot
-    be built or ``R1ZERO_NATIVE=0``; ``what`` and ``fallback`` name it and its replacement in the log."""
+    be built or ``R1ZERO_NATIVE=0``; ``what`` and ``fallback`` name it and its replacement in the log.
+
+    ``openmp``: compile and link with ``-fopenmp`` on Linux, so that ``at::parallel_for`` splits work
+    over torch's intra-op threads (without it the loop runs on the calling thread). The extension then
+    needs ``libgomp.so.1``, which the torch wheel ships and has loaded already: one OpenMP runtime, one
+    thread count (``torch.set_num_threads``)."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
     try:
         from torch.utils import cpp_extension
 
         text = source.read_bytes()
-        key = hashlib.sha256(text + _cpu_model().encode() + torch.__version__.encode() + repr(flags).encode())
+        parallel = ["-fopenmp"] if openmp and platform.system() == "Linux" else []
+        options = repr((flags, parallel)).encode()
+        key = hashlib.sha256(text + _cpu_model().encode() + torch.__version__.encode() + options)
         name = f"{prefix}_{key.hexdigest()[:12]}"
         build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
         if not (build_dir / f"{name}.so").exists():
@@ -71,7 +78,8 @@ def build(
         return cpp_extension.load(
             name=name,
             sources=[str(source)],
-            extra_cflags=[*native, *flags],
+            extra_cflags=[*native, *flags, *parallel],
+            extra_ldflags=parallel,
             build_directory=str(build_dir),
             verbose=False,
         )
