@@ -139,10 +139,13 @@ def packed_attention(
     prompt_keys, prompt_values = packing.keys[layer], packing.values[layer]  # [U, Hkv, P, Dh]
     _, heads, _, dh = query.shape
     kv_heads = key.shape[1]
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [N, heads, Dh]
+    # squeeze and split, not t[0] and t[b.tokens]: their backward is a view and one cat, where
+    # indexing's writes each bucket's gradient into a zeroed copy of the whole tensor and sums them
+    sizes = [b.tokens.stop - b.tokens.start for b in packing.buckets]
+    split = [t.squeeze(0).transpose(0, 1).split(sizes) for t in (query, key, value)]  # [n, heads, Dh]
     outs = []
-    for b in packing.buckets:
-        qb, kb, vb = (_pad(t[b.tokens], b) for t in (q, k, v))  # [b, heads, len, Dh]
+    for b, *rows in zip(packing.buckets, *split, strict=True):
+        qb, kb, vb = (_pad(t, b) for t in rows)  # [b, heads, len, Dh]
         keys = torch.cat([prompt_keys.index_select(0, b.prompts), kb], dim=2)  # [b, Hkv, P + len, Dh]
         values = torch.cat([prompt_values.index_select(0, b.prompts), vb], dim=2)
         folded = qb.reshape(b.rows, kv_heads, heads // kv_heads * b.length, dh)  # head h = kv * G + g
