@@ -13,15 +13,17 @@ sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batch
 sequences split by completion length, each distinct prompt run once per step (its keys/values shared
 by the group's rows), the ``fast`` engine's decode loop in two threads that each decode 4 of the 8
 prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and
-the update use both torch threads), and its float32 linear layers on oneDNN's GEMM
-(``model.onednn``; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on AMD CPUs:
-``bench/onednn.py``), and its RMSNorms and SwiGLUs on fused C++ kernels (``model.fused_kernels``,
+the update use both torch threads), its float32 linear layers on oneDNN's GEMM on non-Intel x86 CPUs
+(``model.onednn`` left at None; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on
+AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNorms and SwiGLUs on fused C++ kernels (``model.fused_kernels``,
 ``r1zero.fused``). Both compute the same gradient.
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
-``model.onednn=False`` (the same GEMM as TRL); ``r1zero-unfused``, r1zero's defaults but
+``model.onednn=False`` (the same GEMM as TRL); ``r1zero-onednn``, r1zero's defaults but
+``model.onednn=True`` (oneDNN's GEMM on any CPU); ``r1zero-unfused``, r1zero's defaults but
 ``model.fused_kernels=False`` (transformers' own RMSNorm and SwiGLU ops); ``r1zero-padded``, r1zero's
 defaults but ``model.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
-length); ``r1zero-1t``, r1zero with
+length); ``r1zero-malloc``, r1zero's defaults but ``run.keep_freed_memory=False`` (glibc's default
+malloc, which hands a step's freed tensors back to the system: ``r1zero.malloc``); ``r1zero-1t``, r1zero with
 ``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
 and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
@@ -63,6 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,21 +78,36 @@ SEED = 0
 #: the random model's weights (fixed; ``SEED`` is the run's sampling and prompt-order seed)
 MODEL_SEED = 0
 DEFAULT_MODEL_DIR = "runs/bench/qwen2-2.4m"
-#: r1zero's sides, as (processes, decode threads, oneDNN GEMM, fused kernels, packed rows; None: r1zero's
-#: default):
-#: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn=True``,
-#: ``model.fused_kernels=True``), its decode loop on one thread, its data-parallel mode (``torchrun``, 2
-#: gloo ranks of 1 thread each, one decode thread each: each rank rolls out and trains on 4 of the 8
-#: prompts, the gradients are summed over ranks), its defaults on PyTorch's own GEMM (MKL), the one TRL
-#: runs on, its defaults with transformers' own RMSNorm/SwiGLU (``model.fused_kernels=False``), and its
-#: defaults with the learner's rows padded (``model.packed=False``)
+
+
+@dataclass(frozen=True)
+class Side:
+    """An r1zero side: its processes and the settings it changes from r1zero's defaults."""
+
+    ranks: int = 1
+    decode_threads: int | None = None  # None: r1zero's default
+    onednn: bool | None = None  # None: r1zero's default (by CPU vendor: r1zero.onednn.preferred)
+    fused_kernels: bool = True
+    packed: bool = True
+    keep_freed_memory: bool = True
+
+
+#: r1zero's sides: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn``,
+#: ``model.fused_kernels``, ``model.packed``, ``run.keep_freed_memory``), its decode loop on one thread,
+#: its data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each, one decode thread each: each
+#: rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks), and its
+#: defaults with one of them changed: PyTorch's own GEMM (MKL, the one TRL runs on) or oneDNN's, whatever
+#: the CPU, transformers' own
+#: RMSNorm/SwiGLU, the learner's rows padded, glibc's default malloc
 SIDES = {
-    "r1zero": (1, None, True, True, True),
-    "r1zero-1t": (1, 1, True, True, True),
-    "r1zero-2r": (2, 1, True, True, True),
-    "r1zero-mkl": (1, None, False, True, True),
-    "r1zero-unfused": (1, None, True, False, True),
-    "r1zero-padded": (1, None, True, True, False),
+    "r1zero": Side(),
+    "r1zero-1t": Side(decode_threads=1),
+    "r1zero-2r": Side(ranks=2, decode_threads=1),
+    "r1zero-mkl": Side(onednn=False),
+    "r1zero-onednn": Side(onednn=True),
+    "r1zero-unfused": Side(fused_kernels=False),
+    "r1zero-padded": Side(packed=False),
+    "r1zero-malloc": Side(keep_freed_memory=False),
 }
 #: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
 #: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
@@ -135,9 +153,10 @@ def r1zero_config(
     out_dir: str,
     decode_threads: int | None = None,
     ranks: int = 1,
-    onednn: bool = True,
+    onednn: bool | None = None,
     fused_kernels: bool = True,
     packed: bool = True,
+    keep_freed_memory: bool = True,
 ):
     """The r1zero ``TrainConfig`` of the benchmark (its defaults, plus the shared settings above).
 
@@ -184,6 +203,7 @@ def r1zero_config(
                 eval_every=0,
                 save_every=0,
                 threads=THREADS // ranks,
+                keep_freed_memory=keep_freed_memory,
                 progress=False,
                 overwrite=True,
             ),
@@ -216,15 +236,7 @@ def pin_threads(threads: int) -> None:
         os.sched_setaffinity(0, set(range(THREADS)))
 
 
-def run_r1zero(
-    model_dir: str,
-    loss_type: str,
-    steps: int,
-    decode_threads: int | None = None,
-    onednn: bool = True,
-    fused_kernels: bool = True,
-    packed: bool = True,
-) -> dict[str, Any]:
+def run_r1zero(model_dir: str, loss_type: str, steps: int, side: Side) -> dict[str, Any]:
     """r1zero's trainer in this process (one rank of a ``torchrun`` job when RANK is set).
 
     Every rank returns its per-step CPU times (from one step's rollout start to the next's; the last
@@ -244,7 +256,16 @@ def run_r1zero(
     with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
         config = r1zero_config(
-            model_dir, loss_type, steps, out_dir, decode_threads, ranks, onednn, fused_kernels, packed
+            model_dir,
+            loss_type,
+            steps,
+            out_dir,
+            side.decode_threads,
+            ranks,
+            side.onednn,
+            side.fused_kernels,
+            side.packed,
+            side.keep_freed_memory,
         )
         recipe.train(config)
         metrics = Path(out_dir) / config.run.name / "metrics.jsonl"
@@ -373,16 +394,14 @@ def run_side(side: str, model_dir: str, loss_type: str, steps: int, warmup: int)
 
     For a side of several processes this is one rank; ``merge_ranks`` makes the side's result.
     """
-    ranks, decode_threads, onednn, fused_kernels, packed = (
-        SIDES[side] if side in SIDES else (TRL_SIDES[side], 1, False, False, False)
-    )
+    ranks = SIDES[side].ranks if side in SIDES else TRL_SIDES[side]
     pin_threads(THREADS // ranks)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     if side in TRL_SIDES:
         raw = run_trl(model_dir, loss_type, warmup + steps, ranks)
     else:
-        raw = run_r1zero(model_dir, loss_type, warmup + steps, decode_threads, onednn, fused_kernels, packed)
+        raw = run_r1zero(model_dir, loss_type, warmup + steps, SIDES[side])
     wall = time.perf_counter() - t0
     measured = {k: v[warmup:] for k, v in raw.items()}
     return {
@@ -533,7 +552,7 @@ def run_child(
     side: str, loss_type: str, args: argparse.Namespace, env: dict[str, str], seed: int = SEED
 ) -> dict[str, Any]:
     """Run one side in a fresh process (``torchrun`` for a side of several ranks); its merged result."""
-    ranks = SIDES[side][0] if side in SIDES else TRL_SIDES[side]
+    ranks = SIDES[side].ranks if side in SIDES else TRL_SIDES[side]
     launcher = [sys.executable]
     if ranks > 1:
         launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(ranks)]

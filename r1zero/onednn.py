@@ -16,17 +16,33 @@ change). ``pack(weight)`` stores a weight that is read many times without a grad
 loop's) in oneDNN's own blocked layout, so that its GEMMs do not re-lay it out on every call. A
 ``TorchFunctionMode`` routing ``F.linear`` was tried first and dropped: it puts a Python
 call in front of every torch op of the block, which cost the decode loop more than the GEMM saved.
+
+``preferred()`` says where it pays: on x86 CPUs that are not Intel's. On an Intel Xeon with AVX-512
+(Sapphire Rapids, 2026-12-06) MKL takes its AVX-512 path and its float32 GEMMs ran 1.0-1.1x oneDNN's
+(``bench/onednn.py``); r1zero's step on ``bench/trl_step.py``'s work was 5-6% faster on MKL there
+(side ``r1zero-mkl``, 6 of 6 pairings). ``model.onednn`` left at None follows it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import platform
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Linear", "add_linear", "available", "linear", "pack", "use_onednn"]
+__all__ = [
+    "Linear",
+    "add_linear",
+    "available",
+    "cpu_vendor",
+    "linear",
+    "pack",
+    "preferred",
+    "resolve",
+    "use_onednn",
+]
 
 
 #: Entries kept by oneDNN's primitive cache and by PyTorch's oneDNN (ideep) cache. Both keep one entry
@@ -60,6 +76,31 @@ def available() -> bool:
     except (AttributeError, RuntimeError):
         return False
     return bool(out.shape == (2, 4) and torch.all(out == 3))
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's ``vendor_id`` from ``/proc/cpuinfo`` ("GenuineIntel", "AuthenticAMD"); "" where unknown."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def preferred() -> bool:
+    """Whether oneDNN's GEMM should replace PyTorch's default here: an x86 CPU of a known vendor other than
+    Intel (MKL's AVX-512 kernels are Intel-only), with oneDNN's op available."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return x86 and cpu_vendor() not in ("", "GenuineIntel") and available()
+
+
+def resolve(enabled: bool | None) -> bool:
+    """``model.onednn``'s value: None (the default) follows ``preferred()``, True/False force it."""
+    return preferred() if enabled is None else enabled
 
 
 def _gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

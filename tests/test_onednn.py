@@ -1,6 +1,7 @@
 """r1zero.onednn: F.linear's maths (values and gradients) on oneDNN's GEMM, and where it is used."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -213,3 +214,29 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout) < 250, f"peak RSS grew by {float(done.stdout):.0f} MB"
+
+
+@pytest.mark.parametrize(
+    ("vendor", "machine", "expected"),
+    [
+        ("AuthenticAMD", "x86_64", True),
+        ("HygonGenuine", "x86_64", True),
+        ("GenuineIntel", "x86_64", False),  # MKL's own AVX-512 kernels
+        ("", "x86_64", False),  # unknown: PyTorch's default
+        ("AuthenticAMD", "aarch64", False),
+    ],
+)
+def test_preferred_follows_the_cpu_vendor(vendor, machine, expected, monkeypatch):
+    monkeypatch.setattr(onednn, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(onednn.platform, "machine", lambda: machine)
+    assert onednn.preferred() is (expected and onednn.available())
+    assert onednn.resolve(None) is onednn.preferred()
+    assert onednn.resolve(True) is True
+    assert onednn.resolve(False) is False
+
+
+def test_cpu_vendor_reads_this_machine():
+    vendor = onednn.cpu_vendor()
+    if platform.system() == "Linux" and platform.machine() == "x86_64":
+        assert vendor in ("GenuineIntel", "AuthenticAMD", "HygonGenuine"), vendor
+    assert isinstance(vendor, str)

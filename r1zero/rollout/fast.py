@@ -84,7 +84,7 @@ class FastEngine(BatchedEngine):
             (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
         onednn: float32 CPU matmuls through oneDNN's GEMM, on weights packed in its layout at each
             ``load_weights`` (``r1zero.onednn``; ``bench/onednn.py`` measures generation against
-            PyTorch's default GEMM); False: PyTorch's default.
+            PyTorch's default GEMM); False: PyTorch's default; None: where ``onednn.preferred()``.
     """
 
     name = "fast"
@@ -96,7 +96,7 @@ class FastEngine(BatchedEngine):
         *,
         max_batch_rows: int = 1024,
         decode_threads: int = 1,
-        onednn: bool = True,
+        onednn: bool | None = None,
         native: bool = True,
     ) -> None:
         cfg = model.config
@@ -112,9 +112,9 @@ class FastEngine(BatchedEngine):
         if decode_threads < 1:
             raise ValueError(f"decode_threads={decode_threads} must be >= 1")
         self.decode_threads = decode_threads
-        self.onednn = onednn
-        self._linear = _onednn.linear if onednn else F.linear
-        self._add_linear = _onednn.add_linear if onednn else _addmm
+        self.onednn = _onednn.resolve(onednn)
+        self._linear = _onednn.linear if self.onednn else F.linear
+        self._add_linear = _onednn.add_linear if self.onednn else _addmm
         self.heads = cfg.num_attention_heads
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads

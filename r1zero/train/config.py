@@ -58,11 +58,12 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     """Trade compute for activation memory in the learner's forward/backward (checkpointed layers drop
     a KV cache, so each row then runs its own prompt instead of sharing its group's prompt pass)."""
-    onednn: bool = True
+    onednn: bool | None = None
     """float32 linear layers on CPU through oneDNN's GEMM (``r1zero.onednn``: the learner's forward and
     backward, the ``fast`` engine, whose decode weights it also packs); False: PyTorch's default (MKL on
-    x86: 1.5-2.4x slower GEMMs on one of the project's AMD EPYC hosts, 1.06-1.2x on a Zen 4 one,
-    ``bench/onednn.py``). No effect on GPUs or other dtypes."""
+    x86: 1.5-2.4x slower GEMMs on one of the project's AMD EPYC hosts, 1.06-1.2x on a Zen 4 one, but
+    0.9-1.0x on an Intel Xeon, ``bench/onednn.py``). None: on for x86 CPUs other than Intel's
+    (``onednn.preferred``). No effect on GPUs or other dtypes."""
     fused_kernels: bool = True
     """float32 CPU learners (and reference, critic): RMSNorm and SwiGLU forward/backward in fused C++
     kernels (``r1zero.fused``, built on first use; same results to float32 rounding). No effect on GPUs
@@ -254,6 +255,9 @@ class RunConfig:
     """Reflection keyword preset (see r1zero.eval.behaviour.REFLECTION_PRESETS)."""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)."""
+    keep_freed_memory: bool = True
+    """Linux (glibc): keep freed heap memory in the process instead of returning it to the system, so a
+    CPU step's large tensors do not page-fault every step (``r1zero.malloc``; ~5% of a CPU update)."""
     progress: bool = True
     """Show a tqdm progress bar with live metrics."""
     tensorboard: bool = False

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from r1zero import fused, gqa, onednn, packed
+from r1zero import fused, gqa, malloc, onednn, packed
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
@@ -70,6 +70,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     """Build (and with ``resume``, restore) everything a run needs; see the module docstring."""
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
+    if config.run.keep_freed_memory:
+        malloc.keep_freed_memory()
     device = build.resolve_device(config.model.device)
     dist_info = init_distributed(device)
     run_dir = build.run_dir_of(config)
@@ -94,6 +96,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     model, tokenizer = build.load_model(
         source, config.model.dtype, device, config.model.gradient_checkpointing
     )
+    if device.type == "cpu" and config.model.dtype == "float32":
+        log.info("float32 linear layers on %s", "oneDNN" if _use_onednn(config, device) else "PyTorch's GEMM")
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
@@ -150,7 +154,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
 
 def _use_onednn(config: TrainConfig, device: torch.device) -> bool:
     """oneDNN's GEMM for the models' linear layers: asked for, on CPU, in float32 (``r1zero.onednn``)."""
-    return config.model.onednn and device.type == "cpu" and config.model.dtype == "float32"
+    return device.type == "cpu" and config.model.dtype == "float32" and onednn.resolve(config.model.onednn)
 
 
 def save_session(session: Session, step: int) -> None:

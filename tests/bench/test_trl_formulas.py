@@ -10,6 +10,7 @@ code (in the benchmark venv); this test keeps the claim checked in CI.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,7 @@ def test_trl_formula_golden_values(loss_type, expected):
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -121,9 +123,12 @@ def test_benchmark_config_is_a_valid_r1zero_config(loss_type):
     assert config.rollout.decode_threads == RolloutConfig().decode_threads  # r1zero's default side
     assert trl_step.r1zero_config("m", loss_type, 6, "out", decode_threads=1).rollout.decode_threads == 1
     assert (
-        config.model.onednn
-        and not trl_step.r1zero_config("m", loss_type, 6, "out", onednn=False).model.onednn
+        config.model.onednn is None  # r1zero's default: by CPU vendor
+        and trl_step.r1zero_config("m", loss_type, 6, "out", onednn=False).model.onednn is False
     )
+    assert config.run.keep_freed_memory
+    assert not trl_step.r1zero_config("m", loss_type, 6, "out", keep_freed_memory=False).run.keep_freed_memory
+    assert trl_step.SIDES["r1zero-malloc"] == trl_step.Side(keep_freed_memory=False)
 
 
 def test_benchmark_summary_ratios():
