@@ -17,8 +17,8 @@ loop's) in oneDNN's own blocked layout, so that its GEMMs do not re-lay it out o
 ``TorchFunctionMode`` routing ``F.linear`` was tried first and dropped: it puts a Python
 call in front of every torch op of the block, which cost the decode loop more than the GEMM saved.
 
-``preferred()`` says where it pays: on x86 CPUs that are not Intel's. On an Intel Xeon with AVX-512
-(Sapphire Rapids, 2026-12-06) MKL takes its AVX-512 path and its float32 GEMMs ran 1.0-1.1x oneDNN's
+``preferred()`` says where it pays: on x86 CPUs that are not Intel's. On an Intel Xeon VM with AVX-512
+and AMX (2026-12-06) MKL takes its AVX-512 path and its float32 GEMMs ran 1.0-1.1x oneDNN's
 (``bench/onednn.py``); r1zero's step on ``bench/trl_step.py``'s work was 5-6% faster on MKL there
 (side ``r1zero-mkl``, 6 of 6 pairings). ``model.onednn`` left at None follows it.
 """
