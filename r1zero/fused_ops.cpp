@@ -1,4 +1,4 @@
-// Fused float32 CPU kernels of the learner's forward and backward: RMSNorm and SwiGLU (r1zero/fused.py
+// Fused float32 CPU kernels of the learner's forward and backward: RMSNorm, SwiGLU, RoPE (r1zero/fused.py
 // builds this file and wraps each pair in an autograd Function; read that first).
 //
 // Why: in eager PyTorch an RMSNorm forward+backward is ~20 elementwise ATen ops, each one pass over the
@@ -163,6 +163,49 @@ std::tuple<Tensor, Tensor> swiglu_backward(const Tensor& dy, const Tensor& gate,
   return {dgate, dup};
 }
 
+// ---------------------------------------------------------------------------- RoPE
+// Hugging Face's apply_rotary_pos_emb on rows: x [R, H, D] (R = batch x positions), cos, sin [R, D];
+// y = x * cos + rotate_half(x) * sin with rotate_half(x) = [-x2, x1] (x1, x2 the halves of D).
+// backward: the transposed rotation, dx = dy * cos + [dy2 * sin2, -dy1 * sin1] (per half).
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool backward) {
+  check(x, "x");
+  check(cos, "cos");
+  check(sin, "sin");
+  TORCH_CHECK(x.dim() == 3 && x.size(2) % 2 == 0, "x must be [rows, heads, even dim], got ", x.sizes());
+  const int64_t rows = x.size(0), heads = x.size(1), d = x.size(2), half = d / 2;
+  TORCH_CHECK(cos.sizes() == sin.sizes() && cos.dim() == 2 && cos.size(0) == rows && cos.size(1) == d,
+              "cos and sin must be [", rows, ", ", d, "], got ", cos.sizes(), " and ", sin.sizes());
+  Tensor y = at::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float* cp = cos.data_ptr<float>();
+  const float* sp = sin.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* c = cp + r * d;
+      const float* s = sp + r * d;
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* xi = xp + (r * heads + h) * d;
+        float* yi = yp + (r * heads + h) * d;
+        if (backward) {
+          for (int64_t j = 0; j < half; ++j) {
+            const float a = xi[j], b = xi[j + half];
+            yi[j] = a * c[j] + b * s[j + half];
+            yi[j + half] = b * c[j + half] - a * s[j];
+          }
+        } else {
+          for (int64_t j = 0; j < half; ++j) {
+            const float a = xi[j], b = xi[j + half];
+            yi[j] = a * c[j] - b * s[j];
+            yi[j + half] = b * c[j + half] + a * s[j + half];
+          }
+        }
+      }
+    }
+  });
+  return y;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -170,4 +213,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rmsnorm_backward", &rmsnorm_backward, "RMSNorm backward: (dx, dw)");
   m.def("swiglu_forward", &swiglu_forward, "silu(gate) * up");
   m.def("swiglu_backward", &swiglu_backward, "SwiGLU backward: (dgate, dup)");
+  m.def("rope", &rope, "rotary position embedding (or its backward) of x [rows, heads, dim]");
 }

@@ -1,4 +1,4 @@
-"""The fused RMSNorm/SwiGLU kernels against transformers' modules: values and gradients, then whole models."""
+"""The fused RMSNorm/SwiGLU/RoPE kernels against transformers' code: values and gradients, then whole models."""
 
 from __future__ import annotations
 
@@ -68,6 +68,63 @@ def test_swiglu_on_non_contiguous_inputs():
     assert torch.allclose(fused.swiglu(gate, up), torch.nn.functional.silu(gate) * up, rtol=1e-5, atol=1e-6)
 
 
+def _transformers_rope(kind: str = "qwen2"):
+    """transformers' own ``apply_rotary_pos_emb`` (the one ``use_fused_rope`` replaced, if it did)."""
+    import importlib
+
+    module = importlib.import_module(f"transformers.models.{kind}.modeling_{kind}")
+    current = module.apply_rotary_pos_emb
+    return getattr(current, "r1zero_original", current)
+
+
+def _rope_inputs(batch: int, heads: int, kv_heads: int, length: int, dim: int, cos_batch: int):
+    """q, k as the attention makes them (a projection's output viewed and transposed), cos and sin."""
+    torch.manual_seed(3)
+    q = torch.randn(batch, length, heads * dim).view(batch, length, heads, dim).transpose(1, 2)
+    k = torch.randn(batch, length, kv_heads * dim).view(batch, length, kv_heads, dim).transpose(1, 2)
+    angles = torch.rand(cos_batch, length, dim // 2) * 50
+    angles = torch.cat([angles, angles], dim=-1)  # [cos_batch, T, D], halves repeated as transformers does
+    return q.requires_grad_(), k.requires_grad_(), angles.cos(), angles.sin()
+
+
+@pytest.mark.parametrize(
+    ("batch", "heads", "kv_heads", "length", "dim", "cos_batch"),
+    [(1, 4, 2, 300, 64, 1), (3, 2, 1, 17, 16, 3), (2, 4, 4, 9, 128, 1)],
+)  # packed [1, N] rows; a padded batch with per-row positions; cos broadcast over a batch
+def test_rope_matches_transformers(batch, heads, kv_heads, length, dim, cos_batch):
+    q, k, cos, sin = _rope_inputs(batch, heads, kv_heads, length, dim, cos_batch)
+    dq, dk = torch.randn(batch, heads, length, dim), torch.randn(batch, kv_heads, length, dim)
+    expected = _transformers_rope()(q, k, cos, sin)
+    expected_grads = torch.autograd.grad(expected, (q, k), (dq, dk))
+    got = (fused.rope(q, cos, sin), fused.rope(k, cos, sin))
+    got_grads = torch.autograd.grad(got, (q, k), (dq, dk))
+    for a, b in zip((*got, *got_grads), (*expected, *expected_grads), strict=True):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_use_fused_rope_replaces_transformers_function_and_falls_back():
+    from transformers.models.qwen2 import modeling_qwen2
+
+    fused.use_fused_rope()
+    assert fused.use_fused_rope() == 0  # once per process
+    patched = modeling_qwen2.apply_rotary_pos_emb
+    assert patched.r1zero_original is _transformers_rope()
+    q, k, cos, sin = _rope_inputs(2, 2, 1, 5, 16, 2)
+    calls = []
+    kernel = fused.rope
+    try:
+        fused.rope = lambda *a: calls.append(1) or kernel(*a)
+        patched(q, k, cos, sin)
+        assert len(calls) == 2  # q and k through the kernel
+        low = [t.detach().to(torch.bfloat16) for t in (q, k, cos, sin)]
+        for got, want in zip(patched(*low), _transformers_rope()(*low), strict=True):
+            assert torch.equal(got, want)  # bfloat16: transformers' own code
+        assert len(calls) == 2
+    finally:
+        fused.rope = kernel
+
+
 def _tiny(kind: str, seed: int = 0) -> torch.nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -82,15 +139,24 @@ def _tiny(kind: str, seed: int = 0) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
-def test_a_fused_model_gives_the_same_logits_and_gradients(kind):
+def test_a_fused_model_gives_the_same_logits_and_gradients(kind, monkeypatch):
+    import importlib
+
     plain, model = _tiny(kind), _tiny(kind)
     assert fused.use_fused_kernels(model) == 2 * 2 + 1 + 2  # 2 norms per layer, the final norm, 2 MLPs
     model.train()  # stays fused (transformers' train() may reset instance forwards; classes stay)
     assert type(model.model.norm).__name__.startswith("Fused")
     assert model.state_dict().keys() == plain.state_dict().keys()
+    modeling = importlib.import_module(f"transformers.models.{kind}.modeling_{kind}")
+    fused_rope = modeling.apply_rotary_pos_emb
+    assert hasattr(fused_rope, "r1zero_original")
     ids = torch.randint(0, 50, (3, 12))
     outputs = {}
     for name, m in (("plain", plain), ("fused", model)):
+        # the plain model on transformers' own RoPE (use_fused_rope replaced it for the process)
+        monkeypatch.setattr(
+            modeling, "apply_rotary_pos_emb", fused_rope.r1zero_original if m is plain else fused_rope
+        )
         logits = m(input_ids=ids).logits
         logits.square().mean().backward()
         outputs[name] = (logits.detach(), {n: p.grad for n, p in m.named_parameters()})
