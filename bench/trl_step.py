@@ -20,7 +20,7 @@ AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNo
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
 ``model.onednn=False`` (the same GEMM as TRL); ``r1zero-onednn``, r1zero's defaults but
 ``model.onednn=True`` (oneDNN's GEMM on any CPU); ``r1zero-unfused``, r1zero's defaults but
-``model.fused_kernels=False`` (transformers' own RMSNorm and SwiGLU ops); ``r1zero-padded``, r1zero's
+``model.fused_kernels=False`` (transformers' own RMSNorm, SwiGLU and, since 2026-12-06, RoPE); ``r1zero-padded``, r1zero's
 defaults but ``model.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
 length); ``r1zero-malloc``, r1zero's defaults but ``run.keep_freed_memory=False`` (glibc's default
 malloc, which hands a step's freed tensors back to the system: ``r1zero.malloc``); ``r1zero-1t``, r1zero with
