@@ -114,10 +114,9 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return _SwiGLU.apply(gate, up)
 
 
-def _rope_applies(*tensors: torch.Tensor) -> bool:
-    q, k, cos, sin = tensors
+def _rope_applies(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> bool:
     return (
-        all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+        all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (q, k, cos, sin))
         and q.dim() == k.dim() == 4
         and cos.dim() == sin.dim() == 3
         and q.shape[-1] % 2 == 0

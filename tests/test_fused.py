@@ -103,7 +103,7 @@ def test_rope_matches_transformers(batch, heads, kv_heads, length, dim, cos_batc
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_use_fused_rope_replaces_transformers_function_and_falls_back():
+def test_use_fused_rope_replaces_transformers_function_and_falls_back(monkeypatch):
     from transformers.models.qwen2 import modeling_qwen2
 
     fused.use_fused_rope()
@@ -113,16 +113,13 @@ def test_use_fused_rope_replaces_transformers_function_and_falls_back():
     q, k, cos, sin = _rope_inputs(2, 2, 1, 5, 16, 2)
     calls = []
     kernel = fused.rope
-    try:
-        fused.rope = lambda *a: calls.append(1) or kernel(*a)
-        patched(q, k, cos, sin)
-        assert len(calls) == 2  # q and k through the kernel
-        low = [t.detach().to(torch.bfloat16) for t in (q, k, cos, sin)]
-        for got, want in zip(patched(*low), _transformers_rope()(*low), strict=True):
-            assert torch.equal(got, want)  # bfloat16: transformers' own code
-        assert len(calls) == 2
-    finally:
-        fused.rope = kernel
+    monkeypatch.setattr(fused, "rope", lambda *a: calls.append(1) or kernel(*a))
+    patched(q, k, cos, sin)
+    assert len(calls) == 2  # q and k through the kernel
+    low = [t.detach().to(torch.bfloat16) for t in (q, k, cos, sin)]
+    for got, want in zip(patched(*low), _transformers_rope()(*low), strict=True):
+        assert torch.equal(got, want)  # bfloat16: transformers' own code
+    assert len(calls) == 2
 
 
 def _tiny(kind: str, seed: int = 0) -> torch.nn.Module:
