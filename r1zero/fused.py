@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from r1zero import packed
 from r1zero.rollout import native
 
 __all__ = ["SOURCE", "load", "rmsnorm", "rope", "swiglu", "use_fused_kernels", "use_fused_rope"]
@@ -210,4 +211,5 @@ def use_fused_kernels(model: torch.nn.Module) -> int:
             changed += 1
     if changed:
         use_fused_rope()
+        packed.use_fused_attention(model)
     return changed

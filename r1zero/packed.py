@@ -12,6 +12,12 @@ forward carries a ``Packing``) gathers the rows into length buckets, pads each b
 prepends each row's prompt keys/values, runs one SDPA call per bucket (query heads folded onto their KV
 head, as ``r1zero.gqa``) and scatters the real positions back. The result is the padded computation's, up
 to float rounding (``tests/test_packed.py``).
+
+On float32 CPU tensors of a model with fused kernels (``use_fused_attention``, which
+``r1zero.fused.use_fused_kernels`` calls) the rows need no buckets: ``attention_ops.cpp`` attends each
+row's tokens over its prompt's real keys and its own earlier tokens in place, forward and backward, so
+no masked score is computed and no padded copy is made (``tests/test_packed.py`` holds it to the bucket
+path and to the padded model).
 """
 
 from __future__ import annotations
@@ -19,14 +25,56 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["KWARG", "Bucket", "Packing", "disable", "is_disabled", "packed_attention", "packing_for"]
+__all__ = [
+    "KWARG",
+    "Bucket",
+    "Packing",
+    "RowIndex",
+    "disable",
+    "fused_packed_attention",
+    "is_disabled",
+    "kernel_applies",
+    "load",
+    "packed_attention",
+    "packing_for",
+    "use_fused_attention",
+    "uses_fused_attention",
+]
 
 #: the forward keyword that carries a ``Packing`` down to the attention function
 KWARG = "r1zero_packing"
+SOURCE = Path(__file__).with_name("attention_ops.cpp")
+#: head dimensions ``attention_ops.cpp`` is compiled for
+KERNEL_HEAD_DIMS = (32, 64, 128)
+
+
+def load() -> ModuleType | None:
+    """The compiled packed-attention kernel, or None (no compiler, or ``R1ZERO_NATIVE=0``)."""
+    from r1zero.rollout import native
+
+    return native.build(
+        SOURCE, "r1zero_attention", "the learner's packed attention kernel", "SDPA over buckets", openmp=True
+    )
+
+
+def use_fused_attention(model: torch.nn.Module) -> bool:
+    """Attend ``model``'s packed rows with ``attention_ops.cpp`` where it applies; False if it cannot be built."""
+    if load() is None:
+        return False
+    model._r1zero_fused_attention = True  # type: ignore[assignment]
+    return True
+
+
+def uses_fused_attention(model: torch.nn.Module) -> bool:
+    """Whether ``use_fused_attention(model)`` was called."""
+    return bool(getattr(model, "_r1zero_fused_attention", False))
 
 
 def disable(model: torch.nn.Module) -> None:
@@ -62,12 +110,30 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class RowIndex:
+    """Where each packed row lives, for ``attention_ops.cpp`` (int64 CPU vectors).
+
+    Attributes:
+        start, length: ``[b]`` each row's first packed token and its token count.
+        prompt: ``[b]`` each row's distinct prompt.
+        prompt_length: ``[U]`` each prompt's real tokens (the last columns of its left-padded keys/values).
+    """
+
+    start: torch.Tensor
+    length: torch.Tensor
+    prompt: torch.Tensor
+    prompt_length: torch.Tensor
+
+
+@dataclass(frozen=True)
 class Packing:
     """How a packed micro-batch maps back to rows: its buckets and every layer's prompt keys/values.
 
     Attributes:
-        buckets: the rows' buckets, in row order (concatenated, their real slots are the packed order).
+        buckets: the rows' buckets, in row order (concatenated, their real slots are the packed order);
+            empty when ``rows`` is set.
         keys, values: per layer, the prompt keys/values ``[U, Hkv, P, Dh]`` (after RoPE) of the distinct prompts.
+        rows: the rows for the fused kernel (``attention_ops.cpp``), or None (SDPA over ``buckets``).
         layers_seen: the layers whose attention ran packed (a model that drops the keyword on its way
             down would attend across rows: the caller checks every layer saw it).
     """
@@ -76,6 +142,7 @@ class Packing:
     keys: tuple[torch.Tensor, ...]
     values: tuple[torch.Tensor, ...]
     layers_seen: list[int] = field(default_factory=list)
+    rows: RowIndex | None = None
 
 
 def packing_for(
@@ -86,6 +153,7 @@ def packing_for(
     values: Sequence[torch.Tensor],
     groups: int,
     overhead: int = 32,
+    fused: bool = False,
 ) -> Packing:
     """The ``Packing`` of rows with ``lengths`` completion tokens each, laid end to end in row order.
 
@@ -95,11 +163,20 @@ def packing_for(
         keys, values: per layer ``[U, Hkv, P, Dh]``.
         groups: query heads per KV head.
         overhead: padded positions one more SDPA call is worth (the bucketing's trade-off).
+        fused: use ``attention_ops.cpp`` where ``kernel_applies`` (else the buckets).
     """
     from r1zero.train.learner import micro_batches
 
     device, dtype = prompt_mask.device, keys[0].dtype
     starts = [0, *itertools.accumulate(lengths)]
+    if fused and kernel_applies(prompt_mask, keys[0]):
+        rows = RowIndex(
+            torch.tensor(starts[:-1], dtype=torch.long),
+            torch.tensor(list(lengths), dtype=torch.long),
+            prompts.to(torch.long).contiguous(),
+            prompt_mask.sum(dim=1).to(torch.long).contiguous(),
+        )
+        return Packing((), tuple(keys), tuple(values), rows=rows)
     buckets = []
     for rows in micro_batches(list(lengths), cap=max(len(lengths), 1), overhead=overhead):
         width = max(max(lengths[rows]), 1)
@@ -121,6 +198,62 @@ def packing_for(
     return Packing(tuple(buckets), tuple(keys), tuple(values))
 
 
+def kernel_applies(prompt_mask: torch.Tensor, keys: torch.Tensor) -> bool:
+    """Whether ``attention_ops.cpp`` can attend over prompts of ``prompt_mask`` and ``keys [U, Hkv, P, Dh]``:
+    float32 CPU, a compiled head dimension, prompts left-padded (each one's real tokens last), the
+    kernel built."""
+    width = prompt_mask.shape[1]
+    left_padded = torch.equal(
+        prompt_mask.bool(), torch.arange(width) >= (width - prompt_mask.sum(dim=1, keepdim=True))
+    )
+    return (
+        keys.device.type == "cpu"
+        and keys.dtype == torch.float32
+        and keys.shape[-1] in KERNEL_HEAD_DIMS
+        and prompt_mask.device.type == "cpu"
+        and left_padded
+        and load() is not None
+    )
+
+
+class _PackedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prompt_k: torch.Tensor,
+        prompt_v: torch.Tensor,
+        rows: RowIndex,
+        scale: float,
+    ) -> torch.Tensor:
+        index = (rows.start, rows.length, rows.prompt, rows.prompt_length)
+        out, lse = load().forward(q, k, v, prompt_k, prompt_v, *index, scale)
+        ctx.save_for_backward(q, k, v, prompt_k, prompt_v, out, lse)
+        ctx.rows, ctx.scale = rows, scale
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, prompt_k, prompt_v, out, lse = ctx.saved_tensors
+        rows: RowIndex = ctx.rows
+        index = (rows.start, rows.length, rows.prompt, rows.prompt_length)
+        dq, dk, dv, dpk, dpv = load().backward(
+            dout.contiguous(), q, k, v, prompt_k, prompt_v, out, lse, *index, ctx.scale
+        )
+        return dq, dk, dv, dpk, dpv, None, None
+
+
+def fused_packed_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, packing: Packing, layer: int, scale: float
+) -> torch.Tensor:
+    """``packed_attention`` on ``attention_ops.cpp``: ``query [1, H, N, Dh]`` -> ``[1, N, H, Dh]``."""
+    q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # [N, heads, Dh]
+    prompt_k, prompt_v = (t[layer].contiguous() for t in (packing.keys, packing.values))
+    return _PackedAttention.apply(q, k, v, prompt_k, prompt_v, packing.rows, scale)[None]
+
+
 def packed_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -136,8 +269,10 @@ def packed_attention(
     """
     layer = module.layer_idx
     packing.layers_seen.append(layer)
-    prompt_keys, prompt_values = packing.keys[layer], packing.values[layer]  # [U, Hkv, P, Dh]
     _, heads, _, dh = query.shape
+    if packing.rows is not None:
+        return fused_packed_attention(query, key, value, packing, layer, scaling or dh**-0.5)
+    prompt_keys, prompt_values = packing.keys[layer], packing.values[layer]  # [U, Hkv, P, Dh]
     kv_heads = key.shape[1]
     # squeeze and split, not t[0] and t[b.tokens]: their backward is a view and one cat, where
     # indexing's writes each bucket's gradient into a zeroed copy of the whole tensor and sums them

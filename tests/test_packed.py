@@ -209,3 +209,135 @@ def test_a_lora_wrapped_model_runs_packed():
     with torch.no_grad():
         plain = _plain(model, batch, "logits")
     torch.testing.assert_close(out[mask], plain[mask], rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the fused kernel (attention_ops.cpp)
+needs_kernel = pytest.mark.skipif(packed.load() is None, reason="no C++ compiler for attention_ops.cpp")
+
+
+def _attention_inputs(lengths, prompt_lengths, width, heads, kv_heads, dim, seed=0):
+    """Packed q/k/v ``[1, heads, N, dim]`` and left-padded prompt keys/values, all requiring grad."""
+    g = torch.Generator().manual_seed(seed)
+    prompts = torch.tensor([r % len(prompt_lengths) for r in range(len(lengths))])
+    mask = torch.zeros(len(prompt_lengths), width, dtype=torch.long)
+    for u, p in enumerate(prompt_lengths):
+        mask[u, width - p :] = 1
+    n = sum(lengths)
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=g).requires_grad_()
+
+    q, k, v = leaf(1, heads, n, dim), leaf(1, kv_heads, n, dim), leaf(1, kv_heads, n, dim)
+    pk, pv = leaf(len(prompt_lengths), kv_heads, width, dim), leaf(len(prompt_lengths), kv_heads, width, dim)
+    return prompts, mask, (q, k, v, pk, pv)
+
+
+def _attend(lengths, prompts, mask, tensors, fused):
+    q, k, v, pk, pv = tensors
+    packing = packed.packing_for(lengths, prompts, mask, [pk], [pv], q.shape[1] // k.shape[1], fused=fused)
+    assert (packing.rows is not None) == fused and (len(packing.buckets) == 0) == fused
+    layer = torch.nn.Module()
+    layer.layer_idx = 0
+    out = packed.packed_attention(layer, q, k, v, packing, q.shape[-1] ** -0.5)
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(9))
+    return out, torch.autograd.grad(out, tensors, upstream)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("lengths", "prompt_lengths", "width", "heads", "kv_heads", "dim"),
+    [
+        ([1, 2, 5, 7, 3, 30], [3, 5, 2], 6, 4, 2, 64),  # rows shorter and longer than a 16-key panel
+        ([0, 4, 0, 9, 1], [1, 4], 4, 4, 1, 128),  # empty rows; 4 query heads on one KV head
+        ([17, 33, 2], [16, 1, 7], 16, 2, 2, 32),  # no grouping; a full-width prompt
+    ],
+)
+def test_fused_attention_equals_the_bucketed_sdpa(lengths, prompt_lengths, width, heads, kv_heads, dim):
+    prompts, mask, tensors = _attention_inputs(lengths, prompt_lengths, width, heads, kv_heads, dim)
+    out, grads = _attend(lengths, prompts, mask, tensors, fused=True)
+    ref_out, ref_grads = _attend(lengths, prompts, mask, tensors, fused=False)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    for name, got, expected in zip(("q", "k", "v", "prompt k", "prompt v"), grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=name)
+    pad = ~mask.bool()  # prompt padding is never attended: no gradient reaches it
+    assert grads[3].transpose(1, 2)[pad].abs().max() == 0 and grads[4].transpose(1, 2)[pad].abs().max() == 0
+
+
+@needs_kernel
+def test_fused_attention_is_the_same_on_one_and_two_threads():
+    prompts, mask, tensors = _attention_inputs([5, 40, 3, 22, 9, 1], [7, 12, 3], 12, 4, 2, 64, seed=4)
+    results = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            results.append(_attend([5, 40, 3, 22, 9, 1], prompts, mask, tensors, fused=True))
+        finally:
+            torch.set_num_threads(before)
+    (out1, grads1), (out2, grads2) = results
+    assert torch.equal(out1, out2)  # each (prompt, KV head) is one thread's work: no reduction order changes
+    assert all(torch.equal(a, b) for a, b in zip(grads1, grads2, strict=True))
+
+
+@needs_kernel
+def test_fused_attention_needs_left_padded_float32_prompts():
+    _, mask, (*_, pk, pv) = _attention_inputs([3, 4], [2, 3], 4, 4, 2, 64)
+    assert packed.kernel_applies(mask, pk)
+    assert not packed.kernel_applies(mask.flip(1), pk)  # right-padded: the buckets' mask handles it
+    assert not packed.kernel_applies(mask, pk.double())
+    assert not packed.kernel_applies(mask, pk[..., :48])  # head dim 48 is not compiled
+    packing = packed.packing_for([3, 4], torch.tensor([0, 1]), mask.flip(1), [pk], [pv], 2, fused=True)
+    assert packing.rows is None and packing.buckets
+
+
+@needs_kernel
+def test_fused_attention_rejects_rows_that_do_not_cover_the_tokens():
+    _, mask, (q, k, v, pk, pv) = _attention_inputs([3, 4], [2, 3], 4, 4, 2, 64)
+    flat = [t[0].transpose(0, 1).contiguous().detach() for t in (q, k, v)]
+    lengths = torch.tensor([3, 3])  # 6 of the 7 tokens
+    with pytest.raises(RuntimeError, match="the rows hold 6 tokens, the tensors 7"):
+        packed.load().forward(
+            *flat, pk.detach(), pv.detach(), torch.tensor([0, 3]), lengths, torch.tensor([0, 1]),
+            mask.sum(1), 0.125,
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="row 1 has prompt 5 of 2"):
+        packed.load().forward(
+            *flat, pk.detach(), pv.detach(), torch.tensor([0, 3]), torch.tensor([3, 4]), torch.tensor([0, 5]),
+            mask.sum(1), 0.125,
+        )  # fmt: skip
+
+
+def _model_with_head_dim_32() -> torch.nn.Module:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=40, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=64, pad_token_id=0,
+    )  # fmt: skip
+    model = Qwen2ForCausalLM(config)
+    assert gqa.use_folded_gqa(model) and packs(model)
+    return model
+
+
+@needs_kernel
+@pytest.mark.parametrize("loss_agg", ["grpo", "dapo", "dr_grpo"])
+def test_policy_update_with_fused_attention_equals_padded(loss_agg, monkeypatch):
+    calls = []
+    kernel = packed.fused_packed_attention
+    monkeypatch.setattr(packed, "fused_packed_attention", lambda *a: calls.append(1) or kernel(*a))
+    results = []
+    for mode in ("fused", "padded"):
+        model = _model_with_head_dim_32()
+        if mode == "fused":
+            assert packed.use_fused_attention(model) and packed.uses_fused_attention(model)
+        else:
+            packed.disable(model)
+        algo = AlgoConfig(loss_agg=loss_agg, micro_batch_size=9)
+        stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=0.0), _batch(), algo, max_len=8)
+        results.append((stats, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert len(calls) == 2  # both layers of the fused run went through the kernel
+    (fused_stats, fused_grads), (padded_stats, padded_grads) = results
+    assert fused_stats["loss"] == pytest.approx(padded_stats["loss"], abs=1e-6) and fused_stats["loss"] != 0
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -325,7 +325,13 @@ def _packed_outputs(
     config = prefix.config
     groups = config.num_attention_heads // getattr(config, "num_key_value_heads", config.num_attention_heads)
     packing = packed.packing_for(
-        counts.tolist(), prefix.index, prefix.mask, prefix.leaves[1::2], prefix.leaves[2::2], groups
+        counts.tolist(),
+        prefix.index,
+        prefix.mask,
+        prefix.leaves[1::2],
+        prefix.leaves[2::2],
+        groups,
+        fused=packed.uses_fused_attention(model),
     )
     try:
         out = model(
