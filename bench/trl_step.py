@@ -15,15 +15,18 @@ by the group's rows), the ``fast`` engine's decode loop in two threads that each
 prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and
 the update use both torch threads), its float32 linear layers on oneDNN's GEMM on non-Intel x86 CPUs
 (``model.onednn`` left at None; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on
-AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNorms and SwiGLUs on fused C++ kernels (``model.fused_kernels``,
-``r1zero.fused``). Both compute the same gradient.
+AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNorms, SwiGLUs, RoPE and packed attention on fused C++ kernels (``model.fused_kernels``,
+``r1zero.fused``, ``r1zero.packed``). Both compute the same gradient.
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
 ``model.onednn=False`` (the same GEMM as TRL); ``r1zero-onednn``, r1zero's defaults but
 ``model.onednn=True`` (oneDNN's GEMM on any CPU); ``r1zero-unfused``, r1zero's defaults but
-``model.fused_kernels=False`` (transformers' own RMSNorm, SwiGLU and, since 2026-12-06, RoPE); ``r1zero-padded``, r1zero's
+``model.fused_kernels=False`` (transformers' own RMSNorm, SwiGLU and, since 2026-12-06, RoPE, and the
+packed attention through SDPA over buckets); ``r1zero-padded``, r1zero's
 defaults but ``model.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
 length); ``r1zero-malloc``, r1zero's defaults but ``run.keep_freed_memory=False`` (glibc's default
-malloc, which hands a step's freed tensors back to the system: ``r1zero.malloc``); ``r1zero-1t``, r1zero with
+malloc, which hands a step's freed tensors back to the system: ``r1zero.malloc``); ``r1zero-sdpa``,
+r1zero's defaults but the packed rows' attention through SDPA over length buckets instead of
+``attention_ops.cpp`` (a switch of this benchmark's subprocess: ``r1zero.packed.use_fused_attention``); ``r1zero-1t``, r1zero with
 ``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
 and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
@@ -90,6 +93,7 @@ class Side:
     fused_kernels: bool = True
     packed: bool = True
     keep_freed_memory: bool = True
+    fused_attention: bool = True  # False: the packed rows' attention through SDPA over buckets
 
 
 #: r1zero's sides: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn``,
@@ -98,7 +102,7 @@ class Side:
 #: rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks), and its
 #: defaults with one of them changed: PyTorch's own GEMM (MKL, the one TRL runs on) or oneDNN's, whatever
 #: the CPU, transformers' own
-#: RMSNorm/SwiGLU, the learner's rows padded, glibc's default malloc
+#: RMSNorm/SwiGLU, the learner's rows padded, glibc's default malloc, the packed attention on SDPA
 SIDES = {
     "r1zero": Side(),
     "r1zero-1t": Side(decode_threads=1),
@@ -108,6 +112,7 @@ SIDES = {
     "r1zero-unfused": Side(fused_kernels=False),
     "r1zero-padded": Side(packed=False),
     "r1zero-malloc": Side(keep_freed_memory=False),
+    "r1zero-sdpa": Side(fused_attention=False),
 }
 #: TRL's sides, as processes: its default (one process), and data-parallel like r1zero-2r (torchrun, 2
 #: gloo ranks of 1 thread, 32 sequences per rank: Trainer's DDP)
@@ -253,6 +258,10 @@ def run_r1zero(model_dir: str, loss_type: str, steps: int, side: Side) -> dict[s
         return collect(*args, **kwargs)
 
     recipe.collect_groups = marked  # instrumentation in this benchmark subprocess only
+    if not side.fused_attention:  # no config switch of its own: it comes with model.fused_kernels
+        from r1zero import packed
+
+        packed.use_fused_attention = lambda model: False
     with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
         config = r1zero_config(

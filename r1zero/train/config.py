@@ -67,7 +67,8 @@ class ModelConfig:
     fused_kernels: bool = True
     """float32 CPU learners (and reference, critic): RMSNorm, SwiGLU and (Qwen2/Llama, process-wide) RoPE
     forward/backward in fused C++ kernels (``r1zero.fused``, built on first use; same results to float32
-    rounding). No effect on GPUs or other dtypes, or where the kernels cannot be built."""
+    rounding), and with ``packed`` the packed rows' attention too (``r1zero.packed``, ``attention_ops.cpp``).
+    No effect on GPUs or other dtypes, or where the kernels cannot be built."""
     packed: bool = True
     """CPU learners (and reference, critic) on Llama/Qwen2 models: each micro-batch's completion tokens run
     end to end as one sequence, without padding (``r1zero.packed``; same results to float32 rounding).
