@@ -79,7 +79,11 @@ def test_models_it_does_not_fold_keep_their_attention():
     )
 
 
-def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fused_kernels", [False, True])
+def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypatch, fused_kernels):
+    """Without the fused kernels the packed rows go through folded SDPA; with them (the default, where the
+    kernel builds) through ``attention_ops.cpp``; never through transformers' ``repeat_kv``."""
+    from r1zero import packed
     from r1zero.train.cli import build_config
     from r1zero.train.recipe import train
     from tests.train.conftest import make_tiny_model
@@ -88,10 +92,20 @@ def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypa
     argv = ["--preset", "smoke", "--model.name", str(tmp_path / "model"), "--data.template", "tiny-demo"]
     argv += ["--model.device", "cpu", "--reward.workers", "0", "--run.steps", "1", "--run.eval_every", "0"]
     argv += ["--run.out_dir", str(tmp_path / "runs"), "--run.progress", "false"]
+    argv += ["--model.fused_kernels", str(fused_kernels).lower()]
     folded: list[torch.Size] = []  # the shapes of every SDPA query
     sdpa = torch.nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(
         gqa.F, "scaled_dot_product_attention", lambda *a, **k: folded.append(a[0].shape) or sdpa(*a, **k)
     )
+    kernel_calls: list[int] = []
+    kernel = packed.fused_packed_attention
+    monkeypatch.setattr(packed, "fused_packed_attention", lambda *a: kernel_calls.append(1) or kernel(*a))
     train(build_config(argv)[0])
-    assert any(shape[1] == 1 for shape in folded)  # [B, 1 KV head, 2 T, Dh] (unpadded batches: plain SDPA)
+    if fused_kernels and packed.load() is not None:
+        assert kernel_calls  # the packed completions' attention ran in C++
+    else:
+        assert not kernel_calls
+        assert any(
+            shape[1] == 1 for shape in folded
+        )  # [B, 1 KV head, 2 T, Dh] (unpadded batches: plain SDPA)
