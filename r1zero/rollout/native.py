@@ -5,7 +5,8 @@ needed; the first build takes about a minute, later processes load the cached bu
 module, or None when it cannot be built or is switched off (``R1ZERO_NATIVE=0``); the engine then runs
 its Python step. The build is for this machine's CPU (``-march=native``): its directory is named after
 the CPU model and the extension's source, so a cache shared between machines never loads another CPU's
-build.
+build, and after the source file's path: ninja rebuilds when the compile command changes, so two
+checkouts sharing one directory would rebuild each other's build in turn (~1-2 minutes each time).
 
 Why: one decode step of a small model is mostly small ATen ops, not GEMMs (``bench/rollout.py``,
 ``bench/trl_step.py``); in C++ the step between its matmuls is plain loops with the GIL released.
@@ -23,7 +24,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["ENV_SWITCH", "HEAD_DIMS", "SOURCE", "applies", "build", "load"]
+__all__ = ["ENV_SWITCH", "HEAD_DIMS", "SOURCE", "applies", "build", "build_name", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def load() -> ModuleType | None:
 def build(
     source: Path, prefix: str, what: str, fallback: str, flags: tuple[str, ...] = (), openmp: bool = False
 ) -> ModuleType | None:
-    """Compile ``source`` for this CPU (cached per source, CPU and torch version), or None when it cannot
+    """Compile ``source`` for this CPU (cached per source text and path, CPU and torch version), or None when it cannot
     be built or ``R1ZERO_NATIVE=0``; ``what`` and ``fallback`` name it and its replacement in the log.
 
     ``openmp``: compile and link with ``-fopenmp`` on Linux, so that ``at::parallel_for`` splits work
@@ -66,14 +67,11 @@ def build(
     try:
         from torch.utils import cpp_extension
 
-        text = source.read_bytes()
         parallel = ["-fopenmp"] if openmp and platform.system() == "Linux" else []
-        options = repr((flags, parallel)).encode()
-        key = hashlib.sha256(text + _cpu_model().encode() + torch.__version__.encode() + options)
-        name = f"{prefix}_{key.hexdigest()[:12]}"
+        name = build_name(source, prefix, [*flags, *parallel])
         build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
         if not (build_dir / f"{name}.so").exists():
-            log.info("r1zero: building %s (once per machine, ~1 minute)", what)
+            log.info("r1zero: building %s (once per machine and checkout, ~1 minute)", what)
         native = ["-O3", "-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-O3"]
         return cpp_extension.load(
             name=name,
@@ -86,6 +84,20 @@ def build(
     except Exception as error:  # no compiler, no ninja, a failed build: the Python code serves
         log.warning("r1zero: %s unavailable (%s); using %s", what, error, fallback)
         return None
+
+
+def build_name(source: Path, prefix: str, flags: list[str]) -> str:
+    """The extension's name and build directory: ``prefix`` and a hash of the source's text and path, the
+    CPU, the torch version and the compiler ``flags`` (see the module docstring)."""
+    place = str(source.resolve()).encode()  # the compile command names it
+    parts = (
+        source.read_bytes()
+        + _cpu_model().encode()
+        + torch.__version__.encode()
+        + repr(flags).encode()
+        + place
+    )
+    return f"{prefix}_{hashlib.sha256(parts).hexdigest()[:12]}"
 
 
 def _cpu_model() -> str:

@@ -96,3 +96,15 @@ def test_python_step_where_the_native_one_does_not_apply(tokenizer, monkeypatch)
         assert FastEngine(tiny_llama(seed=0), tokenizer)._native is None
     finally:
         native.build.cache_clear()
+
+
+def test_build_directories_differ_by_source_path(tmp_path):
+    """Two checkouts of one source must not share a build directory: ninja would rebuild in turn."""
+    sources = []
+    for place in ("a", "b"):
+        (tmp_path / place).mkdir()
+        sources.append(tmp_path / place / "ext.cpp")
+        sources[-1].write_text("// the same text in both checkouts\n")
+    a, b = (native.build_name(source, "r1zero_test", ["-O3"]) for source in sources)
+    assert a != b and a == native.build_name(sources[0], "r1zero_test", ["-O3"])
+    assert a != native.build_name(sources[0], "r1zero_test", ["-O3", "-fopenmp"])  # flags count too
