@@ -5,8 +5,10 @@ needed; the first build takes about a minute, later processes load the cached bu
 module, or None when it cannot be built or is switched off (``R1ZERO_NATIVE=0``); the engine then runs
 its Python step. The build is for this machine's CPU (``-march=native``): its directory is named after
 the CPU model and the extension's source, so a cache shared between machines never loads another CPU's
-build, and after the source file's path: ninja rebuilds when the compile command changes, so two
-checkouts sharing one directory would rebuild each other's build in turn (~1-2 minutes each time).
+build, and after the source file's path and torch's install directory: ninja rebuilds when the compile
+command changes, and it names both (the source, torch's headers), so two checkouts, or two virtual
+environments with the same torch version (the main one and ``.venv-bench`` or ``.venv-vllm``), sharing
+one directory would rebuild each other's build in turn (~1-2 minutes each time).
 
 Why: one decode step of a small model is mostly small ATen ops, not GEMMs (``bench/rollout.py``,
 ``bench/trl_step.py``); in C++ the step between its matmuls is plain loops with the GIL released.
@@ -55,8 +57,8 @@ def load() -> ModuleType | None:
 def build(
     source: Path, prefix: str, what: str, fallback: str, flags: tuple[str, ...] = (), openmp: bool = False
 ) -> ModuleType | None:
-    """Compile ``source`` for this CPU (cached per source text and path, CPU and torch version), or None when it cannot
-    be built or ``R1ZERO_NATIVE=0``; ``what`` and ``fallback`` name it and its replacement in the log.
+    """Compile ``source`` for this CPU (cached under ``build_name``), or None when it cannot be built or
+    ``R1ZERO_NATIVE=0``; ``what`` and ``fallback`` name it and its replacement in the log.
 
     ``openmp``: compile and link with ``-fopenmp`` on Linux, so that ``at::parallel_for`` splits work
     over torch's intra-op threads (without it the loop runs on the calling thread). The extension then
@@ -88,14 +90,14 @@ def build(
 
 def build_name(source: Path, prefix: str, flags: list[str]) -> str:
     """The extension's name and build directory: ``prefix`` and a hash of the source's text and path, the
-    CPU, the torch version and the compiler ``flags`` (see the module docstring)."""
-    place = str(source.resolve()).encode()  # the compile command names it
+    CPU, the torch version and install directory, and the compiler ``flags`` (see the module docstring)."""
+    places = (str(source.resolve()), str(Path(torch.__file__).resolve().parent))  # the compile command's
     parts = (
         source.read_bytes()
         + _cpu_model().encode()
         + torch.__version__.encode()
         + repr(flags).encode()
-        + place
+        + repr(places).encode()
     )
     return f"{prefix}_{hashlib.sha256(parts).hexdigest()[:12]}"
 

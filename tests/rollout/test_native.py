@@ -98,8 +98,9 @@ def test_python_step_where_the_native_one_does_not_apply(tokenizer, monkeypatch)
         native.build.cache_clear()
 
 
-def test_build_directories_differ_by_source_path(tmp_path):
-    """Two checkouts of one source must not share a build directory: ninja would rebuild in turn."""
+def test_build_directories_differ_by_source_path_and_torch_install(tmp_path, monkeypatch):
+    """Two checkouts of one source, or two venvs of one torch version, must not share a build directory:
+    ninja would rebuild in turn."""
     sources = []
     for place in ("a", "b"):
         (tmp_path / place).mkdir()
@@ -108,3 +109,5 @@ def test_build_directories_differ_by_source_path(tmp_path):
     a, b = (native.build_name(source, "r1zero_test", ["-O3"]) for source in sources)
     assert a != b and a == native.build_name(sources[0], "r1zero_test", ["-O3"])
     assert a != native.build_name(sources[0], "r1zero_test", ["-O3", "-fopenmp"])  # flags count too
+    monkeypatch.setattr(torch, "__file__", str(tmp_path / "other-venv" / "torch" / "__init__.py"))
+    assert a != native.build_name(sources[0], "r1zero_test", ["-O3"])  # another venv's torch headers
