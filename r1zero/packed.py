@@ -202,18 +202,15 @@ def kernel_applies(prompt_mask: torch.Tensor, keys: torch.Tensor) -> bool:
     """Whether ``attention_ops.cpp`` can attend over prompts of ``prompt_mask`` and ``keys [U, Hkv, P, Dh]``:
     float32 CPU, a compiled head dimension, prompts left-padded (each one's real tokens last), the
     kernel built."""
-    width = prompt_mask.shape[1]
-    left_padded = torch.equal(
-        prompt_mask.bool(), torch.arange(width) >= (width - prompt_mask.sum(dim=1, keepdim=True))
-    )
-    return (
-        keys.device.type == "cpu"
+    if not (
+        keys.device.type == prompt_mask.device.type == "cpu"
         and keys.dtype == torch.float32
         and keys.shape[-1] in KERNEL_HEAD_DIMS
-        and prompt_mask.device.type == "cpu"
-        and left_padded
-        and load() is not None
-    )
+    ):
+        return False
+    width = prompt_mask.shape[1]
+    real = prompt_mask.sum(dim=1, keepdim=True)
+    return torch.equal(prompt_mask.bool(), torch.arange(width) >= width - real) and load() is not None
 
 
 class _PackedAttention(torch.autograd.Function):
