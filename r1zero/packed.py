@@ -124,6 +124,10 @@ class RowIndex:
     prompt: torch.Tensor
     prompt_length: torch.Tensor
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The four vectors in the order ``attention_ops.cpp`` takes them."""
+        return self.start, self.length, self.prompt, self.prompt_length
+
 
 @dataclass(frozen=True)
 class Packing:
@@ -225,8 +229,7 @@ class _PackedAttention(torch.autograd.Function):
         rows: RowIndex,
         scale: float,
     ) -> torch.Tensor:
-        index = (rows.start, rows.length, rows.prompt, rows.prompt_length)
-        out, lse = load().forward(q, k, v, prompt_k, prompt_v, *index, scale)
+        out, lse = load().forward(q, k, v, prompt_k, prompt_v, *rows.tensors(), scale)
         ctx.save_for_backward(q, k, v, prompt_k, prompt_v, out, lse)
         ctx.rows, ctx.scale = rows, scale
         return out
@@ -235,9 +238,8 @@ class _PackedAttention(torch.autograd.Function):
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, prompt_k, prompt_v, out, lse = ctx.saved_tensors
         rows: RowIndex = ctx.rows
-        index = (rows.start, rows.length, rows.prompt, rows.prompt_length)
         dq, dk, dv, dpk, dpv = load().backward(
-            dout.contiguous(), q, k, v, prompt_k, prompt_v, out, lse, *index, ctx.scale
+            dout.contiguous(), q, k, v, prompt_k, prompt_v, out, lse, *rows.tensors(), ctx.scale
         )
         return dq, dk, dv, dpk, dpv, None, None
 
