@@ -130,8 +130,8 @@ def score(rows: list[dict], predicted: list[bool], seconds: float, reasons: list
 def warm_r1zero_worker(response: str, gold: str, *, rows: list[tuple[str, str]], **meta):
     """A "verifier" run once in each r1zero worker: scores every row (warm-up), then clears every
     per-string cache, so that the timed pass starts warm but with no cache hit left by the warm-up."""
-    from r1zero.verifiers import math as math_verifier
     from r1zero.verifiers.base import Verdict
+    from r1zero.verifiers.builtin import math as math_verifier
 
     for item_response, item_gold in rows:
         math_verifier.verify_math(item_response, item_gold)
@@ -142,16 +142,16 @@ def warm_r1zero_worker(response: str, gold: str, *, rows: list[tuple[str, str]],
 
 def clear_r1zero_caches() -> None:
     """Empty every per-string cache of r1zero's ``math`` (and math-verify's, which it calls)."""
-    from r1zero.verifiers import _symbolic
-    from r1zero.verifiers import math as math_verifier
+    from r1zero.verifiers.builtin import math as math_verifier
+    from r1zero.verifiers.support import symbolic
 
     for cached in (
         math_verifier._read_gold,
-        _symbolic.symbolic_check,
-        _symbolic._parse_gold_symbolic,
-        _symbolic._fast_read,
-        _symbolic._fast_equation,
-        _symbolic._fast_list,
+        symbolic.symbolic_check,
+        symbolic._parse_gold_symbolic,
+        symbolic._fast_read,
+        symbolic._fast_equation,
+        symbolic._fast_list,
     ):
         cached.cache_clear()
     math_verifier._READABLE.clear()
@@ -271,8 +271,8 @@ def per_call_microseconds(calls: int = 2000) -> dict[str, float]:
 def in_process(rows: list[dict], passes: int = 3) -> dict:
     """CPU ms per category of one pass over ``rows`` in this process (median of ``passes``), cold and warm,
     for r1zero ``math`` (run as inside a worker: no sandbox round trip) and plain math-verify."""
-    from r1zero.verifiers import math as math_verifier
-    from r1zero.verifiers import sandbox
+    from r1zero.verifiers.builtin import math as math_verifier
+    from r1zero.verifiers.support import sandbox
 
     systems = {
         "r1zero math": lambda r: math_verifier.verify_math(r["response"], r["gold"]),

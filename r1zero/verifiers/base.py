@@ -1,8 +1,9 @@
 """The verdict every verifier returns, and the registry that finds verifiers by name.
 
 A verifier is a plain callable ``(response: str, gold: str, **meta) -> Verdict`` that never raises:
-bad input gets ``reward=0`` and a ``reason`` code. This module imports no torch and does no I/O
-beyond importing verifier modules on demand.
+bad input gets ``reward=0`` and a ``reason`` code. The built-in ones are the modules of
+``r1zero/verifiers/builtin/``; a user's verifier is a ``.py`` file given by path. This module imports
+no torch and does no I/O beyond importing verifier modules on demand.
 """
 
 from __future__ import annotations
@@ -160,16 +161,20 @@ def _load_from_file(path: Path, func_name: str | None) -> Verifier:
     )
 
 
+#: The package whose every module is a built-in verifier: a new verifier is one new file there.
+BUILTIN_PACKAGE = "r1zero.verifiers.builtin"
+
+
 def _load_builtins() -> None:
-    """Import every module of this package, so a new verifier is one new file and no other edit."""
+    """Import every module of ``BUILTIN_PACKAGE``, so that their ``@register`` decorators run."""
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    package = importlib.import_module(__package__)
+    package = importlib.import_module(BUILTIN_PACKAGE)
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{info.name}")
+            importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")
 
 
 def _qualname(fn: object) -> str:

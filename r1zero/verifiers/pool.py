@@ -41,7 +41,13 @@ from multiprocessing.connection import wait
 
 from r1zero.verifiers import base
 from r1zero.verifiers.base import Verdict, Verifier, get_verifier
-from r1zero.verifiers.sandbox import STARTUP_TIMEOUT, IsolatedChild, VerifierCrash, emit, freeze_imports
+from r1zero.verifiers.support.sandbox import (
+    STARTUP_TIMEOUT,
+    IsolatedChild,
+    VerifierCrash,
+    emit,
+    freeze_imports,
+)
 
 __all__ = ["VerifierPool", "call_verifier", "guarded", "verify_batch"]
 

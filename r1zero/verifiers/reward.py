@@ -21,8 +21,8 @@ class RewardWeights:
     Attributes:
         correct: Reward for a correct answer.
         wrong: Reward for a wrong or missing answer.
-        format_bonus: Added when the format is kept (may be 0; DESIGN.md section 6 shows a large
-            bonus dominating std-normalised advantages at near-zero accuracy).
+        format_bonus: Added when the format is kept (may be 0: at near-zero accuracy a large bonus
+            dominates std-normalised advantages).
         format_penalty: Added (usually negative) when the format is broken.
         require_format: When True a correct answer in a broken format earns ``wrong`` for accuracy
             (the strict R1-Zero reward).

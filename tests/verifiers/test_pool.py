@@ -17,7 +17,7 @@ OVERRUN_LIMIT = 1.0
 BEHAVIOUR = textwrap.dedent("""
     import gc, os, time
     from r1zero.verifiers import Verdict
-    from r1zero.verifiers.sandbox import in_worker
+    from r1zero.verifiers.support.sandbox import in_worker
 
     def verify(response, gold, **meta):
         if response.startswith("sleep:"):

@@ -47,14 +47,45 @@ def test_registering_the_same_function_twice_is_harmless():
     assert get_verifier(name) is fn
 
 
+def test_a_file_in_the_builtin_folder_is_a_builtin_name(tmp_path, monkeypatch):
+    """The registry imports every module of r1zero/verifiers/builtin/: a new file there is a new name.
+    (The folder is extended with tmp_path rather than written to, so the checkout stays untouched.)"""
+    import sys
+
+    import r1zero.verifiers.builtin as builtin_package
+    from r1zero.verifiers import base
+
+    name = _unique("dropped")
+    (tmp_path / f"{name}.py").write_text(
+        "from r1zero.verifiers import Verdict, register\n"
+        f"@register('{name}')\n"
+        "def verify_dropped(response, gold, **meta):\n"
+        "    return Verdict(0.0, False, False, 'wrong')\n"
+    )
+    monkeypatch.setattr(builtin_package, "__path__", [*builtin_package.__path__, str(tmp_path)])
+    monkeypatch.setattr(base, "_BUILTINS_LOADED", False)
+    try:
+        assert name in available_verifiers()
+        assert get_verifier(name).__module__ == f"r1zero.verifiers.builtin.{name}"
+    finally:
+        base._REGISTRY.pop(name, None)
+        sys.modules.pop(f"r1zero.verifiers.builtin.{name}", None)
+
+
+def test_support_modules_register_nothing():
+    """Support code sits beside the built-in folder, not in it: none of its modules is a verifier."""
+    for name in available_verifiers():
+        assert not get_verifier(name).__module__.startswith("r1zero.verifiers.support"), name
+
+
 def test_module_colon_function_spec():
-    fn = get_verifier("r1zero.verifiers.integer:verify_integer")
+    fn = get_verifier("r1zero.verifiers.builtin.integer:verify_integer")
     assert fn("<think>x</think> <answer>7</answer>", "7").correct
 
 
 def test_module_spec_with_missing_function_names_it():
     with pytest.raises(ValueError, match="no_such_fn"):
-        get_verifier("r1zero.verifiers.integer:no_such_fn")
+        get_verifier("r1zero.verifiers.builtin.integer:no_such_fn")
 
 
 def test_unknown_name_lists_registered_ones():
@@ -106,7 +137,9 @@ def test_py_file_spec_errors(tmp_path):
         get_verifier(str(path))
 
 
-@pytest.mark.parametrize("name", ["sandbox", "pool", "countdown", "integer", "interop", "cli"])
+@pytest.mark.parametrize(
+    "name", ["support.sandbox", "pool", "builtin.countdown", "builtin.integer", "interop", "cli"]
+)
 def test_doctests(name):
     """The >>> examples of the infrastructure and non-math verifier modules stay true."""
     result = doctest.testmod(

@@ -9,9 +9,9 @@ Built on math-verify (``parse``/``verify``) and sympy, hardened against what bre
 3. **Hedges are refused** (reason ``rejected``): several different ``<answer>`` blocks, or "12 or 13",
    "12 and 13", ``\\pm`` when the gold is a single value (math-verify alone picks one candidate and
    rewards a policy that lists many).
-4. **Guards** (:mod:`r1zero.verifiers.guards`) refuse huge or hostile text (power towers, ``100000!``,
+4. **Guards** (:mod:`r1zero.verifiers.support.guards`) refuse huge or hostile text (power towers, ``100000!``,
    deep nesting) before sympy sees it (reason ``rejected``).
-5. **Fast exact path** (:mod:`r1zero.verifiers.normalize`): numbers, fractions, decimals, percentages,
+5. **Fast exact path** (:mod:`r1zero.verifiers.support.normalize`): numbers, fractions, decimals, percentages,
    sets/tuples/intervals of them, choice letters and words are compared in-process without sympy.
 6. **Symbolic path**: everything else runs math-verify + sympy under a wall-clock limit in a killable
    child process (``sandbox.run_isolated``; no ``SIGALRM``, so it works in any thread); inside a
@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from r1zero.verifiers import sandbox
-from r1zero.verifiers._intervals import IntervalSet, interval_set
 from r1zero.verifiers.base import Verdict, register
 from r1zero.verifiers.extract import extract_answer, find_boxed
 from r1zero.verifiers.format import check_format
-from r1zero.verifiers.guards import guard_answer, malformed
-from r1zero.verifiers.normalize import (
+from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
+from r1zero.verifiers.support import sandbox
+from r1zero.verifiers.support.guards import guard_answer, malformed
+from r1zero.verifiers.support.intervals import IntervalSet, interval_set
+from r1zero.verifiers.support.normalize import (
     ExactValue,
     choice_letter,
     exact_equal,
@@ -42,7 +43,6 @@ from r1zero.verifiers.normalize import (
     parse_exact,
     split_top_level,
 )
-from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
 
 __all__ = ["DEFAULT_TIMEOUT", "gold_readable", "verify_math"]
 
@@ -272,7 +272,7 @@ def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:
 
 
 class _Symbolic:
-    """A function of :mod:`r1zero.verifiers._symbolic` (sympy, math-verify) by name.
+    """A function of :mod:`r1zero.verifiers.support.symbolic` (sympy, math-verify) by name.
 
     Picklable without importing sympy in the caller's process; unpickling it gives the function itself
     and imports that module at module level, so a sandbox child that receives it as its warm-up object
@@ -289,13 +289,13 @@ class _Symbolic:
         return _symbolic_function(self.name)(*args)
 
     def __repr__(self) -> str:
-        return f"r1zero.verifiers._symbolic.{self.name}"
+        return f"r1zero.verifiers.support.symbolic.{self.name}"
 
 
 def _symbolic_function(name: str):
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
-    return getattr(_symbolic, name)
+    return getattr(symbolic, name)
 
 
 def _warm_up() -> None:

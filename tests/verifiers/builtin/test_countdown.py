@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 from r1zero.verifiers import get_verifier
-from r1zero.verifiers.countdown import evaluate_expression
+from r1zero.verifiers.builtin.countdown import evaluate_expression
 
 
 def tagged(answer: str) -> str:

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from r1zero.verifiers import get_verifier
-from r1zero.verifiers.integer import parse_integer
+from r1zero.verifiers.builtin.integer import parse_integer
 
 T = "<think>working</think> "
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from r1zero.verifiers import REASONS, Verdict, get_verifier
-from r1zero.verifiers import math as math_verifier
+from r1zero.verifiers.builtin import math as math_verifier
 from r1zero.verifiers.reward import STRICT_R1ZERO, RewardWeights
 
-ROWS_DIR = Path(__file__).parent / "rows"
+ROWS_DIR = Path(__file__).parents[1] / "rows"
 ROWS = [
     json.loads(line)
     for path in sorted(ROWS_DIR.glob("*.jsonl"))
@@ -295,7 +295,7 @@ def test_injection_canary(tmp_path):
     ],
 )
 def test_normalize(text, normal):
-    from r1zero.verifiers.normalize import normalize
+    from r1zero.verifiers.support.normalize import normalize
 
     assert normalize(text) == normal
 
@@ -322,7 +322,7 @@ def test_normalize(text, normal):
     ],
 )
 def test_exact_equal(gold, answer, equal):
-    from r1zero.verifiers.normalize import exact_equal, normalize, parse_exact
+    from r1zero.verifiers.support.normalize import exact_equal, normalize, parse_exact
 
     g, a = parse_exact(normalize(gold)), parse_exact(normalize(answer))
     assert g is not None and a is not None
@@ -353,7 +353,7 @@ def test_exact_equal(gold, answer, equal):
 def test_evaluate_arithmetic(text, value):
     from fractions import Fraction
 
-    from r1zero.verifiers.normalize import evaluate_arithmetic
+    from r1zero.verifiers.support.normalize import evaluate_arithmetic
 
     assert evaluate_arithmetic(text) == (None if value is None else Fraction(value))
 
@@ -379,7 +379,7 @@ def test_evaluate_arithmetic(text, value):
     ],
 )
 def test_guard_answer(text, refusal):
-    from r1zero.verifiers.guards import guard_answer
+    from r1zero.verifiers.support.guards import guard_answer
 
     assert guard_answer(text) == refusal
 
@@ -402,13 +402,23 @@ def test_guard_answer(text, refusal):
     ],
 )
 def test_malformed(text, bad):
-    from r1zero.verifiers.guards import malformed
+    from r1zero.verifiers.support.guards import malformed
 
     assert malformed(text) is bad
 
 
 @pytest.mark.parametrize(
-    "module", ["format", "extract", "normalize", "guards", "math", "_symbolic", "_fast_reader", "_intervals"]
+    "module",
+    [
+        "format",
+        "extract",
+        "builtin.math",
+        "support.normalize",
+        "support.guards",
+        "support.symbolic",
+        "support.fast_reader",
+        "support.intervals",
+    ],
 )
 def test_docstring_examples(module):
     import doctest
@@ -451,7 +461,7 @@ def test_hostile_text_is_handled_in_linear_time(text, warm_sandbox):
 def test_pure_helpers_are_linear_on_long_runs():
     from r1zero.verifiers.extract import find_boxed
     from r1zero.verifiers.format import strip_eos
-    from r1zero.verifiers.normalize import evaluate_arithmetic, normalize
+    from r1zero.verifiers.support.normalize import evaluate_arithmetic, normalize
 
     start = time.perf_counter()
     assert strip_eos(" " * 50_000 + "x" + " </s>" * 1_000) == " " * 50_000 + "x"
@@ -465,7 +475,7 @@ def test_pure_helpers_are_linear_on_long_runs():
 def _row_strings() -> set[str]:
     """Every gold and extracted answer of the labelled rows, normalised as the verifier does."""
     from r1zero.verifiers.extract import extract_answer
-    from r1zero.verifiers.normalize import normalize
+    from r1zero.verifiers.support.normalize import normalize
 
     strings = set()
     for row in ROWS:
@@ -484,16 +494,16 @@ def test_fast_reader_agrees_with_math_verify_on_every_row_it_reads():
     import math_verify
     import sympy
 
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
     read = 0
     for text in sorted(_row_strings()):
-        fast = _symbolic._fast_read(text)
+        fast = symbolic._fast_read(text)
         if fast is None:
             continue
         read += 1
         parsed = math_verify.parse(
-            f"${_symbolic.for_sympy(text)}$", fallback_mode="no_fallback", parsing_timeout=None
+            f"${symbolic.for_sympy(text)}$", fallback_mode="no_fallback", parsing_timeout=None
         )
         assert parsed, text
         slow = parsed[0]
@@ -543,9 +553,9 @@ def test_fast_reader_agrees_with_math_verify_on_every_row_it_reads():
     ],
 )
 def test_fast_reader_refuses_what_it_does_not_read_like_math_verify(text):
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
-    assert _symbolic.fast_parse(text) is None
+    assert symbolic.fast_parse(text) is None
 
 
 @pytest.mark.parametrize(
@@ -563,9 +573,9 @@ def test_fast_reader_refuses_what_it_does_not_read_like_math_verify(text):
     ],
 )
 def test_fast_compare(gold, answer, decided):
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
-    assert _symbolic._fast_compare(_symbolic.fast_parse(gold), _symbolic.fast_parse(answer)) == decided
+    assert symbolic._fast_compare(symbolic.fast_parse(gold), symbolic.fast_parse(answer)) == decided
 
 
 @pytest.mark.parametrize(
@@ -578,9 +588,9 @@ def test_fast_compare(gold, answer, decided):
     ],
 )
 def test_equations(gold, answer, reason):
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
-    assert _symbolic.symbolic_check(gold, answer) == reason
+    assert symbolic.symbolic_check(gold, answer) == reason
 
 
 @pytest.mark.parametrize(
@@ -603,7 +613,7 @@ def test_equations(gold, answer, reason):
     ],
 )
 def test_relation_interval(text, interval):
-    from r1zero.verifiers._intervals import relation_interval
+    from r1zero.verifiers.support.intervals import relation_interval
 
     value = relation_interval(text)
     if interval is None:
@@ -658,10 +668,10 @@ MATH_VERIFY_MISSES = {("2x-3=0", "4x-6=0"): True, ("(\\sqrt{2}, 1)", "(3, 2)"): 
 def test_fast_paths_agree_with_math_verify(gold, answer):
     import math_verify
 
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
     def parse(text):  # what the symbolic path gave math-verify before these fast paths
-        text = _symbolic.for_sympy(text)
+        text = symbolic.for_sympy(text)
         return math_verify.parse(f"${text}$", fallback_mode="no_fallback", parsing_timeout=None)
 
     normal_gold, normal_answer = math_verifier._read_gold(gold).text, math_verifier.normalize(answer)
@@ -672,21 +682,21 @@ def test_fast_paths_agree_with_math_verify(gold, answer):
     response = f"<think>a</think> <answer>{answer}</answer>"
     assert verify(response, gold).correct is expected
     if "," in gold or "=" in gold:
-        assert _symbolic.symbolic_check(normal_gold, normal_answer) == ("correct" if expected else "wrong")
+        assert symbolic.symbolic_check(normal_gold, normal_answer) == ("correct" if expected else "wrong")
 
 
 def test_fast_paths_skip_math_verify_parser(monkeypatch):
     """The pairs above are decided without math-verify's LaTeX parser (the ~5-30 ms each saves)."""
     import math_verify
 
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
     def refuse(*args, **kwargs):
         raise AssertionError("math-verify's parser was called")
 
     monkeypatch.setattr(math_verify, "parse", refuse)
     monkeypatch.setattr(math_verifier.sandbox, "in_worker", lambda: True)
-    for cached in (_symbolic._parse_gold_symbolic, _symbolic.symbolic_check, math_verifier._read_gold):
+    for cached in (symbolic._parse_gold_symbolic, symbolic.symbolic_check, math_verifier._read_gold):
         cached.cache_clear()
     math_verifier._READABLE.clear()
     for gold, answer in FAST_PAIRS:
@@ -699,10 +709,10 @@ def test_two_stage_latex_parsing_gives_the_same_results_as_ll():
     from latex2sympy2_extended.latex2sympy2 import latex2sympy
     from math_verify.parser import normalize_latex
 
-    from r1zero.verifiers import _symbolic
+    from r1zero.verifiers.support import symbolic
 
     texts = [
-        normalize_latex(_symbolic.for_sympy(text), config=_symbolic._LATEX_NORMALIZATION)
+        normalize_latex(symbolic.for_sympy(text), config=symbolic._LATEX_NORMALIZATION)
         for text in sorted(_row_strings())
         if len(text) < 300
     ]
@@ -717,13 +727,13 @@ def test_two_stage_latex_parsing_gives_the_same_results_as_ll():
         return out
 
     two_stage = parse_all()
-    _symbolic._TWO_STAGE = False
+    symbolic._TWO_STAGE = False
     try:
         ll_only = parse_all()
     finally:
-        _symbolic._TWO_STAGE = True
+        symbolic._TWO_STAGE = True
     assert len(texts) > 200
     assert two_stage == ll_only
     from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
 
-    assert _Latex2Sympy.create_parser is _symbolic._two_stage_create_parser  # installed on import
+    assert _Latex2Sympy.create_parser is symbolic._two_stage_create_parser  # installed on import

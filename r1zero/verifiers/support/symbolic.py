@@ -4,7 +4,7 @@ This module runs in the sandbox child (or a ``verify_batch`` worker), never in t
 unless it asks for it: importing it imports sympy and math-verify at module level (~0.4 s) and runs one
 small parse and comparison so that their lazily imported parts load too; a fresh or standby child does
 that before its first call, outside any time limit. ``import r1zero.verifiers`` and
-``get_verifier("math")`` do not import it (its name starts with ``_``, so the registry skips it).
+``get_verifier("math")`` do not import it (the registry imports only ``r1zero.verifiers.builtin``).
 
 math-verify warns once per process that its own timeouts are disabled; here the caller bounds every call,
 so that warning is filtered out of math-verify's loggers (only that message).
@@ -24,8 +24,8 @@ from math_verify.parser import LatexExtractionConfig, normalize_latex
 from sympy.core.traversal import bottom_up
 from sympy.polys.polyerrors import BasePolynomialError
 
-from r1zero.verifiers._fast_reader import fast_parse
-from r1zero.verifiers.normalize import encloses, split_top_level
+from r1zero.verifiers.support.fast_reader import fast_parse
+from r1zero.verifiers.support.normalize import encloses, split_top_level
 
 __all__ = ["fast_parse", "for_sympy", "gold_parses", "symbolic_check"]
 

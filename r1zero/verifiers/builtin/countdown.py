@@ -19,9 +19,9 @@ from collections import Counter
 from fractions import Fraction
 
 from r1zero.verifiers.base import Verdict, register
+from r1zero.verifiers.builtin.integer import parse_integer
 from r1zero.verifiers.extract import extract_answer
 from r1zero.verifiers.format import check_format
-from r1zero.verifiers.integer import parse_integer
 from r1zero.verifiers.reward import compose_reward
 
 __all__ = ["evaluate_expression", "verify_countdown"]
@@ -49,7 +49,7 @@ def evaluate_expression(text: str) -> tuple[Fraction, list[int]]:
     >>> evaluate_expression("__import__('os')")
     Traceback (most recent call last):
     ...
-    r1zero.verifiers.countdown._Rejected: character outside + - * / ( ) and digits
+    r1zero.verifiers.builtin.countdown._Rejected: character outside + - * / ( ) and digits
     """
     if len(text) > MAX_EXPRESSION_CHARS:
         raise _Rejected(f"expression longer than {MAX_EXPRESSION_CHARS} characters")

@@ -65,10 +65,10 @@ STARTUP_TIMEOUT = 60.0
 _IN_WORKER = False
 _CHILD_CONN: Connection | None = None
 _local = threading.local()
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])  # the folder that holds r1zero/
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, {root!r}); "
-    "from r1zero.verifiers.sandbox import _child_main; _child_main(int(sys.argv[1]))"
+    "from r1zero.verifiers.support.sandbox import _child_main; _child_main(int(sys.argv[1]))"
 )
 
 

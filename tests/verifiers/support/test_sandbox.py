@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from r1zero.verifiers import sandbox
-from r1zero.verifiers.sandbox import VerifierCrash, VerifierTimeout, in_worker, run_isolated
+from r1zero.verifiers.support import sandbox
+from r1zero.verifiers.support.sandbox import VerifierCrash, VerifierTimeout, in_worker, run_isolated
 
-OVERRUN_LIMIT = 1.0  # seconds a call may run past its time limit (issue 2 acceptance)
+OVERRUN_LIMIT = 1.0  # seconds a call may run past its time limit
 
 
 # Top-level helpers: the child imports them by module name.

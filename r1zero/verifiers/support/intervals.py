@@ -1,7 +1,7 @@
 """Sets of reals written as intervals, unions of intervals or one-variable inequalities, read exactly.
 
 ``-2 \\le x < 7`` and ``[-2, 7)`` are the same answer; math-verify decides that with sympy's ``as_set``
-(~10-30 ms a pair); here both are read into :class:`~r1zero.verifiers.normalize.ExactValue` intervals
+(~10-30 ms a pair); here both are read into :class:`~r1zero.verifiers.support.normalize.ExactValue` intervals
 (exact fractions, ``float("inf")``) in microseconds. Pure: no sympy.
 """
 
@@ -10,7 +10,13 @@ from __future__ import annotations
 import itertools
 import re
 
-from r1zero.verifiers.normalize import ExactValue, Number, evaluate_arithmetic, parse_exact, parse_number
+from r1zero.verifiers.support.normalize import (
+    ExactValue,
+    Number,
+    evaluate_arithmetic,
+    parse_exact,
+    parse_number,
+)
 
 __all__ = ["IntervalSet", "interval_set", "relation_interval"]
 

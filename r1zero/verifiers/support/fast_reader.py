@@ -3,7 +3,7 @@
 Numbers, letters, ``+ - \\cdot / ^``, ``\\frac``, ``\\sqrt``, ``\\pi``, ``e``, ``\\sin``/``\\cos``/
 ``\\tan``/``\\ln``/``\\exp``/``\\log_b``, ``n!``: read into sympy the way math-verify's LaTeX parser
 (latex2sympy) reads them, in ~0.1 ms instead of ~5 ms. Anything outside that subset gives None and goes
-to math-verify as before. Imports sympy: used only by :mod:`r1zero.verifiers._symbolic`.
+to math-verify as before. Imports sympy: used only by :mod:`r1zero.verifiers.support.symbolic`.
 """
 
 from __future__ import annotations
