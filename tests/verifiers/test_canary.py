@@ -1,6 +1,6 @@
 """Code-injection canary: responses (and golds) that would create a file if anything evaluated them.
 
-Every registered verifier sees every payload, in this process and in ``verify_batch`` workers; the
+Every built-in and plugin verifier sees every payload, in this process and in ``verify_batch`` workers; the
 canary file must never appear. (Correctness is not asserted here: a free-form fallback may legitimately
 read a digit of the canary's path as the answer.) sympy's ``sympify``/``parse_expr`` call ``eval`` on strings, so a
 verifier that hands raw model text to them fails here.
@@ -9,7 +9,7 @@ verifier that hands raw model text to them fails here.
 import pytest
 
 from r1zero.verifiers import get_verifier, verify_batch
-from tests.verifiers.test_contract import BUILTIN
+from tests.verifiers.test_contract import SPECS, spec_id
 
 # {path} is replaced by the canary's absolute path.
 PAYLOADS = [
@@ -48,7 +48,7 @@ def _cases(path: str) -> list[tuple[str, str]]:
     return cases
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", SPECS, ids=spec_id)
 def test_no_verifier_evaluates_model_text(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     canary = tmp_path / "CANARY"
@@ -59,7 +59,7 @@ def test_no_verifier_evaluates_model_text(name, tmp_path, monkeypatch):
     assert not (tmp_path / "CANARY").exists()
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", SPECS, ids=spec_id)
 def test_no_verifier_evaluates_model_text_in_workers(name, tmp_path):
     canary = tmp_path / "CANARY"
     cases = _cases(str(canary))

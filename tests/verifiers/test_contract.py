@@ -1,12 +1,14 @@
 """Contract of every registered verifier: hostile or broken input gives a Verdict, never an exception.
 
-Runs every built-in verifier (the modules of r1zero/verifiers/builtin/), so a new verifier
-file is covered without editing this test.
+Runs every built-in verifier (the modules of r1zero/verifiers/builtin/) and every plugin file of the
+repository's top-level verifiers/ folder (loaded by path, as users load theirs), so a new verifier file
+in either place is covered without editing this test.
 """
 
 import math
 import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,10 @@ from r1zero.verifiers import REASONS, Verdict, available_verifiers, get_verifier
 BUILTIN = [
     n for n in available_verifiers() if get_verifier(n).__module__.startswith("r1zero.verifiers.builtin.")
 ]
+# The plugin files of the repository's verifiers/ folder, by path (they are never imported as a package).
+PLUGINS = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "verifiers").glob("*.py"))
+# What the contract runs: registry names and file paths, both accepted by get_verifier.
+SPECS = BUILTIN + PLUGINS
 
 SLOW_CALL = 10.0  # 2x the default 5 s limit: a pathological input must come back within it
 
@@ -53,6 +59,16 @@ def test_builtins_found():
     assert {"countdown", "integer", "math"} <= set(BUILTIN)
 
 
+def test_plugins_found():
+    assert {"exact_string.py", "multiple_choice.py", "numeric_tolerance.py"} <= {
+        Path(p).name for p in PLUGINS
+    }
+
+
+def spec_id(spec: str) -> str:
+    return Path(spec).name if spec.endswith(".py") else spec
+
+
 def _check(verdict: object) -> None:
     assert isinstance(verdict, Verdict)
     assert verdict.reason in REASONS, verdict.reason
@@ -62,7 +78,7 @@ def _check(verdict: object) -> None:
     assert all(isinstance(v, float | int) for v in verdict.parts.values())
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", SPECS, ids=spec_id)
 @pytest.mark.parametrize("response_kind", sorted(RESPONSES))
 def test_verifier_never_raises(name, response_kind):
     verifier = get_verifier(name)
@@ -77,7 +93,7 @@ def test_verifier_never_raises(name, response_kind):
                 assert not verdict.correct and verdict.reward <= 0.0, (gold_kind, verdict)
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", SPECS, ids=spec_id)
 def test_bad_gold_is_never_rewarded(name):
     verifier = get_verifier(name)
     for gold in ["", "   ", "\\frac{", "???", GARBAGE[:5_000]]:
