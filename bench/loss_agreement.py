@@ -13,7 +13,7 @@ Two levels, each for the loss types ``grpo``, ``dapo`` and ``dr_grpo``:
    off-policy (old log-probs perturbed so the clip is active on both sides), and gradient accumulation
    over two micro-batches (TRL scaled by its accumulation steps, r1zero given whole-batch counts).
 2. **End to end through the model.** TRL's ``_compute_loss`` unpatched (its own forward and log-softmax)
-   vs ``r1zero.logprobs.completion_logprobs`` + ``grpo_loss`` on the same model and ids; compared: the
+   vs the learner's ``r1zero.train.forward.sequence_logprobs`` + ``grpo_loss`` on the same model and ids; compared: the
    loss and the gradient of every parameter.
 
 Writes ``bench/results/loss_agreement.json``.
@@ -34,8 +34,9 @@ from typing import Any
 
 import torch
 
-from r1zero.grpo import group_advantages, grpo_loss
-from r1zero.logprobs import completion_logprobs
+from r1zero.algo.batch import PackedBatch
+from r1zero.algo.grpo import group_advantages, grpo_loss
+from r1zero.train.forward import sequence_logprobs
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
 TOLERANCE = 1e-6
@@ -233,9 +234,16 @@ def compare_end_to_end(loss_type: str, seed: int, out: str) -> dict[str, Any]:
     trl_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     full = torch.cat([prompt_ids, completion_ids], dim=1)  # [B, P+T]
-    full_mask = torch.cat([torch.zeros_like(prompt_ids), mask], dim=1)  # [B, P+T]
-    logp_full, _ = completion_logprobs(model, full, torch.ones_like(full), full_mask)  # [B, P+T]
-    logp = logp_full[:, prompt_len:]  # [B, T]
+    batch = PackedBatch(
+        full,
+        torch.ones_like(full),
+        mask.float(),
+        case["advantages"],
+        torch.zeros(mask.shape),
+        None,
+        prompt_len,
+    )
+    logp, _ = sequence_logprobs(model, batch)  # [B, T] the learner's forward
     eps_low, eps_high = EPS[loss_type]
     r1_loss, _ = grpo_loss(
         logp,

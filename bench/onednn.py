@@ -1,4 +1,4 @@
-"""float32 linear layers on CPU: PyTorch's default GEMM (``F.linear``, MKL on x86) vs ``r1zero.onednn``.
+"""float32 linear layers on CPU: PyTorch's default GEMM (``F.linear``, MKL on x86) vs ``r1zero.cpu.onednn``.
 
 Side by side in one process, alternating, at 1 and 2 torch threads: the forward GEMM of the shapes
 that ``bench/trl_step.py``'s work runs (the update's ~2.4k-token micro-batch through each projection of
@@ -64,7 +64,7 @@ def gemm_rows(threads: int, reps: int) -> list[dict[str, Any]]:
     import torch
     import torch.nn.functional as F
 
-    from r1zero import onednn
+    from r1zero.cpu import onednn
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -90,7 +90,7 @@ def _all_onednn_linear() -> Callable[[Any, Any], Any]:
     copies its two transposed operands (``grad.T``, ``x.T``) to contiguous matrices first."""
     import torch
 
-    from r1zero import onednn
+    from r1zero.cpu import onednn
 
     class AllOneDNN(torch.autograd.Function):
         @staticmethod
@@ -137,7 +137,7 @@ def decode_step_rows(model_dir: str, reps: int) -> list[dict[str, Any]]:
     import torch
     import torch.nn.functional as F
 
-    from r1zero import onednn
+    from r1zero.cpu import onednn
 
     torch.set_num_threads(1)
     engine = _engines(model_dir, ("torch",))["torch"]  # plain fused weights

@@ -1,4 +1,4 @@
-"""Rollout and log-prob benchmark: ``hf`` vs ``fast`` tokens/s, chunked vs naive log-prob peak memory.
+"""Rollout benchmark: ``hf`` vs ``fast`` tokens/s on tiny-base shapes.
 
 Run: ``python bench/rollout.py`` (about 5 minutes on 2 shared cores); writes ``bench/results/rollout.json``.
 
@@ -7,9 +7,6 @@ Run: ``python bench/rollout.py`` (about 5 minutes on 2 shared cores); writes ``b
   same seed in both engines; tokens/s counts completion tokens (EOS included), best of ``--repeats``
   runs, engines interleaved so load from other processes hits both alike. Threads are pinned
   (``--threads``, default 1). The engines must produce identical tokens (checked, recorded).
-- **Memory.** A Llama with a 150k vocabulary scores ``B x T`` completion tokens with the naive full
-  log-softmax and with ``r1zero.logprobs.completion_logprobs``; each variant runs in a fresh subprocess
-  and reports its peak RSS above the RSS it had before the computation (``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -17,9 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -99,76 +93,14 @@ def bench_throughput(repeats: int) -> tuple[dict, list[dict]]:
     }, rows_out
 
 
-def memory_child(variant: str, batch: int, length: int, vocab: int, chunk: int, backward: bool) -> None:
-    """Subprocess body: print peak RSS growth (MiB) of one log-prob computation."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from r1zero.logprobs import completion_logprobs, naive_completion_logprobs
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=2048, tie_word_embeddings=True,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config)
-    ids = torch.randint(0, vocab, (batch, length))
-    mask = torch.ones_like(ids)
-    completion = torch.zeros_like(ids)
-    completion[:, length // 4 :] = 1
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, high-water mark so far
-    start = time.perf_counter()
-    with torch.set_grad_enabled(backward):
-        if variant == "naive":
-            lp, ent = naive_completion_logprobs(model, ids, mask, completion)
-        else:
-            lp, ent = completion_logprobs(model, ids, mask, completion, micro_batch=batch, chunk=chunk)
-        if backward:
-            (lp.sum() + ent.sum()).backward()
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mib": round((peak - before) / 1024, 1), "seconds": round(seconds, 2)}))
-
-
-def bench_memory(batch: int, length: int, vocab: int, chunk: int, threads: int) -> list[dict]:
-    results = []
-    for backward in (False, True):
-        peaks = {}
-        for variant in ("naive", "chunked"):
-            cmd = [sys.executable, __file__, "--memory-child", variant, str(batch), str(length), str(vocab)]
-            cmd += [str(chunk), str(int(backward)), "--threads", str(threads)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-            peaks[variant] = json.loads(out.strip().splitlines()[-1])
-        row = {
-            "batch": batch,
-            "length": length,
-            "vocab": vocab,
-            "chunk": chunk,
-            "backward": backward,
-            "naive_peak_mib": peaks["naive"]["peak_mib"],
-            "chunked_peak_mib": peaks["chunked"]["peak_mib"],
-            "ratio": round(peaks["chunked"]["peak_mib"] / peaks["naive"]["peak_mib"], 3),
-            "naive_s": peaks["naive"]["seconds"],
-            "chunked_s": peaks["chunked"]["seconds"],
-        }
-        print(json.dumps(row), flush=True)
-        results.append(row)
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (pinned for both engines)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per shape and engine; best is kept")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "rollout.json"))
-    parser.add_argument("--memory-child", nargs=6, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.memory_child:
-        variant, batch, length, vocab, chunk, backward = args.memory_child
-        memory_child(variant, int(batch), int(length), int(vocab), int(chunk), backward == "1")
-        return 0
     model_info, throughput = bench_throughput(args.repeats)
-    memory = bench_memory(batch=4, length=512, vocab=150_000, chunk=64, threads=args.threads)
     demo = next(r for r in throughput if r["demo_shape"])
     at_64 = next(r for r in throughput if (r["rows"], r["max_new_tokens"]) == (64, 64))
     result = {
@@ -179,13 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "model": model_info,
         "throughput": throughput,
-        "memory": memory,
         "targets": {
             "fast_vs_hf_at_64x64_>=2.5x": at_64["speedup"] >= 2.5,
             "fast_faster_at_every_shape": all(r["speedup"] > 1 for r in throughput),
             "demo_shape_speedup": demo["speedup"],
             "seeded_samples_identical": all(r["identical_tokens"] for r in throughput),
-            "chunked_<=0.25x_naive_peak": all(r["ratio"] <= 0.25 for r in memory),
         },
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

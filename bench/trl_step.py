@@ -14,19 +14,19 @@ sequences split by completion length, each distinct prompt run once per step (it
 by the group's rows), the ``fast`` engine's decode loop in two threads that each decode 4 of the 8
 prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and
 the update use both torch threads), its float32 linear layers on oneDNN's GEMM on non-Intel x86 CPUs
-(``model.onednn`` left at None; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on
-AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNorms, SwiGLUs, RoPE and packed attention on fused C++ kernels (``model.fused_kernels``,
-``r1zero.fused``, ``r1zero.packed``). Both compute the same gradient.
+(``cpu.onednn`` left at None; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on
+AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNorms, SwiGLUs, RoPE and packed attention on fused C++ kernels (``cpu.fused_kernels``,
+``r1zero.cpu.fused``, ``r1zero.cpu.packed``). Both compute the same gradient.
 The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
-``model.onednn=False`` (the same GEMM as TRL); ``r1zero-onednn``, r1zero's defaults but
-``model.onednn=True`` (oneDNN's GEMM on any CPU); ``r1zero-unfused``, r1zero's defaults but
-``model.fused_kernels=False`` (transformers' own RMSNorm, SwiGLU and, since 2026-12-06, RoPE, and the
+``cpu.onednn=False`` (the same GEMM as TRL); ``r1zero-onednn``, r1zero's defaults but
+``cpu.onednn=True`` (oneDNN's GEMM on any CPU); ``r1zero-unfused``, r1zero's defaults but
+``cpu.fused_kernels=False`` (transformers' own RMSNorm, SwiGLU and, since 2026-12-06, RoPE, and the
 packed attention through SDPA over buckets); ``r1zero-padded``, r1zero's
-defaults but ``model.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
-length); ``r1zero-malloc``, r1zero's defaults but ``run.keep_freed_memory=False`` (glibc's default
-malloc, which hands a step's freed tensors back to the system: ``r1zero.malloc``); ``r1zero-sdpa``,
+defaults but ``cpu.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
+length); ``r1zero-malloc``, r1zero's defaults but ``cpu.keep_freed_memory=False`` (glibc's default
+malloc, which hands a step's freed tensors back to the system: ``r1zero.cpu.malloc``); ``r1zero-sdpa``,
 r1zero's defaults but the packed rows' attention through SDPA over length buckets instead of
-``attention_ops.cpp`` (a switch of this benchmark's subprocess: ``r1zero.packed.use_fused_attention``); ``r1zero-1t``, r1zero with
+``attention_ops.cpp`` (a switch of this benchmark's subprocess: ``r1zero.cpu.packed.use_fused_attention``); ``r1zero-1t``, r1zero with
 ``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
 and data parallelism on
 both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
@@ -89,15 +89,15 @@ class Side:
 
     ranks: int = 1
     decode_threads: int | None = None  # None: r1zero's default
-    onednn: bool | None = None  # None: r1zero's default (by CPU vendor: r1zero.onednn.preferred)
+    onednn: bool | None = None  # None: r1zero's default (by CPU vendor: r1zero.cpu.onednn.preferred)
     fused_kernels: bool = True
     packed: bool = True
     keep_freed_memory: bool = True
     fused_attention: bool = True  # False: the packed rows' attention through SDPA over buckets
 
 
-#: r1zero's sides: its defaults (one process, ``rollout.decode_threads=2``, ``model.onednn``,
-#: ``model.fused_kernels``, ``model.packed``, ``run.keep_freed_memory``), its decode loop on one thread,
+#: r1zero's sides: its defaults (one process, ``rollout.decode_threads=2``, ``cpu.onednn``,
+#: ``cpu.fused_kernels``, ``cpu.packed``, ``cpu.keep_freed_memory``), its decode loop on one thread,
 #: its data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each, one decode thread each: each
 #: rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks), and its
 #: defaults with one of them changed: PyTorch's own GEMM (MKL, the one TRL runs on) or oneDNN's, whatever
@@ -169,6 +169,7 @@ def r1zero_config(
     """
     from r1zero.train.config import (
         AlgoConfig,
+        CpuConfig,
         DataConfig,
         ModelConfig,
         OptimConfig,
@@ -184,9 +185,6 @@ def r1zero_config(
                 name=model_dir,
                 dtype="float32",
                 device="cpu",
-                onednn=onednn,
-                fused_kernels=fused_kernels,
-                packed=packed,
             ),
             data=DataConfig(source="list_sum", train_size=512, heldout_size=0, template="tiny-demo"),
             rollout=RolloutConfig(
@@ -208,9 +206,11 @@ def r1zero_config(
                 eval_every=0,
                 save_every=0,
                 threads=THREADS // ranks,
-                keep_freed_memory=keep_freed_memory,
                 progress=False,
                 overwrite=True,
+            ),
+            cpu=CpuConfig(
+                onednn=onednn, fused_kernels=fused_kernels, packed=packed, keep_freed_memory=keep_freed_memory
             ),
             preset="bench",
         )
@@ -258,8 +258,8 @@ def run_r1zero(model_dir: str, loss_type: str, steps: int, side: Side) -> dict[s
         return collect(*args, **kwargs)
 
     recipe.collect_groups = marked  # instrumentation in this benchmark subprocess only
-    if not side.fused_attention:  # no config switch of its own: it comes with model.fused_kernels
-        from r1zero import packed
+    if not side.fused_attention:  # no config switch of its own: it comes with cpu.fused_kernels
+        from r1zero.cpu import packed
 
         packed.use_fused_attention = lambda model: False
     with tempfile.TemporaryDirectory() as out_dir:  # only rank 0 writes its run directory

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from r1zero.data.generators import register_generator
+from r1zero.data.registry import register_generator
 
 __all__ = ["make_arithmetic", "make_chain", "make_list_sum"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from r1zero.data.generators import register_generator
+from r1zero.data.registry import register_generator
 
 __all__ = ["make_countdown", "solve_countdown"]
 

@@ -9,11 +9,10 @@ seeded with a string is stable), and ``generate(n=10)`` is a prefix of ``generat
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
+from r1zero.data import arithmetic, countdown  # noqa: F401  (the built-in tasks register on import)
 from r1zero.data.problem import Problem
+from r1zero.data.registry import GENERATORS, Difficulty, TaskGenerator, register_generator
 
 __all__ = [
     "Difficulty",
@@ -25,63 +24,17 @@ __all__ = [
     "register_generator",
 ]
 
-#: one difficulty level, or an inclusive range drawn uniformly per problem
-Difficulty = int | tuple[int, int]
-
-#: (rng, difficulty level) -> (question, gold answer, meta)
-MakeOne = Callable[[random.Random, int], tuple[str, str, dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class TaskGenerator:
-    """A named task: how to make one instance, which verifier checks it, and its difficulty knob.
-
-    Attributes:
-        name: Registry name (``"countdown"``).
-        make_one: ``(rng, level) -> (question, answer, meta)``.
-        verifier: Registry name of the verifier that scores answers.
-        default_difficulty: Level (or inclusive range) used when none is given.
-        levels: Inclusive range of allowed levels.
-        knob: What the difficulty level means, for help texts (``"count of numbers"``).
-    """
-
-    name: str
-    make_one: MakeOne
-    verifier: str
-    default_difficulty: Difficulty
-    levels: tuple[int, int]
-    knob: str
-
-
-_GENERATORS: dict[str, TaskGenerator] = {}
-
-
-def register_generator(
-    name: str, *, verifier: str, default_difficulty: Difficulty, levels: tuple[int, int], knob: str
-) -> Callable[[MakeOne], MakeOne]:
-    """Decorator registering ``make_one`` as task ``name``; a duplicate name is an error."""
-
-    def decorate(make_one: MakeOne) -> MakeOne:
-        if name in _GENERATORS and _GENERATORS[name].make_one is not make_one:
-            raise ValueError(f"task generator {name!r} is already registered")
-        _GENERATORS[name] = TaskGenerator(name, make_one, verifier, default_difficulty, levels, knob)
-        return make_one
-
-    return decorate
-
 
 def available_generators() -> list[str]:
     """Names of the registered task generators."""
-    _load_builtins()
-    return sorted(_GENERATORS)
+    return sorted(GENERATORS)
 
 
 def get_generator(name: str) -> TaskGenerator:
     """The registered generator called ``name``; unknown names list the valid ones."""
-    _load_builtins()
-    if name not in _GENERATORS:
-        raise ValueError(f"unknown task generator {name!r}; registered: {', '.join(sorted(_GENERATORS))}")
-    return _GENERATORS[name]
+    if name not in GENERATORS:
+        raise ValueError(f"unknown task generator {name!r}; registered: {', '.join(sorted(GENERATORS))}")
+    return GENERATORS[name]
 
 
 def parse_difficulty(text: str | int | tuple[int, int]) -> Difficulty:
@@ -127,8 +80,3 @@ def generate(name: str, n: int, difficulty: Difficulty | str | None = None, seed
         meta = {"source": name, "difficulty": d, "seed": seed, **meta}
         problems.append(Problem(f"{name}-{tag}-s{seed}-{i:06d}", question, answer, task.verifier, meta))
     return problems
-
-
-def _load_builtins() -> None:
-    # The built-in tasks register themselves on import.
-    from r1zero.data import arithmetic, countdown  # noqa: F401

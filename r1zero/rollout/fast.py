@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-from r1zero import onednn as _onednn
-from r1zero.rollout import native as _native
+from r1zero import cpu
+from r1zero.cpu import onednn as _onednn
 from r1zero.rollout.base import (
     BatchedEngine,
     Rollout,
@@ -83,7 +83,7 @@ class FastEngine(BatchedEngine):
             side, where a 2-thread OpenMP decode had waited at a barrier after each op
             (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
         onednn: float32 CPU matmuls through oneDNN's GEMM, on weights packed in its layout at each
-            ``load_weights`` (``r1zero.onednn``; ``bench/onednn.py`` measures generation against
+            ``load_weights`` (``r1zero.cpu.onednn``; ``bench/onednn.py`` measures generation against
             PyTorch's default GEMM); False: PyTorch's default; None: where ``onednn.preferred()``.
     """
 
@@ -124,8 +124,7 @@ class FastEngine(BatchedEngine):
         self.pad_id = int(pad)
         self.max_positions = cfg.max_position_embeddings
         self.load_weights(model)
-        usable = native and _native.applies(self.device, self.dtype, self.head_dim)
-        self._native = _native.load() if usable else None
+        self._native = cpu.decode_kernel(self.device, self.dtype, self.head_dim) if native else None
 
     def load_weights(self, model: torch.nn.Module) -> None:
         """Copy (and fuse) the learner's weights; call after every optimiser step."""

@@ -105,7 +105,12 @@ def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> 
             "dtype": config.model.dtype,
         }
     elif r.backend == "fast":
-        options = {"decode_threads": r.decode_threads, "onednn": config.model.onednn}
+        c = config.cpu
+        options = {
+            "decode_threads": r.decode_threads,
+            "onednn": c.onednn if c.enabled else False,
+            "native": c.enabled and c.native_decode,
+        }
     return build_engine(r.backend, model, tokenizer, **options)
 
 

@@ -14,18 +14,12 @@ from dataclasses import replace
 
 import torch
 
-from r1zero import ppo
+from r1zero.algo import ppo
+from r1zero.algo.batch import PackedBatch, PromptPrefix, prefix_rows
 from r1zero.train.config import CriticConfig
 from r1zero.train.distributed import DistInfo, all_reduce_grads
-from r1zero.train.learner import (
-    PackedBatch,
-    PromptPrefix,
-    completion_outputs,
-    frozen_per_token,
-    prefix_rows,
-    prompt_prefix,
-    split_rows,
-)
+from r1zero.train.forward import completion_outputs, frozen_per_token, prompt_prefix
+from r1zero.train.learner import split_rows
 
 __all__ = ["critic_update", "gae_batch", "load_critic", "sequence_values"]
 

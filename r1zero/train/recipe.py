@@ -4,13 +4,13 @@ Per step: sample prompts -> roll out G completions per prompt -> verify them (pr
 group-relative advantages -> mu inner updates (micro-batches, gradient accumulation) -> push the new
 weights to the rollout engine -> log -> evaluate held-out every k steps -> checkpoint every k steps.
 
-Algorithmic choices are config values passed to the pure functions of ``r1zero.grpo``, not branches
+Algorithmic choices are config values passed to the pure functions of ``r1zero.algo.grpo``, not branches
 here: advantage scaling, loss aggregation, clip ranges, KL estimator and beta, DAPO dynamic sampling /
 overlong filtering / soft overlong punishment, truncated importance sampling. With ``mu = 1`` and
 ``beta = 0`` the logged loss is ~0 by construction (ratio 1, centred advantages); the gradient is not.
 
 ``algo.estimator ppo`` swaps step 4's group-relative advantages for PPO's: a critic (``r1zero.train.critic``)
-values every completion token, GAE (``r1zero.ppo``) turns the final reward into token advantages, and the
+values every completion token, GAE (``r1zero.algo.ppo``) turns the final reward into token advantages, and the
 critic takes its own clipped value-loss update; the rest of the step is shared.
 """
 
@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
-from r1zero import grpo
+from r1zero.algo import grpo
+from r1zero.algo.batch import PackedBatch
 from r1zero.train.config import TrainConfig
 from r1zero.train.distributed import all_gather_list, all_reduce_sum
-from r1zero.train.learner import PackedBatch, frozen_logprobs, pack_rollouts, policy_update
+from r1zero.train.forward import frozen_logprobs
+from r1zero.train.learner import pack_rollouts, policy_update
 from r1zero.train.metrics import rollout_metrics, sample_records
 from r1zero.train.monitors import MonitorInput, run_monitors
 from r1zero.train.rollouts import Group, collect_groups, evaluate_heldout
@@ -136,8 +138,8 @@ def _advantage_batch(s: Session, groups: list[Group], rewards: torch.Tensor) -> 
         advantages = grpo.group_advantages(rewards, algo.advantage)  # type: ignore[arg-type]  # [n, G]
     rollouts = [r for g in groups for r in g.rollouts]
     truncated = torch.tensor([r.finish_reason == "length" for r in rollouts])  # [n*G]
-    loss_rows = ~truncated if algo.overlong_filter else torch.ones_like(truncated)
-    batch = pack_rollouts(rollouts, advantages.flatten(), s.tokenizer.pad_token_id, loss_rows).to(s.device)
+    filtered = truncated if algo.overlong_filter else None
+    batch = pack_rollouts(rollouts, advantages.flatten(), s.tokenizer.pad_token_id, filtered).to(s.device)
     if s.reference is not None:
         ref = frozen_logprobs(s.reference, batch, algo.micro_batch_size, s.config.rollout.temperature)
         batch = replace(batch, ref_logp=ref)

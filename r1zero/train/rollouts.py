@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from r1zero import grpo
+from r1zero.algo import grpo
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.eval.behaviour import count_reflection

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from r1zero import fused, gqa, malloc, onednn, packed
+from r1zero import cpu
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
@@ -70,8 +70,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     """Build (and with ``resume``, restore) everything a run needs; see the module docstring."""
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
-    if config.run.keep_freed_memory:
-        malloc.keep_freed_memory()
+    cpu.prepare_process(config.cpu)
     device = build.resolve_device(config.model.device)
     dist_info = init_distributed(device)
     run_dir = build.run_dir_of(config)
@@ -96,20 +95,10 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     model, tokenizer = build.load_model(
         source, config.model.dtype, device, config.model.gradient_checkpointing
     )
-    if device.type == "cpu" and config.model.dtype == "float32":
-        log.info("float32 linear layers on %s", "oneDNN" if _use_onednn(config, device) else "PyTorch's GEMM")
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
-    for module in (m for m in (model, reference) if m is not None):
-        if _use_onednn(config, device):
-            onednn.use_onednn(module)
-        if device.type == "cpu":
-            gqa.use_folded_gqa(module)  # grouped-query attention without copies of K/V (r1zero.gqa)
-        if config.model.fused_kernels:
-            fused.use_fused_kernels(module)  # RMSNorm, SwiGLU in C++ (float32 CPU only; r1zero.fused)
-        if not config.model.packed:
-            packed.disable(module)  # completions padded, not end to end (r1zero.packed)
+    _prepare_for_cpu(config, policy=model, reference=reference)
     o = config.optim
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=o.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
@@ -144,6 +133,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         from r1zero.reward_model.score import LearnedReward
 
         session.learned_reward = LearnedReward.from_pretrained(config.reward.model, device=str(device))
+        _prepare_for_cpu(config, reward_model=session.learned_reward.model)
     if config.algo.estimator == "ppo":
         session.critic, session.critic_optimizer = _open_critic(config, checkpoint, device, dist_info)
     if checkpoint is not None:
@@ -152,9 +142,13 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     return session
 
 
-def _use_onednn(config: TrainConfig, device: torch.device) -> bool:
-    """oneDNN's GEMM for the models' linear layers: asked for, on CPU, in float32 (``r1zero.onednn``)."""
-    return device.type == "cpu" and config.model.dtype == "float32" and onednn.resolve(config.model.onednn)
+def _prepare_for_cpu(config: TrainConfig, **models: torch.nn.Module | None) -> None:
+    """Apply the ``cpu`` section's speed code to each model the run builds (``r1zero.cpu``); the one
+    call site, so the policy, reference, critic and reward model run the same code."""
+    for role, model in models.items():
+        if model is not None:
+            applied = cpu.prepare_model(model, config.cpu)
+            log.info("%s on CPU speed code: %s", role, ", ".join(applied) or "none")
 
 
 def save_session(session: Session, step: int) -> None:
@@ -203,12 +197,7 @@ def _open_critic(
     optimizer = torch.optim.AdamW(
         critic.parameters(), lr=c.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
     )
-    if _use_onednn(config, device):
-        onednn.use_onednn(critic)
-    if config.model.fused_kernels:
-        fused.use_fused_kernels(critic)
-    if not config.model.packed:
-        packed.disable(critic)
+    _prepare_for_cpu(config, critic=critic)
     return broadcast_parameters(critic.eval(), dist_info), optimizer
 
 

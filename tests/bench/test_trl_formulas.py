@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1zero.grpo import group_advantages, grpo_loss
+from r1zero.algo.grpo import group_advantages, grpo_loss
 from r1zero.train.config import RolloutConfig
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -123,11 +123,11 @@ def test_benchmark_config_is_a_valid_r1zero_config(loss_type):
     assert config.rollout.decode_threads == RolloutConfig().decode_threads  # r1zero's default side
     assert trl_step.r1zero_config("m", loss_type, 6, "out", decode_threads=1).rollout.decode_threads == 1
     assert (
-        config.model.onednn is None  # r1zero's default: by CPU vendor
-        and trl_step.r1zero_config("m", loss_type, 6, "out", onednn=False).model.onednn is False
+        config.cpu.onednn is None  # r1zero's default: by CPU vendor
+        and trl_step.r1zero_config("m", loss_type, 6, "out", onednn=False).cpu.onednn is False
     )
-    assert config.run.keep_freed_memory
-    assert not trl_step.r1zero_config("m", loss_type, 6, "out", keep_freed_memory=False).run.keep_freed_memory
+    assert config.cpu.keep_freed_memory
+    assert not trl_step.r1zero_config("m", loss_type, 6, "out", keep_freed_memory=False).cpu.keep_freed_memory
     assert trl_step.SIDES["r1zero-malloc"] == trl_step.Side(keep_freed_memory=False)
 
 

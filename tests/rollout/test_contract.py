@@ -6,9 +6,10 @@ import dataclasses
 
 import torch
 
-from r1zero.logprobs import completion_logprobs
 from r1zero.rollout import FINISH_REASONS, SamplingParams
 from r1zero.rollout.hf import HFEngine
+from r1zero.train.forward import sequence_logprobs
+from r1zero.train.learner import pack_rollouts
 
 PROMPTS = ["User: what is 3+4?\nAssistant: <think>", "hello", "12+7=19, 3+"]
 
@@ -74,23 +75,14 @@ def test_logprobs_match_learner_recompute(engine, policy, tokenizer):
     # No top-k/top-p: vLLM's log-probs are then of the same distribution (see r1zero.rollout.vllm).
     sampling = SamplingParams(n=4, temperature=0.8, max_new_tokens=32, seed=3)
     rollouts = [r for g in engine.generate(PROMPTS, sampling) for r in g]
-    width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
-    ids = torch.zeros(len(rollouts), width, dtype=torch.long)
-    attention = torch.zeros_like(ids)
-    completion = torch.zeros_like(ids)
-    for i, r in enumerate(rollouts):  # left-padded prompt + completion
-        seq = r.prompt_ids + r.completion_ids
-        ids[i, width - len(seq) :] = torch.tensor(seq)
-        attention[i, width - len(seq) :] = 1
-        completion[i, width - len(r.completion_ids) :] = 1
+    batch = pack_rollouts(rollouts, torch.zeros(len(rollouts)), tokenizer.pad_token_id or 0)
     with torch.no_grad():
-        learner, _ = completion_logprobs(
-            policy, ids, attention, completion, micro_batch=4, chunk=16, temperature=0.8
-        )
-    engine_lp = torch.zeros_like(learner)
-    for i, r in enumerate(rollouts):
-        engine_lp[i, width - len(r.logprobs) :] = torch.tensor(r.logprobs)
-    assert torch.allclose(engine_lp, learner, atol=5e-5), (engine_lp - learner).abs().max()
+        learner, _ = sequence_logprobs(policy, batch, temperature=0.8)  # [B, T], what the loss sees
+    mask = batch.loss_mask.bool()
+    assert mask.sum() == sum(len(r.completion_ids) for r in rollouts)
+    assert torch.allclose(batch.rollout_logp[mask], learner[mask], atol=5e-5), (
+        (batch.rollout_logp - learner)[mask].abs().max()
+    )
 
 
 def test_greedy_identical_to_hf_reference(engine, policy, tokenizer):

@@ -11,9 +11,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from r1zero.algo.batch import PackedBatch
 from r1zero.train.config import AlgoConfig
 from r1zero.train.distributed import DistInfo, broadcast_parameters, shard_range
-from r1zero.train.learner import PackedBatch, policy_update, prompt_prefix
+from r1zero.train.forward import prompt_prefix
+from r1zero.train.learner import policy_update
 
 B, P, T = 8, 5, 7
 #: (loss type, rows per prompt): groups of 2 rows share a prompt (the learner's shared prompt pass,

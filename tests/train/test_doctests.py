@@ -6,8 +6,8 @@ import importlib
 import pytest
 
 MODULES = [
-    "r1zero.grpo",
-    "r1zero.onednn",
+    "r1zero.algo.grpo",
+    "r1zero.cpu.onednn",
     "r1zero.train.cli",
     "r1zero.train.config",
     "r1zero.train.distributed",

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1zero.logprobs import completion_logprobs
+from r1zero.algo.batch import PackedBatch
 from r1zero.models import TINY_BASE_DIR
+from r1zero.train.forward import sequence_logprobs
 
 pytestmark = pytest.mark.gpu
 HERE = Path(__file__).parent
@@ -41,13 +42,13 @@ def test_learner_logprobs_on_cuda_match_the_cpu(tiny_model_dir, dtype, tol):
     ids = torch.randint(4, 100, (6, 40))
     attention = torch.ones_like(ids)
     attention[:2, :7] = 0  # left padding on two rows
-    completion = torch.zeros_like(ids)
-    completion[:, 20:] = 1
+    batch = PackedBatch(ids, attention, torch.ones(6, 20), torch.zeros(6), torch.zeros(6, 20), None, 20)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype))
-    on_cpu, _ = completion_logprobs(model.float(), ids, attention, completion)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype)).cuda()
-    on_gpu, _ = completion_logprobs(model, ids.cuda(), attention.cuda(), completion.cuda())
-    diff = (on_gpu.float().cpu() - on_cpu).abs()[completion.bool()]
+    with torch.no_grad():
+        on_cpu, _ = sequence_logprobs(model.float(), batch)  # [6, 20] the learner's path
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype)).cuda()
+        on_gpu, _ = sequence_logprobs(model, batch.to("cuda"))
+    diff = (on_gpu.float().cpu() - on_cpu).abs()
     assert diff.mean().item() < tol, (dtype, diff.mean().item(), diff.max().item())
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from r1zero.rollout.base import Rollout
-from r1zero.train.learner import completion_outputs, pack_rollouts, sequence_logprobs
+from r1zero.train.forward import completion_outputs, sequence_logprobs
+from r1zero.train.learner import pack_rollouts
 
 torch.set_num_threads(1)
 
@@ -40,7 +41,7 @@ def _batch(completion_lengths=((3, 1, 6), (2, 5, 4), (7, 2, 1))):
             ids = tuple(torch.randint(1, 40, (n,), generator=g).tolist())
             rollouts.append(Rollout(prompt, ids, "", tuple([-1.0] * n), "stop"))
     b = len(rollouts)
-    return pack_rollouts(rollouts, torch.randn(b, generator=g), 0, torch.ones(b, dtype=torch.bool))
+    return pack_rollouts(rollouts, torch.randn(b, generator=g), 0)
 
 
 def _plain(model, batch, key):
@@ -61,7 +62,7 @@ def _grads(model, outputs, batch):
 def plain_update(model, batch, loss_agg: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The reference update: ``loss_agg``'s loss over one plain full forward of ``batch`` (9 rows, on-policy)
     and its gradient by parameter name."""
-    from r1zero import grpo
+    from r1zero.algo import grpo
 
     logp = torch.log_softmax(_plain(model, batch, "logits"), dim=-1)
     logp = logp.gather(-1, batch.input_ids[:, batch.prompt_width :, None]).squeeze(-1)  # [B, T]
@@ -153,7 +154,7 @@ def test_policy_update_gradient_with_prompts_run_once_per_step(loss_agg, micro_b
 def test_critic_update_gradient_with_prompts_run_once_per_step(micro_batch_size):
     """The critic's update shares ``policy_update``'s micro-batching: prompts run once, and the gradient
     equals one plain forward/backward of the clipped value loss over the whole batch."""
-    from r1zero import ppo
+    from r1zero.algo import ppo
     from r1zero.train.config import CriticConfig
     from r1zero.train.critic import batch_values, critic_update
 

@@ -7,7 +7,8 @@ import torch
 
 from r1zero.rollout import build_engine
 from r1zero.rollout.base import Rollout, SamplingParams
-from r1zero.train.learner import pack_rollouts, sequence_logprobs
+from r1zero.train.forward import sequence_logprobs
+from r1zero.train.learner import pack_rollouts
 from r1zero.train.metrics import rollout_metrics, sample_records
 from r1zero.train.monitors import MonitorInput, run_monitors
 from r1zero.train.runlog import truncate_jsonl
@@ -32,7 +33,6 @@ def test_learner_logprobs_match_the_engine(tiny_model_dir, backend):
         rollouts,
         torch.zeros(len(rollouts)),
         tokenizer.pad_token_id,
-        torch.ones(len(rollouts), dtype=torch.bool),
     )
     with torch.no_grad():
         logp, entropy = sequence_logprobs(model, batch, with_entropy=True)
@@ -58,7 +58,7 @@ def test_pack_rollouts_layout_and_overlong_rows():
         Rollout((4,), (9, 9, 9), "ccc", (-0.3, -0.4, -0.5), "length"),
     ]
     batch = pack_rollouts(
-        rollouts, torch.tensor([1.0, -1.0]), pad_id=0, loss_rows=torch.tensor([True, False])
+        rollouts, torch.tensor([1.0, -1.0]), pad_id=0, truncated=torch.tensor([False, True])
     )
     assert batch.prompt_width == 3
     assert batch.input_ids.tolist() == [[1, 2, 3, 7, 8, 0], [0, 0, 4, 9, 9, 9]]

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from r1zero.rollout import native
+from r1zero.cpu import extensions as native
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.fast import FastEngine
 from tests.rollout.fixtures import tiny_llama, tiny_qwen2
@@ -19,7 +19,7 @@ needs_compiler = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ 
 
 @needs_compiler
 def test_extension_builds_here():
-    assert native.load() is not None  # a failed build would silently leave every engine on Python
+    assert native.load_decode_step() is not None  # a failed build would silently leave every engine on Python
 
 
 @needs_compiler
@@ -92,7 +92,7 @@ def test_python_step_where_the_native_one_does_not_apply(tokenizer, monkeypatch)
     native.build.cache_clear()
     monkeypatch.setenv(native.ENV_SWITCH, "0")
     try:
-        assert native.load() is None
+        assert native.load_decode_step() is None
         assert FastEngine(tiny_llama(seed=0), tokenizer)._native is None
     finally:
         native.build.cache_clear()

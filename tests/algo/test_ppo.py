@@ -1,9 +1,9 @@
-"""Golden values for the PPO maths (``r1zero.ppo``): token rewards, GAE, whitening, value loss, EV."""
+"""Golden values for the PPO maths (``r1zero.algo.ppo``): token rewards, GAE, whitening, value loss, EV."""
 
 import pytest
 import torch
 
-from r1zero import ppo
+from r1zero.algo import ppo
 
 
 def test_terminal_rewards_put_the_reward_on_the_last_real_token():

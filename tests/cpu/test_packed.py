@@ -1,14 +1,17 @@
-"""r1zero.packed: the learner's completions laid end to end give the padded computation's outputs and gradients."""
+"""r1zero.cpu.packed: the learner's completions laid end to end give the padded computation's outputs and gradients."""
 
 import logging
 
 import pytest
 import torch
 
-from r1zero import gqa, packed
+from r1zero.cpu import attention as gqa
+from r1zero.cpu import packed
+from r1zero.cpu import runs_packed as packs
 from r1zero.train.config import AlgoConfig, CriticConfig
 from r1zero.train.critic import batch_values, critic_update
-from r1zero.train.learner import completion_outputs, packs, policy_update, prompt_prefix, split_rows
+from r1zero.train.forward import completion_outputs, prompt_prefix
+from r1zero.train.learner import policy_update, split_rows
 from tests.train.test_learner_shared import _batch, _grads, _model, _plain, plain_update
 
 torch.set_num_threads(1)
@@ -126,7 +129,7 @@ def test_policy_update_packed_equals_padded(loss_agg):
 
 
 def test_critic_update_packed_equals_the_plain_gradient():
-    from r1zero import ppo
+    from r1zero.algo import ppo
 
     critic = _packed_model("critic")
     critic.dropout.p = 0.0

@@ -29,7 +29,7 @@ __all__ = [
     "aggregate_loss",
     "clip_fractions",
     "clipped_surrogate",
-    "entropy_from_logits",
+    "entropy_from_logp",
     "group_advantages",
     "grpo_loss",
     "informative_groups",
@@ -190,13 +190,12 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: KLEstimato
     return torch.exp(delta) - delta - 1.0
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Per-position entropy ``-sum_v p log p`` of ``[..., V]`` logits, computed in float32.
+def entropy_from_logp(logp: torch.Tensor) -> torch.Tensor:
+    """Per-position entropy ``-sum_v p log p`` from ``[..., V]`` log-probabilities (a log-softmax).
 
-    >>> entropy_from_logits(torch.zeros(1, 4))
+    >>> entropy_from_logp(torch.log_softmax(torch.zeros(1, 4), dim=-1))
     tensor([1.3863])
     """
-    logp = torch.log_softmax(logits.float(), dim=-1)  # [..., V]
     return -(logp.exp() * logp).sum(dim=-1)  # [...]
 
 

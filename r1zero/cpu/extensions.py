@@ -1,6 +1,7 @@
-"""The ``fast`` engine's decode step in C++ (``decode_step.cpp``), compiled on first use.
+"""The C++ kernels under ``kernels/``, compiled on first use for this machine's CPU.
 
-``load()`` builds the extension with ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja are
+``build`` compiles one source (the ``fast`` engine's decode step ``decode_step.cpp``, the learner's
+``fused_ops.cpp`` and ``attention_ops.cpp``); ``load_decode_step()`` builds the decode step with ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja are
 needed; the first build takes about a minute, later processes load the cached build) and returns the
 module, or None when it cannot be built or is switched off (``R1ZERO_NATIVE=0``); the engine then runs
 its Python step. The build is for this machine's CPU (``-march=native``): its directory is named after
@@ -26,13 +27,14 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["ENV_SWITCH", "HEAD_DIMS", "SOURCE", "applies", "build", "build_name", "load"]
+__all__ = ["ENV_SWITCH", "HEAD_DIMS", "KERNELS", "applies", "build", "build_name", "load_decode_step"]
 
 log = logging.getLogger(__name__)
 
 #: Set to 0 to keep the engine on its Python decode step.
 ENV_SWITCH = "R1ZERO_NATIVE"
-SOURCE = Path(__file__).with_name("decode_step.cpp")
+#: the C++ sources
+KERNELS = Path(__file__).with_name("kernels")
 
 
 #: Head dimensions the C++ step is compiled for (its attention keeps a head's output in registers).
@@ -48,9 +50,11 @@ def applies(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     return torch.device(device).type == "cpu" and dtype == torch.float32 and head_dim in HEAD_DIMS
 
 
-def load() -> ModuleType | None:
+def load_decode_step() -> ModuleType | None:
     """The compiled decode step (built on first use), or None; the reason is logged once."""
-    return build(SOURCE, "r1zero_decode", "the fast engine's C++ decode step", "the Python step")
+    return build(
+        KERNELS / "decode_step.cpp", "r1zero_decode", "the fast engine's C++ decode step", "the Python step"
+    )
 
 
 @functools.cache

@@ -30,23 +30,21 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
 
-from r1zero import packed
-from r1zero.rollout import native
+from r1zero.cpu import extensions
 
 __all__ = ["SOURCE", "load", "rmsnorm", "rope", "swiglu", "use_fused_kernels", "use_fused_rope"]
 
-SOURCE = Path(__file__).with_name("fused_ops.cpp")
+SOURCE = extensions.KERNELS / "fused_ops.cpp"
 
 
 def load() -> ModuleType | None:
     """The compiled kernels, or None (no compiler, or ``R1ZERO_NATIVE=0``)."""
-    return native.build(
+    return extensions.build(
         SOURCE, "r1zero_fused", "the learner's fused CPU kernels", "PyTorch's ops", openmp=True
     )
 
@@ -211,5 +209,4 @@ def use_fused_kernels(model: torch.nn.Module) -> int:
             changed += 1
     if changed:
         use_fused_rope()
-        packed.use_fused_attention(model)
     return changed

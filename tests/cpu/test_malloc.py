@@ -1,4 +1,4 @@
-"""r1zero.malloc: with glibc told to keep freed memory, a step-like allocation pattern stops page-faulting."""
+"""r1zero.cpu.malloc: with glibc told to keep freed memory, a step-like allocation pattern stops page-faulting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from r1zero import malloc
+from r1zero.cpu import malloc
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 #: together, written, all freed, again; the page faults of rounds 3-7 are counted
 STEPS = """
 import ctypes, resource, sys
-from r1zero import malloc
+from r1zero.cpu import malloc
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from r1zero import packed
+from r1zero.cpu import packed
 
 __all__ = ["NAME", "folded_sdpa", "use_folded_gqa"]
 

@@ -12,7 +12,7 @@
 
 #include <torch/extension.h>
 
-#include "../simd.h"
+#include "simd.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 

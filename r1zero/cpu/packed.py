@@ -1,22 +1,22 @@
 """Packed completions for the CPU learner: the linear layers see only real tokens, no padding.
 
-The learner's shared-prompt pass (``r1zero.train.learner.completion_outputs``) runs each distinct prompt
+The learner's shared-prompt pass (``r1zero.train.forward.completion_outputs``) runs each distinct prompt
 once and then every row's completion over its prompt's keys/values. Padded to the longest row of the
 micro-batch, a tenth of those completion tokens were padding, and rows were split into several
 micro-batches to keep that padding low, each one more forward/backward call (~10 ms of fixed cost on the
 benchmark's CPU model). Packed, the micro-batch's completion tokens are laid end to end as one sequence
 ``[1, N]``: every linear layer, norm and MLP runs on the ``N`` real tokens, in one call per micro-batch.
 
-Only attention needs the rows apart. ``packed_attention`` (called by ``r1zero.gqa.folded_sdpa`` when the
+Only attention needs the rows apart. ``packed_attention`` (called by ``r1zero.cpu.attention.folded_sdpa`` when the
 forward carries a ``Packing``) gathers the rows into length buckets, pads each bucket to its longest row,
 prepends each row's prompt keys/values, runs one SDPA call per bucket (query heads folded onto their KV
-head, as ``r1zero.gqa``) and scatters the real positions back. The result is the padded computation's, up
-to float rounding (``tests/test_packed.py``).
+head, as ``r1zero.cpu.attention``) and scatters the real positions back. The result is the padded computation's, up
+to float rounding (``tests/cpu/test_packed.py``).
 
 On float32 CPU tensors of a model with fused kernels (``use_fused_attention``, which
-``r1zero.fused.use_fused_kernels`` calls) the rows need no buckets: ``attention_ops.cpp`` attends each
+``r1zero.cpu.prepare_model`` calls with the fused kernels) the rows need no buckets: ``attention_ops.cpp`` attends each
 row's tokens over its prompt's real keys and its own earlier tokens in place, forward and backward, so
-no masked score is computed and no padded copy is made (``tests/test_packed.py`` holds it to the bucket
+no masked score is computed and no padded copy is made (``tests/cpu/test_packed.py`` holds it to the bucket
 path and to the padded model).
 """
 
@@ -25,12 +25,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from r1zero.algo.batch import micro_batches
+from r1zero.cpu import extensions
 
 __all__ = [
     "KWARG",
@@ -50,16 +52,14 @@ __all__ = [
 
 #: the forward keyword that carries a ``Packing`` down to the attention function
 KWARG = "r1zero_packing"
-SOURCE = Path(__file__).with_name("attention_ops.cpp")
+SOURCE = extensions.KERNELS / "attention_ops.cpp"
 #: head dimensions ``attention_ops.cpp`` is compiled for
 KERNEL_HEAD_DIMS = (32, 64, 128)
 
 
 def load() -> ModuleType | None:
     """The compiled packed-attention kernel, or None (no compiler, or ``R1ZERO_NATIVE=0``)."""
-    from r1zero.rollout import native
-
-    return native.build(
+    return extensions.build(
         SOURCE, "r1zero_attention", "the learner's packed attention kernel", "SDPA over buckets", openmp=True
     )
 
@@ -169,8 +169,6 @@ def packing_for(
         overhead: padded positions one more SDPA call is worth (the bucketing's trade-off).
         fused: use ``attention_ops.cpp`` where ``kernel_applies`` (else the buckets).
     """
-    from r1zero.train.learner import micro_batches
-
     device, dtype = prompt_mask.device, keys[0].dtype
     starts = [0, *itertools.accumulate(lengths)]
     if fused and kernel_applies(prompt_mask, keys[0]):

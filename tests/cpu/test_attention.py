@@ -1,12 +1,12 @@
-"""r1zero.gqa: SDPA with each KV head's query heads folded onto it equals Hugging Face's ``sdpa``."""
+"""r1zero.cpu.attention: SDPA with each KV head's query heads folded onto it equals Hugging Face's ``sdpa``."""
 
 import copy
 
 import pytest
 import torch
 
-from r1zero import gqa
-from r1zero.train.learner import completion_outputs, prompt_prefix
+from r1zero.cpu import attention as gqa
+from r1zero.train.forward import completion_outputs, prompt_prefix
 from tests.rollout.fixtures import tiny_llama, tiny_qwen2
 from tests.train.test_learner_shared import _batch
 
@@ -83,7 +83,7 @@ def test_models_it_does_not_fold_keep_their_attention():
 def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypatch, fused_kernels):
     """Without the fused kernels the packed rows go through folded SDPA; with them (the default, where the
     kernel builds) through ``attention_ops.cpp``; never through transformers' ``repeat_kv``."""
-    from r1zero import packed
+    from r1zero.cpu import packed
     from r1zero.train.cli import build_config
     from r1zero.train.recipe import train
     from tests.train.conftest import make_tiny_model
@@ -92,7 +92,7 @@ def test_training_on_cpu_runs_the_learner_on_folded_attention(tmp_path, monkeypa
     argv = ["--preset", "smoke", "--model.name", str(tmp_path / "model"), "--data.template", "tiny-demo"]
     argv += ["--model.device", "cpu", "--reward.workers", "0", "--run.steps", "1", "--run.eval_every", "0"]
     argv += ["--run.out_dir", str(tmp_path / "runs"), "--run.progress", "false"]
-    argv += ["--model.fused_kernels", str(fused_kernels).lower()]
+    argv += ["--cpu.fused_kernels", str(fused_kernels).lower()]
     folded: list[torch.Size] = []  # the shapes of every SDPA query
     sdpa = torch.nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(

@@ -1,4 +1,4 @@
-"""r1zero.onednn: F.linear's maths (values and gradients) on oneDNN's GEMM, and where it is used."""
+"""r1zero.cpu.onednn: F.linear's maths (values and gradients) on oneDNN's GEMM, and where it is used."""
 
 import os
 import platform
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from r1zero import onednn
+from r1zero.cpu import onednn
 from tests.rollout.fixtures import char_tokenizer, tiny_qwen2
 
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="this torch build has no oneDNN linear op")
@@ -156,7 +156,7 @@ def test_fast_engine_draws_the_same_tokens_on_either_gemm():
 @needs_onednn
 @pytest.mark.parametrize("enabled", [True, False])
 def test_training_uses_onednn_as_configured(enabled, tmp_path, monkeypatch):
-    """model.onednn reaches the learner (its linear layers: their backward GEMMs) and the fast engine."""
+    """cpu.onednn reaches the learner (its linear layers: their backward GEMMs) and the fast engine."""
     from r1zero.train.build import make_engine
     from r1zero.train.cli import build_config
     from r1zero.train.recipe import train
@@ -177,7 +177,7 @@ def test_training_uses_onednn_as_configured(enabled, tmp_path, monkeypatch):
         "0",
     ]
     argv += [
-        "--model.onednn",
+        "--cpu.onednn",
         str(enabled).lower(),
         "--run.out_dir",
         str(tmp_path),
@@ -203,7 +203,7 @@ def test_a_run_of_ever_new_shapes_keeps_its_memory_bounded():
     """oneDNN caches one entry per GEMM shape; unbounded, 200 shapes grew a fresh process by ~600 MB."""
     code = """
 import random, resource, torch
-from r1zero import onednn
+from r1zero.cpu import onednn
 w = torch.randn(1024, 256, requires_grad=True)
 start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for m in random.Random(0).sample(range(1, 3000), 200):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1zero import fused
-from r1zero.rollout import native
+from r1zero.cpu import extensions as native
+from r1zero.cpu import fused
 
 pytestmark = pytest.mark.skipif(fused.load() is None, reason="the C++ kernels cannot be built here")
 
@@ -182,7 +182,7 @@ def test_the_trainer_fuses_its_cpu_learner_as_configured(enabled, tmp_path):
 
     model_dir = make_tiny_model(tmp_path / "model")
     argv = ["--preset", "smoke", "--model.name", str(model_dir), "--model.device", "cpu"]
-    argv += ["--model.fused_kernels", str(enabled).lower(), "--algo.beta", "0.01"]
+    argv += ["--cpu.fused_kernels", str(enabled).lower(), "--algo.beta", "0.01"]
     argv += ["--run.out_dir", str(tmp_path / "runs"), "--reward.workers", "0"]
     session = open_session(build_config(argv)[0], resume=False)
     for model in (session.learner, session.reference):
