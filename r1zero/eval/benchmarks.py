@@ -1,24 +1,52 @@
 """Where each benchmark's problems come from: a local JSONL file, a hub dataset, or a task generator.
 
 A benchmark names its verifier here, once; nothing downstream dispatches on benchmark names. Local files
-use the shape of ``../shared/data/benchmarks`` (``{"id", "problem", "answer", ...}`` per line; the LICENSES
-file there gives each file's origin). ``--data-dir DIR`` points at such a directory, so evaluation runs
-offline; without a file, the hub id is tried through ``r1zero.data`` (which fails with a clear message
-when there is no network).
+hold ``{"id", "problem", "answer", ...}`` per line. The repository ships GSM8K, MATH-500, AIME24, AMC23 and
+OlympiadBench in ``data/benchmarks/`` (``LICENSES.md`` there gives each file's origin), so evaluation runs
+offline with no flag. Where a file is looked for (``data_dirs``):
+
+1. ``--data-dir DIR`` (``data_dir=``) when given, and nowhere else;
+2. else ``$R1ZERO_DATA_DIR``, then the checkout's ``data/benchmarks/`` (beside the ``r1zero`` package: an
+   editable install), then ``./data/benchmarks/``: the first that holds the file.
+
+Without a file, the hub id is tried through ``r1zero.data`` (which fails with a clear message when there
+is no network). Minerva Math is not shipped (its problems are CC BY-NC-SA); ``runnable_benchmarks``
+drops it from a suite, with a warning that says how to get it, when its file is missing.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import r1zero
 from r1zero.data.problem import DataError, Problem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BENCHMARKS", "Benchmark", "get_benchmark", "load_benchmark"]
+__all__ = [
+    "ALIASES",
+    "BENCHMARKS",
+    "DATA_DIR_ENV",
+    "REPO_DATA_DIR",
+    "Benchmark",
+    "data_dirs",
+    "find_benchmark_file",
+    "get_benchmark",
+    "load_benchmark",
+    "runnable_benchmarks",
+    "validate_benchmarks",
+]
+
+#: Environment variable naming a directory searched for benchmark files before the checkout's own.
+DATA_DIR_ENV = "R1ZERO_DATA_DIR"
+#: The repository's ``data/benchmarks/``: present in a checkout (the README's editable install).
+REPO_DATA_DIR = Path(r1zero.__file__).resolve().parents[1] / "data" / "benchmarks"
 
 
 @dataclass(frozen=True)
@@ -28,13 +56,16 @@ class Benchmark:
     Attributes:
         name: Short name used on the command line (``math500``).
         verifier: Registry name of the verifier that scores it.
-        file: File name inside ``--data-dir`` (JSONL, one problem per line), if it is a file benchmark.
+        file: File name in a data directory (``data_dirs``), JSONL, one problem per line, if it is a file
+            benchmark.
         hub_id: Hugging Face dataset id for the same problems (used only when no local file is found).
         generator: Task generator name (``r1zero.data.generators``) for synthetic benchmarks.
         size: Problems drawn from a generator.
         seed: Generator seed; kept away from training seeds so evaluation problems are held out.
         question_field: Column holding the question in a local file.
         answer_field: Column holding the gold answer in a local file.
+        not_shipped: Why ``file`` is not in ``data/benchmarks/`` and how to get it, for a file the
+            repository cannot ship; when set and the file is missing, a suite skips the benchmark.
     """
 
     name: str
@@ -46,6 +77,14 @@ class Benchmark:
     seed: int = 1_000_003
     question_field: str = "problem"
     answer_field: str = "answer"
+    not_shipped: str | None = None
+
+
+_MINERVA_NOTE = (
+    "not shipped with r1zero (MIT OpenCourseWare problems, CC BY-NC-SA 4.0); data/benchmarks/LICENSES.md "
+    "says how to get it: save it as minerva_math_test.jsonl in data/benchmarks/ or in $R1ZERO_DATA_DIR, "
+    "or pass --data-dir DIR holding it"
+)
 
 
 #: The benchmarks of the R1-Zero / SimpleRL-Zoo / Dr. GRPO evaluations, plus the synthetic tasks.
@@ -57,7 +96,13 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("aime24", "math", file="aime24_test.jsonl", hub_id="HuggingFaceH4/aime_2024"),
         Benchmark("aime25", "math", file="aime25_test.jsonl", hub_id="math-ai/aime25"),
         Benchmark("amc23", "math", file="amc23_test.jsonl", hub_id="zwhe99/amc23"),
-        Benchmark("minerva", "math", file="minerva_math_test.jsonl", hub_id="math-ai/minervamath"),
+        Benchmark(
+            "minerva",
+            "math",
+            file="minerva_math_test.jsonl",
+            hub_id="math-ai/minervamath",
+            not_shipped=_MINERVA_NOTE,
+        ),
         Benchmark("olympiadbench", "math", file="olympiadbench_test.jsonl", hub_id="Hothan/OlympiadBench"),
         Benchmark("countdown", "countdown", generator="countdown"),
         Benchmark("list_sum", "integer", generator="list_sum"),
@@ -65,18 +110,99 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+#: Other accepted names: ``minerva_math`` is the name Minerva's data file uses.
+ALIASES: dict[str, str] = {"minerva_math": "minerva"}
+
+
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name``; a task generator name also works (scored by its own verifier)."""
+    """The benchmark called ``name`` (or an alias); a task generator name also works (scored by its own
+    verifier).
+
+    >>> get_benchmark("minerva_math").name
+    'minerva'
+    """
+    name = ALIASES.get(name, name)
     if name in BENCHMARKS:
         return BENCHMARKS[name]
     from r1zero.data.generators import available_generators, get_generator
 
     if name in available_generators():
         return Benchmark(name, get_generator(name).verifier, generator=name)
-    raise ValueError(
-        f"unknown benchmark {name!r}; valid: {', '.join(BENCHMARKS)} or a task generator "
-        f"({', '.join(available_generators())})"
-    )
+    raise ValueError(_unknown_message(name))
+
+
+def validate_benchmarks(names: Sequence[str]) -> list[str]:
+    """The canonical names of ``names`` (aliases resolved, repeats dropped), checked before any work.
+
+    Raises:
+        ValueError: naming the first unknown name, the valid ones and the closest match.
+
+    >>> validate_benchmarks(["gsm8k", "minerva_math", "list_sum"])
+    ['gsm8k', 'minerva', 'list_sum']
+    >>> validate_benchmarks(["math50"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown benchmark 'math50' (did you mean 'math500'?); valid: gsm8k, math500, ...
+    """
+    if isinstance(names, str):
+        raise ValueError(f"benchmark names must be a list, got the string {names!r}")
+    canonical: list[str] = []
+    for name in names:
+        bench = get_benchmark(name.strip() if isinstance(name, str) else name)
+        if bench.name not in canonical:
+            canonical.append(bench.name)
+    return canonical
+
+
+def runnable_benchmarks(names: Sequence[str], data_dir: str | Path | None = None) -> list[str]:
+    """``validate_benchmarks(names)`` less the benchmarks whose data the repository cannot ship and that
+    are not found locally (Minerva), each dropped with a warning that names its file and how to get it.
+
+    For suites: six benchmarks minus Minerva is still an evaluation, while one benchmark alone that
+    cannot be loaded is an error, so a lone such name is kept and ``load_benchmark`` explains it.
+    """
+    canonical = validate_benchmarks(names)
+    if len(canonical) < 2:
+        return canonical
+    kept = []
+    for name in canonical:
+        bench = get_benchmark(name)
+        if bench.not_shipped and find_benchmark_file(bench, data_dir) is None:
+            where = ", ".join(str(d) for d in data_dirs(data_dir)) or "no data directory"
+            logger.warning(
+                "skipping %s: %s not found (searched %s); %s", name, bench.file, where, bench.not_shipped
+            )
+        else:
+            kept.append(name)
+    return kept or canonical  # nothing left to run: let load_benchmark say why
+
+
+def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
+    """Directories searched for benchmark files, in order: ``data_dir`` alone when given; else
+    ``$R1ZERO_DATA_DIR``, the checkout's ``data/benchmarks/`` and ``./data/benchmarks/``, those that exist."""
+    if data_dir is not None:
+        return [Path(data_dir)]
+    candidates = [REPO_DATA_DIR, Path.cwd() / "data" / "benchmarks"]
+    if os.environ.get(DATA_DIR_ENV):
+        env_dir = Path(os.environ[DATA_DIR_ENV])
+        if not env_dir.is_dir():
+            raise ValueError(f"{DATA_DIR_ENV}={str(env_dir)!r} is not a directory")
+        candidates.insert(0, env_dir)
+    found: list[Path] = []
+    for path in candidates:
+        if path.is_dir() and path.resolve() not in {p.resolve() for p in found}:
+            found.append(path)
+    return found
+
+
+def find_benchmark_file(bench: Benchmark, data_dir: str | Path | None = None) -> Path | None:
+    """The first ``data_dirs(data_dir)`` entry holding ``bench.file``, or None (also for generators)."""
+    if not bench.file:
+        return None
+    for directory in data_dirs(data_dir):
+        if (directory / bench.file).is_file():
+            return directory / bench.file
+    return None
 
 
 def load_benchmark(
@@ -87,11 +213,23 @@ def load_benchmark(
         from r1zero.data.generators import generate
 
         problems = generate(bench.generator, limit or bench.size, seed=bench.seed)
-    elif data_dir is not None and bench.file and (Path(data_dir) / bench.file).is_file():
-        problems = _read_jsonl(Path(data_dir) / bench.file, bench, limit)
+    elif (path := find_benchmark_file(bench, data_dir)) is not None:
+        problems = _read_jsonl(path, bench, limit)
     else:
         problems = _from_hub(bench, data_dir)
     return problems[:limit] if limit else problems
+
+
+def _unknown_message(name: object) -> str:
+    from r1zero.data.generators import available_generators
+
+    valid = [*BENCHMARKS, *ALIASES]
+    close = difflib.get_close_matches(str(name), valid + available_generators(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"unknown benchmark {name!r}{hint}; valid: {', '.join(valid)} or a task generator "
+        f"({', '.join(available_generators())})"
+    )
 
 
 def _read_jsonl(path: Path, bench: Benchmark, limit: int | None) -> list[Problem]:
@@ -120,12 +258,24 @@ def _from_hub(bench: Benchmark, data_dir: str | Path | None) -> list[Problem]:
     """Through ``r1zero.data.load_problems`` (its standard-set answer rules), by name or hub id."""
     from r1zero.data.sources import DATASETS, load_problems
 
-    where = f"{bench.file!r} not found in --data-dir {str(data_dir)!r}" if data_dir else "no --data-dir given"
+    searched = ", ".join(str(d) for d in data_dirs(data_dir)) or "no data directory"
+    where = (
+        f"{bench.file!r} not found in --data-dir {str(data_dir)!r}"
+        if data_dir
+        else f"{bench.file!r} not found"
+    )
     source = bench.name if bench.name in DATASETS else bench.hub_id
-    logger.info("benchmark %s: %s; trying the hub dataset %s", bench.name, where, source)
+    logger.info(
+        "benchmark %s: %s (searched %s); trying the hub dataset %s", bench.name, where, searched, source
+    )
     try:
         problems = list(load_problems(source))
     except Exception as exc:
+        if bench.not_shipped:  # one line: the file, why it is missing, how to get it
+            raise ValueError(
+                f"benchmark {bench.name!r}: {bench.file} not found (searched {searched}) and the hub copy "
+                f"{bench.hub_id} could not be loaded; the file is {bench.not_shipped}"
+            ) from exc
         raise ValueError(
             f"benchmark {bench.name!r}: {where}, and the hub dataset {source!r} could not be loaded "
             f"({exc}); pass --data-dir DIR holding {bench.file}"
