@@ -1,13 +1,12 @@
 """The ``fast`` engine's decode on 1 vs 2 threads, on an idle machine and with one core busy.
 
-Three settings of the same generation, alternating in one process: one thread (``decode_threads=1``,
-r1zero's default); two threads splitting the prompts (``decode_threads=2``: each thread decodes its
-share on one torch thread, with its own RNG stream); and, for comparison, the decode loop on two OpenMP
-threads (``2-openmp``: what ``decode_threads=2`` meant before: every matmul split over both threads,
-ending at a barrier that waits for the slower one, so another busy process stalls it). Each repetition
-uses a new seed, the same for every setting; the 1-thread and OpenMP settings draw the same tokens
-(checked), the 2-thread split draws its own, so tokens generated are reported beside the times. Writes
-``bench/results/decode_threads.json``.
+Three settings of the same generation, alternating in one process: one thread (``decode_threads=1``);
+two threads splitting the prompts (``decode_threads=2``, ``r1zero train``'s default: each thread decodes
+its share on one torch thread, with its own RNG stream); and, for comparison, one decode loop on two
+OpenMP threads (``2-openmp``: every matmul split over both threads, ending at a barrier that waits for
+the slower one, so another busy process stalls it). Each repetition uses a new seed, the same for every
+setting; the 1-thread and OpenMP settings draw the same tokens (checked), the 2-thread split draws its
+own, so tokens generated are reported beside the times. Writes ``bench/results/decode_threads.json``.
 
 The work is ``bench/trl_step.py``'s generation: its reference Qwen2 model (built there if missing), its
 first 8 prompts, 8 samples each, at most 128 new tokens, T = 1. "Busy" runs a pure-Python spin loop in
@@ -40,7 +39,7 @@ def engines(model: Any, tokenizer: Any) -> dict[str, Any]:
     from r1zero.rollout import fast
 
     class OpenMPDecode(fast.FastEngine):
-        """The decode loop on two OpenMP threads (the earlier meaning of ``decode_threads=2``)."""
+        """One decode loop on two OpenMP threads: every op split over both, the alternative to sharding."""
 
         def _decode(self, *args, **kwargs):
             with fast._threads(2):

@@ -1,6 +1,6 @@
 """A GRPO step on a GPU at a real model's shape: Qwen2.5-Math-1.5B's architecture, random weights.
 
-No hub download is possible here, so the model is built from the published shape (hidden 1536, 28
+The benchmark needs no hub download: the model is built from the published shape (hidden 1536, 28
 layers, 12 query / 2 KV heads, intermediate 8960, vocabulary 151936, tied embeddings) with random
 weights and the tiny-base tokenizer (ids past its 105 tokens decode to nothing). A random model never
 writes "</answer>", so every completion runs to the cap: the step times are the worst case for the

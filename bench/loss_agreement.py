@@ -1,6 +1,6 @@
 """Loss and gradient agreement between r1zero's GRPO maths and TRL's ``GRPOTrainer._compute_loss``.
 
-Runs in the benchmark venv (``.venv-bench``, with ``trl==1.16.0``); see docs/benchmarks.md.
+Runs in the benchmark venv (``.venv-bench``, with ``trl==1.16.0``; docs/performance.md, "Reproduce").
 
 Two levels, each for the loss types ``grpo``, ``dapo`` and ``dr_grpo``:
 
@@ -13,8 +13,8 @@ Two levels, each for the loss types ``grpo``, ``dapo`` and ``dr_grpo``:
    off-policy (old log-probs perturbed so the clip is active on both sides), and gradient accumulation
    over two micro-batches (TRL scaled by its accumulation steps, r1zero given whole-batch counts).
 2. **End to end through the model.** TRL's ``_compute_loss`` unpatched (its own forward and log-softmax)
-   vs the learner's ``r1zero.train.forward.sequence_logprobs`` + ``grpo_loss`` on the same model and ids; compared: the
-   loss and the gradient of every parameter.
+   vs the learner's ``r1zero.train.forward.sequence_logprobs`` + ``grpo_loss`` on the same model and
+   ids; compared: the loss and the gradient of every parameter.
 
 Writes ``bench/results/loss_agreement.json``.
 

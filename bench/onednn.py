@@ -3,8 +3,8 @@
 Side by side in one process, alternating, at 1 and 2 torch threads: the forward GEMM of the shapes
 that ``bench/trl_step.py``'s work runs (the update's ~2.4k-token micro-batch through each projection of
 the reference Qwen2, and the decode step's 64 / 16 rows), one forward + backward of a linear layer at
-the update's shape (also against ``onednn-wgrad``, the weight gradient by oneDNN's op as before
-2026-12-04); one decode step's GEMMs (the engine's 17 weights of the reference model in turn,
+the update's shape (also against ``onednn-wgrad``, the weight gradient by oneDNN's op too, which
+``r1zero.cpu.onednn`` leaves on ``torch.mm``); one decode step's GEMMs (the engine's 17 weights of the reference model in turn,
 at 64 / 48 / 32 / 16 / 8 rows, 1 thread) on PyTorch's GEMM, on oneDNN with the plain weights and on
 oneDNN with the weights packed in its layout (``onednn.pack``, what the engine uses); and the ``fast``
 engine's whole generation of that work (8 prompts x 8 samples, 128 new tokens, T = 1) on the same
@@ -76,7 +76,7 @@ def gemm_rows(threads: int, reps: int) -> list[dict[str, Any]]:
         rows.append(_row("forward", threads, (m, k, n), 2 * m * k * n, best_of(calls, reps)))
     m, k, n = SHAPES[1]
     x, w = torch.randn(m, k, requires_grad=True), torch.randn(n, k, requires_grad=True)
-    fns = {**fns, "onednn-wgrad": _all_onednn_linear()}  # the weight gradient in oneDNN too (before 12-04)
+    fns = {**fns, "onednn-wgrad": _all_onednn_linear()}  # the weight gradient in oneDNN too
     grad = torch.randn(m, n)
     calls = {side: functools.partial(_forward_backward, f, x, w, grad) for side, f in fns.items()}
     best = best_of(calls, reps)
@@ -86,8 +86,8 @@ def gemm_rows(threads: int, reps: int) -> list[dict[str, Any]]:
 
 
 def _all_onednn_linear() -> Callable[[Any, Any], Any]:
-    """``onednn.linear`` as it was before 2026-12-04: the weight gradient also by oneDNN's op, which
-    copies its two transposed operands (``grad.T``, ``x.T``) to contiguous matrices first."""
+    """``onednn.linear`` with the weight gradient also by oneDNN's op, which copies its two transposed
+    operands (``grad.T``, ``x.T``) to contiguous matrices first: why ``onednn.linear`` uses ``torch.mm``."""
     import torch
 
     from r1zero.cpu import onednn
@@ -181,7 +181,7 @@ def _engines(model_dir: str, sides: tuple[str, ...]) -> dict[str, Any]:
     engines = {}
     for side in sides:
         engines[side] = plain if side == "torch" else FastEngine(model, tokenizer, onednn=True)
-        if side == "onednn-plain":  # the engine as it was before packing
+        if side == "onednn-plain":  # oneDNN on the plain weights, not packed in its layout
             engines[side].lm_head, engines[side].layers = plain.lm_head, plain.layers
     return engines
 

@@ -1,6 +1,6 @@
-"""GRPO vs PPO with a critic on the CPU demo, and a run on a learned reward model: issue 8's experiment.
+"""GRPO vs PPO with a critic on the CPU demo, and a run on a learned reward model (docs/ppo_vs_grpo.md).
 
-Three training runs on tiny-base's demo task (``list_sum``, 5-8 digits), all with the real trainer:
+Four training runs on tiny-base's demo task (``list_sum``, 5-8 digits), all with the real trainer:
 
 - ``grpo``: the ``cpu-demo`` preset (group-relative advantages, DAPO dynamic sampling, beta 0.01);
 - ``ppo``: the ``cpu-demo-ppo`` preset (a critic, GAE with lambda = gamma = 1, no KL: Open-Reasoner-Zero's
@@ -14,7 +14,8 @@ Three training runs on tiny-base's demo task (``list_sum``, 5-8 digits), all wit
 GRPO and PPO run at the same time, one thread each, so both see the same machine load (their step times
 and memory are the comparison); ``grpo-fixed`` and the learned-reward run follow. The summary reports per
 run: median seconds per step, peak RSS, rollouts and tokens generated, held-out accuracy (T = 1) at step 0,
-at the end, and at equal wall time (the last evaluation before the shorter run's end). Writes ``bench/results/ppo_vs_grpo.json`` and plots (``r1zero plot``).
+at the end, and at equal wall time (the last evaluation before the shorter run's end). Writes
+``bench/results/ppo_vs_grpo.json`` and plots (``r1zero plot``).
 
     python bench/ppo_vs_grpo.py                 # ~15-20 minutes on 2 cores
     python bench/ppo_vs_grpo.py --steps 20      # a quick look

@@ -1,57 +1,51 @@
 """GRPO step time and peak memory: r1zero's trainer vs TRL's ``GRPOTrainer`` on the same work, on CPU.
 
-Runs in the benchmark venv (``.venv-bench``: r1zero + ``trl==1.16.0``); see docs/benchmarks.md.
+The work: a randomly initialised Qwen2 (hidden 256, 4 layers, 4 heads, 2 KV heads, intermediate 512,
+~2.4M parameters) over tiny-base's character tokenizer, saved in Hugging Face format; 8 prompts x 8
+completions per step (``list_sum`` under the ``tiny-demo`` template, the same prompts in the same order on
+both sides), at most 128 new tokens, T = 1, beta = 0, mu = 1, loss types ``grpo`` and ``dapo``, the
+``integer`` verifier, lr 1e-6 (the model barely moves, so completion lengths stay comparable), float32,
+2 torch threads. Both sides compute the same gradient. Settings that differ from a library's default, to
+make the work the same: TRL ``bf16=False`` (TRL turns on bf16 autocast by default, also on CPU) and
+``gradient_checkpointing=False``; r1zero ``rollout.stop=()`` (TRL stops at EOS only). Otherwise each side
+runs its defaults: TRL one forward/backward over all 64 sequences, generating with
+``transformers.generate``; r1zero its ``fast`` engine, each distinct prompt run once in the learner, and
+its ``cpu.*`` features.
 
-The work (issue 7's reference shape): a randomly initialised Qwen2 model (hidden 256, 4 layers, 4 heads,
-2 KV heads, intermediate 512, ~2.4M parameters) over the r1zero tiny-base character tokenizer, saved
-in Hugging Face format; 8 prompts x 8 completions per step (``list_sum`` problems under tiny-base's
-``tiny-demo`` template, ~110 prompt tokens; the same prompts in the same order on both sides), at most
-128 new tokens, T = 1, beta = 0, mu = 1, loss type ``grpo`` and ``dapo``, the ``integer`` verifier with
-the same reward weights, lr 1e-6 (the model barely moves, so both sides keep sampling completions of the
-same length distribution), float32, 2 torch threads. TRL runs one forward/backward over all 64
-sequences (``per_device_train_batch_size=64``); r1zero its defaults: micro-batches of at most 64
-sequences split by completion length, each distinct prompt run once per step (its keys/values shared
-by the group's rows), the ``fast`` engine's decode loop in two threads that each decode 4 of the 8
-prompts on one torch thread (``decode_threads=2``, its default since 2026-12-04; the prompt prefill and
-the update use both torch threads), its float32 linear layers on oneDNN's GEMM on non-Intel x86 CPUs
-(``cpu.onednn`` left at None; TRL's run on PyTorch's default, MKL, which takes a generic AVX2 path on
-AMD CPUs but its AVX-512 kernels on Intel's: ``bench/onednn.py``), and its RMSNorms, SwiGLUs, RoPE and packed attention on fused C++ kernels (``cpu.fused_kernels``,
-``r1zero.cpu.fused``, ``r1zero.cpu.packed``). Both compute the same gradient.
-The sides (``--sides``): ``trl`` and ``r1zero`` as above; ``r1zero-mkl``, r1zero's defaults but
-``cpu.onednn=False`` (the same GEMM as TRL); ``r1zero-onednn``, r1zero's defaults but
-``cpu.onednn=True`` (oneDNN's GEMM on any CPU); ``r1zero-unfused``, r1zero's defaults but
-``cpu.fused_kernels=False`` (transformers' own RMSNorm, SwiGLU and, since 2026-12-06, RoPE, and the
-packed attention through SDPA over buckets); ``r1zero-padded``, r1zero's
-defaults but ``cpu.packed=False`` (the learner's rows padded to their micro-batch's longest, split by
-length); ``r1zero-malloc``, r1zero's defaults but ``cpu.keep_freed_memory=False`` (glibc's default
-malloc, which hands a step's freed tensors back to the system: ``r1zero.cpu.malloc``); ``r1zero-sdpa``,
-r1zero's defaults but the packed rows' attention through SDPA over length buckets instead of
-``attention_ops.cpp`` (a switch of this benchmark's subprocess: ``r1zero.cpu.packed.use_fused_attention``); ``r1zero-1t``, r1zero with
-``rollout.decode_threads=1`` (the whole decode batch in one thread, the default before 2026-12-04);
-and data parallelism on
-both sides, ``r1zero-2r`` and ``trl-2r`` (``torchrun``, 2 gloo ranks of 1 thread each, 4 prompts x 8
-completions per rank, gradients summed over ranks; for TRL, Trainer's DDP with 32 sequences per
-rank). A side of several ranks reports rank 0's wall times, and CPU time and peak RSS summed over ranks.
-``--seeds 0,1,2,3`` runs repetition r with seed r on both sides (the same prompts in the same order,
-other samples), so the two sides' sampled lengths average out instead of repeating one draw.
-Timings: ``step_s`` is wall time, ``step_cpu_s`` the process CPU time of the step (all threads; less
-sensitive to other processes on the machine than wall time, not counting verifier worker processes);
-``generate_s`` is the engine's generation call, ``score_s`` the rest of the rollout phase
-(rewards, advantages; TRL also tokenises), ``update_s`` the rest of the step (forward, backward,
-optimiser; r1zero also pushes the weights to its engine).
+Sides (``--sides``); each ``r1zero-*`` side is r1zero's defaults with one thing changed:
 
-Settings that differ from a library's defaults, to make the work the same: TRL ``bf16=False`` (TRL 1.16
-turns on bf16 autocast by default, also on CPU) and ``gradient_checkpointing=False`` (TRL's default is
-True; r1zero's False); r1zero ``rollout.stop=()`` (TRL stops at EOS only). Everything else is each
-library's default path: TRL generates with ``transformers`` ``generate``, r1zero with its ``fast`` engine.
+- ``r1zero``: the defaults (``rollout.decode_threads=2``, every ``cpu.*`` feature on).
+- ``r1zero-1t``: ``rollout.decode_threads=1``, the whole decode batch in one thread.
+- ``r1zero-2r``: data parallel, ``torchrun`` with 2 gloo ranks of 1 thread (one decode thread each),
+  4 prompts x 8 per rank, gradients summed over ranks.
+- ``r1zero-mkl``: ``cpu.onednn=False``, PyTorch's default GEMM (MKL), the one TRL runs on.
+- ``r1zero-onednn``: ``cpu.onednn=True``, oneDNN's GEMM whatever the CPU (``bench/onednn.py`` compares
+  the two GEMMs).
+- ``r1zero-unfused``: ``cpu.fused_kernels=False`` (transformers' RMSNorm, SwiGLU and RoPE; attention
+  through SDPA over length buckets).
+- ``r1zero-padded``: ``cpu.packed=False`` (rows padded to their micro-batch's longest).
+- ``r1zero-malloc``: ``cpu.keep_freed_memory=False`` (glibc's default malloc, ``r1zero.cpu.malloc``).
+- ``r1zero-sdpa``: the packed rows' attention through SDPA over length buckets instead of
+  ``attention_ops.cpp`` (``r1zero.cpu.packed.use_fused_attention``, switched in this benchmark only).
+- ``trl``: TRL in one process.
+- ``trl-2r``: TRL under Trainer's DDP, 2 gloo ranks of 1 thread like ``r1zero-2r``, 32 sequences per rank.
 
-Each (side, loss type) runs in its own fresh subprocess (or ``torchrun`` job; peak RSS from each
-process's ``ru_maxrss``); the runs are
-interleaved, alternating which side goes first, and the machine load (``os.getloadavg``) is recorded
-before and after each. Writes ``bench/results/trl_step.json``.
+Each (side, loss type) runs in a fresh subprocess (or ``torchrun`` job); runs are interleaved,
+alternating which side goes first, with the load average recorded before and after each.
+``--seeds 0,1,2,3`` runs repetition r with seed r on both sides (same prompts, other samples), so the
+sampled lengths average out. Per step: ``step_s`` wall time, ``step_cpu_s`` process CPU time (all
+threads; steadier than wall time under load), ``generate_s`` the engine's generation, ``score_s`` the
+rest of the rollout phase, ``update_s`` the rest (forward, backward, optimiser, weight push); peak RSS
+from ``ru_maxrss``. A side of several ranks reports rank 0's wall times and CPU time and peak RSS summed
+over ranks. Writes ``bench/results/trl_step.json`` (with the
+machine's CPU and library versions); docs/performance.md shows the tables.
 
+Run it in its own venv, which has TRL::
+
+    python3 -m venv .venv-bench && . .venv-bench/bin/activate
+    pip install torch==2.13.0 && pip install trl==1.16.0 && pip install -e .
     python bench/trl_step.py                      # build the model if needed, run, summarise
-    python bench/trl_step.py --reps 2 --steps 6   # more repetitions / measured steps
+    python bench/trl_step.py --sides trl,r1zero,r1zero-sdpa --reps 2
     python bench/trl_step.py --threads 1 --out bench/results/trl_step_1thread.json  # CPU time ~ work
 """
 
@@ -101,8 +95,8 @@ class Side:
 #: its data-parallel mode (``torchrun``, 2 gloo ranks of 1 thread each, one decode thread each: each
 #: rank rolls out and trains on 4 of the 8 prompts, the gradients are summed over ranks), and its
 #: defaults with one of them changed: PyTorch's own GEMM (MKL, the one TRL runs on) or oneDNN's, whatever
-#: the CPU, transformers' own
-#: RMSNorm/SwiGLU, the learner's rows padded, glibc's default malloc, the packed attention on SDPA
+#: the CPU, transformers' own RMSNorm/SwiGLU/RoPE, the learner's rows padded, glibc's default malloc, the
+#: packed attention on SDPA
 SIDES = {
     "r1zero": Side(),
     "r1zero-1t": Side(decode_threads=1),
@@ -491,7 +485,7 @@ def environment() -> dict[str, Any]:
         "transformers": transformers.__version__,
         "trl": trl_version,
         "cpu": _cpu_field(cpuinfo, "model name"),
-        # the VM's host generation moves GEMM speeds 2x (docs/benchmarks.md, "Machine and versions")
+        # the CPU generation moves GEMM speeds by up to 2x, so results name it
         "cpu_family_model": f"{_cpu_field(cpuinfo, 'cpu family')}/{_cpu_field(cpuinfo, 'model')}",
         "avx512": [f for f in _cpu_field(cpuinfo, "flags").split() if f in AVX512_FLAGS],
         "cpu_count": os.cpu_count(),
@@ -609,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", help="a previous trl_step.json whose runs are pooled with this run's")
     parser.add_argument("--result-dir", help="where a child writes its result (internal)")
     parser.add_argument(
-        "--threads", type=int, default=THREADS, help="torch threads of both sides (issue 7's shape: 2)"
+        "--threads", type=int, default=THREADS, help="torch threads of both sides (the reference shape: 2)"
     )
     args = parser.parse_args(argv)
     THREADS = args.threads

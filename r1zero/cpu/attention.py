@@ -4,9 +4,8 @@ Hugging Face's ``sdpa`` attention passes a padding mask to ``scaled_dot_product_
 a mask, first copies every key and value head once per query head that reads it (``repeat_kv``), forward
 and backward. Here the ``G`` query heads of a KV head are stacked along the query axis instead
 (``[B, H, T, Dh]`` -> ``[B, Hkv, G T, Dh]``, the mask repeated ``G`` times along its query axis), so
-each key/value head is read in place: the same attention, one SDPA call, no copies of K/V. One
-forward+backward of a ``[32, 4 heads, 128 queries, 228 keys]`` layer (2 KV heads) took 42-47 ms against
-59-68 ms with ``repeat_kv`` (a one-off check, 2 threads); ``bench/trl_step.py`` measures the step.
+each key/value head is read in place: the same attention, one SDPA call, no copies of K/V, so less
+memory traffic forward and backward (``bench/trl_step.py`` measures the step; docs/performance.md).
 
 ``use_folded_gqa(model)`` switches a Hugging Face model to it (the attention implementation
 ``"r1zero_sdpa"``, masks as ``sdpa``'s). Anything it does not fold (no mask, one query, one query head per

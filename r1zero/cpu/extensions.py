@@ -1,15 +1,16 @@
 """The C++ kernels under ``kernels/``, compiled on first use for this machine's CPU.
 
 ``build`` compiles one source (the ``fast`` engine's decode step ``decode_step.cpp``, the learner's
-``fused_ops.cpp`` and ``attention_ops.cpp``); ``load_decode_step()`` builds the decode step with ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja are
-needed; the first build takes about a minute, later processes load the cached build) and returns the
-module, or None when it cannot be built or is switched off (``R1ZERO_NATIVE=0``); the engine then runs
-its Python step. The build is for this machine's CPU (``-march=native``): its directory is named after
-the CPU model and the extension's source, so a cache shared between machines never loads another CPU's
-build, and after the source file's path and torch's install directory: ninja rebuilds when the compile
-command changes, and it names both (the source, torch's headers), so two checkouts, or two virtual
-environments with the same torch version (the main one and ``.venv-bench`` or ``.venv-vllm``), sharing
-one directory would rebuild each other's build in turn (~1-2 minutes each time).
+``fused_ops.cpp`` and ``attention_ops.cpp``); ``load_decode_step()`` builds the decode step with
+``torch.utils.cpp_extension.load`` (a C++ compiler and ninja are needed; the first build takes about a
+minute, later processes load the cached build) and returns the module, or None when it cannot be built
+or is switched off (``R1ZERO_NATIVE=0``); the engine then runs its Python step. The build is for this
+machine's CPU (``-march=native``): its directory is named after the CPU model and the extension's
+source, so a cache shared between machines never loads another CPU's build, and after the source file's
+path and torch's install directory: ninja rebuilds when the compile command changes, and it names both
+(the source, torch's headers), so two checkouts, or two virtual environments with the same torch version
+(the main one and ``.venv-bench`` or ``.venv-vllm``), sharing one directory would rebuild each other's
+build in turn (~1-2 minutes each time).
 
 Why: one decode step of a small model is mostly small ATen ops, not GEMMs (``bench/rollout.py``,
 ``bench/trl_step.py``); in C++ the step between its matmuls is plain loops with the GIL released.

@@ -3,11 +3,12 @@
 ``use_fused_kernels(model)`` swaps the forward of every Llama/Qwen2-style ``*RMSNorm`` module and of
 every gated MLP (``gate_proj``, ``up_proj``, ``down_proj``, SiLU) for autograd Functions over the kernels
 in ``fused_ops.cpp`` (compiled on first use like the ``fast`` engine's decode step,
-``r1zero.rollout.native``). Same maths as transformers' modules; results agree to float32 rounding
-(the norm's mean of squares is summed in another order), gradients included (``tests/test_fused.py``).
+``r1zero.cpu.extensions``). Same maths as transformers' modules; results agree to float32 rounding
+(the norm's mean of squares is summed in another order), gradients included (``tests/cpu/test_fused.py``).
 
 Why: the eager modules are ~27 elementwise ATen ops per layer forward and backward, each a pass over the
-activations; on the benchmark's CPU learner they took about a fifth of the update (docs/benchmarks.md).
+activations, a large share of a small model's CPU update (side ``r1zero-unfused`` of
+``bench/trl_step.py``; docs/performance.md).
 
 RoPE is not a module: Qwen2/Llama attention calls its modeling module's ``apply_rotary_pos_emb``
 (``q * cos + rotate_half(q) * sin``: a slice, ``neg``, ``cat``, two ``mul`` and an ``add`` per tensor,

@@ -4,14 +4,14 @@ A CPU learner's step allocates and frees hundreds of MB of large tensors (activa
 attention buffers). glibc serves a large allocation either from a fresh ``mmap`` (above its mmap
 threshold) or from the heap, and gives a heap's free top back to the system once it exceeds its trim
 threshold; both thresholds start small (128 KiB) and only the mmap one adapts. So every step's large
-tensors came back as new pages that the kernel zero-fills on first touch: ~27-30k page faults per
-update on ``bench/trl_step.py``'s work, ~5% of the update's time (a /tmp A/B on one captured batch).
+tensors come back as new pages that the kernel zero-fills on first touch: tens of thousands of page
+faults per update, a few percent of its time (side ``r1zero-malloc`` of ``bench/trl_step.py``).
 PyTorch's CPU tuning guide points at jemalloc or tcmalloc through ``LD_PRELOAD`` for this; setting
 glibc's two thresholds with ``mallopt`` in the process itself does the same for these sizes and needs
 nothing installed or preloaded.
 
-The cost: memory freed after a step's peak stays in the process (its peak RSS is what it was; its RSS
-between peaks no longer shrinks). Only glibc (Linux) is touched; elsewhere this is a no-op.
+The cost: memory freed after a step's peak stays in the process (its peak RSS is unchanged; its RSS
+stays near that peak between steps). Only glibc (Linux) is touched; elsewhere this is a no-op.
 """
 
 from __future__ import annotations

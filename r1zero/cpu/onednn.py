@@ -1,26 +1,24 @@
 """float32 linear layers through oneDNN on CPU: the same maths as ``F.linear``, on a faster GEMM.
 
 PyTorch's x86 CPU build sends a float32 ``F.linear`` / ``addmm`` to MKL's SGEMM. MKL picks its code
-path by CPU vendor: on this project's AMD EPYC machine (AVX-512 cores) its verbose log names no
-AVX-512 path and its SGEMM ran at 85-90 GFLOP/s per core, about AVX2's peak at that clock, while
-oneDNN, which PyTorch also ships and which generates its kernels for the instruction set the core
-reports, ran the same float32 GEMMs at ~200 GFLOP/s: 1.5-2.4x faster at 1 and 2 threads for the
-update's and the decode's shapes (``bench/onednn.py``). It is still float32 arithmetic (no
-reduced-precision mode is involved); results differ from MKL's by rounding (summation order) only.
+path by CPU vendor: on non-Intel x86 CPUs it takes a generic AVX2 path, AVX-512 cores included, while
+oneDNN, which PyTorch also ships, generates its kernels for the instruction set the core reports, so
+its float32 GEMMs run faster there (``bench/onednn.py`` measures both; docs/performance.md). It is
+still float32 arithmetic (no reduced-precision mode is involved); results differ from MKL's by rounding
+(summation order) only.
 
 ``linear`` is ``F.linear`` with oneDNN underneath (autograd included: the backward pass's input
 gradient goes through oneDNN too, the weight gradient through ``torch.mm``, which needs no transposed
 copies) for float32 CPU tensors, and ``F.linear`` itself for anything else.
 ``use_onednn(model)`` makes a model's ``nn.Linear`` layers call it (Hugging Face models need no other
 change). ``pack(weight)`` stores a weight that is read many times without a gradient (the decode
-loop's) in oneDNN's own blocked layout, so that its GEMMs do not re-lay it out on every call. A
-``TorchFunctionMode`` routing ``F.linear`` was tried first and dropped: it puts a Python
-call in front of every torch op of the block, which cost the decode loop more than the GEMM saved.
+loop's) in oneDNN's own blocked layout, so that its GEMMs do not re-lay it out on every call. The
+layers are swapped rather than ``F.linear`` routed through a ``TorchFunctionMode``, which would put a
+Python call in front of every torch op of the block and cost the decode loop more than the GEMM saves.
 
-``preferred()`` says where it pays: on x86 CPUs that are not Intel's. On an Intel Xeon VM with AVX-512
-and AMX (2026-12-06) MKL takes its AVX-512 path and its float32 GEMMs ran 1.0-1.1x oneDNN's
-(``bench/onednn.py``); r1zero's step on ``bench/trl_step.py``'s work was 5-6% faster on MKL there
-(side ``r1zero-mkl``, 6 of 6 pairings). ``model.onednn`` left at None follows it.
+``preferred()`` says where it pays: on x86 CPUs that are not Intel's. On Intel CPUs MKL runs its own
+AVX-512 kernels and is as fast as oneDNN or faster (``bench/onednn.py``; sides ``r1zero-mkl`` and
+``r1zero-onednn`` of ``bench/trl_step.py``). ``cpu.onednn`` left at None follows it.
 """
 
 from __future__ import annotations
@@ -47,14 +45,12 @@ __all__ = [
 
 #: Entries kept by oneDNN's primitive cache and by PyTorch's oneDNN (ideep) cache. Both keep one entry
 #: per GEMM shape, and a training step meets new shapes all the time (each micro-batch's token count,
-#: each decode batch size): at their default 1024 entries a run's peak RSS grew by ~400 MB
-#: (``bench/trl_step.py``), at 16 it stays within ~30 MB of MKL's.
+#: each decode batch size): at their default 1024 entries a run's peak RSS grows by hundreds of MB, at 16
+#: it stays close to MKL's (peak RSS in ``bench/trl_step.py``).
 CACHE_CAPACITY = 16
 
-#: The row count a packed weight's layout is chosen for. On an AMD EPYC (Zen 4) VM, the decode step's
-#: GEMMs (the reference model's 17 weights in turn, 1 thread) ran 1.25x faster on weights packed for 64
-#: rows than on the plain layout at 64 rows and 1.3-2.9x at 8-48 (``bench/onednn.py``, decode_step);
-#: layouts packed for each row count were no faster than this one (a one-off check).
+#: The row count a packed weight's layout is chosen for: one layout serves every decode batch size, as
+#: weights packed for 64 rows beat the plain layout from 8 to 64 rows (``bench/onednn.py``, decode_step).
 PACK_ROWS = 64
 _CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
@@ -99,7 +95,7 @@ def preferred() -> bool:
 
 
 def resolve(enabled: bool | None) -> bool:
-    """``model.onednn``'s value: None (the default) follows ``preferred()``, True/False force it."""
+    """``cpu.onednn``'s value: None (the default) follows ``preferred()``, True/False force it."""
     return preferred() if enabled is None else enabled
 
 
@@ -112,7 +108,7 @@ class _Linear(torch.autograd.Function):
     """``F.linear`` whose forward and input-gradient GEMMs run in oneDNN.
 
     The weight gradient ``grad.T @ x`` is ``torch.mm``: both of its operands are transposed views,
-    which PyTorch's GEMM reads in place, while oneDNN's op copied each of them to a contiguous
+    which PyTorch's GEMM reads in place, while oneDNN's op copies each of them to a contiguous
     ``[features, tokens]`` matrix first (``bench/onednn.py``, forward+backward: ``onednn-wgrad``).
     """
 
@@ -141,8 +137,8 @@ def pack(weight: torch.Tensor, rows: int = PACK_ROWS) -> torch.Tensor:
     ``add_linear`` without autograd; a weight oneDNN does not take (not float32 CPU) comes back as is.
 
     The packed tensor (layout ``torch._mkldnn``) holds the same values: the GEMMs give the plain
-    weight's results up to float32 rounding (bit for bit from 2 rows up on the project's Zen 4 hosts;
-    oneDNN may pick other kernels on other CPUs, and for a single plain row; ``tests/test_onednn.py``).
+    weight's results up to float32 rounding (often bit for bit; oneDNN may pick other kernels by CPU,
+    and for a single plain row; ``tests/cpu/test_onednn.py``).
 
     >>> w = torch.randn(5, 4)
     >>> x = torch.randn(3, 4)

@@ -2,22 +2,23 @@
 
 The learner's shared-prompt pass (``r1zero.train.forward.completion_outputs``) runs each distinct prompt
 once and then every row's completion over its prompt's keys/values. Padded to the longest row of the
-micro-batch, a tenth of those completion tokens were padding, and rows were split into several
-micro-batches to keep that padding low, each one more forward/backward call (~10 ms of fixed cost on the
-benchmark's CPU model). Packed, the micro-batch's completion tokens are laid end to end as one sequence
-``[1, N]``: every linear layer, norm and MLP runs on the ``N`` real tokens, in one call per micro-batch.
+micro-batch, part of those completion tokens is padding, and keeping it low means splitting the rows
+into more micro-batches, each one more forward/backward call with its own fixed cost. Packed, the
+micro-batch's completion tokens are laid end to end as one sequence ``[1, N]``: every linear layer, norm
+and MLP runs on the ``N`` real tokens, in one call per micro-batch (side ``r1zero-padded`` of
+``bench/trl_step.py`` compares the two).
 
-Only attention needs the rows apart. ``packed_attention`` (called by ``r1zero.cpu.attention.folded_sdpa`` when the
-forward carries a ``Packing``) gathers the rows into length buckets, pads each bucket to its longest row,
-prepends each row's prompt keys/values, runs one SDPA call per bucket (query heads folded onto their KV
-head, as ``r1zero.cpu.attention``) and scatters the real positions back. The result is the padded computation's, up
-to float rounding (``tests/cpu/test_packed.py``).
+Only attention needs the rows apart. ``packed_attention`` (called by ``r1zero.cpu.attention.folded_sdpa``
+when the forward carries a ``Packing``) gathers the rows into length buckets, pads each bucket to its
+longest row, prepends each row's prompt keys/values, runs one SDPA call per bucket (query heads folded
+onto their KV head, as ``r1zero.cpu.attention``) and scatters the real positions back. The result is the
+padded computation's, up to float rounding (``tests/cpu/test_packed.py``).
 
 On float32 CPU tensors of a model with fused kernels (``use_fused_attention``, which
-``r1zero.cpu.prepare_model`` calls with the fused kernels) the rows need no buckets: ``attention_ops.cpp`` attends each
-row's tokens over its prompt's real keys and its own earlier tokens in place, forward and backward, so
-no masked score is computed and no padded copy is made (``tests/cpu/test_packed.py`` holds it to the bucket
-path and to the padded model).
+``r1zero.cpu.prepare_model`` calls with the fused kernels) the rows need no buckets:
+``attention_ops.cpp`` attends each row's tokens over its prompt's real keys and its own earlier tokens in
+place, forward and backward, so no masked score is computed and no padded copy is made
+(``tests/cpu/test_packed.py`` holds it to the bucket path and to the padded model).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def uses_fused_attention(model: torch.nn.Module) -> bool:
 
 
 def disable(model: torch.nn.Module) -> None:
-    """Run ``model``'s completions padded from now on (``model.packed=False``, or a model that drops the
+    """Run ``model``'s completions padded from now on (``cpu.packed=False``, or a model that drops the
     packing on its way to the attention)."""
     model._r1zero_unpacked = True  # type: ignore[assignment]
 

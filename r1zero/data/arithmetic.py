@@ -1,6 +1,6 @@
 """Arithmetic tasks: multi-digit +, -, *; sums of single-digit lists; mixed +/- chains.
 
-``list_sum`` is the CPU demo's task (DESIGN.md section 6): its direct answer is hard for a tiny model
+``list_sum`` is the CPU demo's task (preset ``cpu-demo``): its direct answer is hard for a tiny model
 while a running-sum chain (``3+5=8, 8+2=10, ...``) is learnable, so multi-step work pays. Each problem
 carries that worked chain in ``meta["worked"]`` for building pretraining documents.
 """

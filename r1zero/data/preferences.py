@@ -18,7 +18,7 @@ without the R1-Zero tags, and occasional ``wait`` self-corrections (``8+2=11, wa
 
 So a reward model can learn the format from these pairs far more easily than the arithmetic, and a policy
 trained on it can raise the learned reward while its strict (rule) accuracy falls: reward hacking, the point
-of the learned-reward experiment (issue 8).
+of the learned-reward experiment (docs/ppo_vs_grpo.md).
 """
 
 from __future__ import annotations

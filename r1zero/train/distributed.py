@@ -9,9 +9,9 @@ everything here is a no-op with world size 1.
 
 Why not ``DistributedDataParallel``: DDP syncs inside the backward of each forward it wraps, so the
 learner's shared prompt pass (each distinct prompt run once, its keys/values read by every row of its
-group, and sent backward once after the micro-batches: ``learner.prompt_prefix``) could not run under
-it, and each rank recomputed every row's prompt. One explicit all-reduce after the last backward costs
-the overlap of communication with the backward, which is small next to a rollout step.
+group, and sent backward once after the micro-batches: ``r1zero.train.forward.prompt_prefix``) cannot
+run under it, and each rank would recompute every row's prompt. One explicit all-reduce after the last
+backward costs the overlap of communication with the backward, which is small next to a rollout step.
 """
 
 from __future__ import annotations

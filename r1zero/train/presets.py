@@ -29,12 +29,12 @@ __all__ = ["PRESETS", "get_preset"]
 def cpu_demo() -> TrainConfig:
     """R1-Zero in miniature on 2 CPU cores: tiny-base on sums of digit lists, strict R1-Zero reward.
 
-    Settings follow the prototype that reached the signature (DESIGN.md §6) and the zero-RL check in
-    tiny-base's model card: 16 prompts x 8 samples, lr 1e-4, a small KL (beta 0.01), a token-mean loss,
-    T = 1, no format bonus. The prompt ends at "Assistant:" (no "<think>"), as in the paper, so the
-    format is the model's to discover. Worked chains take over within ~20 steps; T = 1 accuracy then plateaus near
-    0.9, where most groups are all-correct and carry no gradient, so DAPO dynamic sampling (drop
-    zero-variance groups and refill) keeps the later steps informative. ~5 minutes on 2 cores.
+    Settings follow the zero-RL check in tiny-base's model card (``r1zero/assets/tiny-base/README.md``):
+    16 prompts x 8 samples, lr 1e-4, a small KL (beta 0.01), a token-mean loss, T = 1, no format bonus.
+    The prompt ends at "Assistant:" (no "<think>"), as in the paper, so the format is the model's to
+    discover. Worked chains take over within ~20 steps; T = 1 accuracy then plateaus near 0.9, where most
+    groups are all-correct and carry no gradient, so DAPO dynamic sampling (drop zero-variance groups and
+    refill) keeps the later steps informative. ~5 minutes on 2 cores.
     """
     return TrainConfig(
         model=ModelConfig(name="tiny-base"),
@@ -148,7 +148,7 @@ def countdown_3b() -> TrainConfig:
 
 
 def cpu_demo_ppo() -> TrainConfig:
-    """The CPU demo with PPO and a critic instead of GRPO: the comparison of issue 8 / docs/ppo_vs_grpo.md.
+    """The CPU demo with PPO and a critic instead of GRPO: the comparison of docs/ppo_vs_grpo.md.
 
     Same model, task, template, reward, rollouts per step (16 x 8), token-mean loss, lr and steps as
     ``cpu-demo``; Open-Reasoner-Zero's estimator settings (GAE lambda = 1, gamma = 1, no KL). The critic

@@ -1,14 +1,14 @@
 // Attention of packed completion rows over their prompts and themselves, forward and backward, float32
-// CPU (r1zero/packed.py builds this file and wraps the pair in an autograd Function; read that first).
+// CPU (r1zero/cpu/packed.py builds this file and wraps the pair in an autograd Function; read that first).
 //
 // Row r (a completion of prompt u, n_r tokens at packed positions s_r .. s_r + n_r - 1) attends, for each
 // of its tokens t, to the p_u real keys of its prompt (the last p_u of the P prompt columns: prompts are
 // left-padded) and to its own tokens 0 .. t. Each (row, KV head) is one unit of work: its G query heads
 // read one key/value head. Only the keys a query may see are computed: no padding, no masked half.
 //
-// Why: run through SDPA, the rows had to be padded into buckets with an additive mask (prompt padding,
-// the causal order), so SDPA's kernel computed every masked score, and the padding, prompt gathers and
-// scatters around it were ~25 ATen ops per bucket and layer (docs/benchmarks.md).
+// Why: run through SDPA, the rows must be padded into buckets with an additive mask (prompt padding,
+// the causal order), so SDPA's kernel computes every masked score, and the padding, prompt gathers and
+// scatters around it are ~25 ATen ops per bucket and layer (side r1zero-sdpa of bench/trl_step.py).
 //
 // The maths is flash attention's: the forward keeps each query's log-sum-exp, the backward recomputes
 // the probabilities from it (dS = P * (dP - rowsum(dO * O)), dQ = scale dS K, dK = scale dS^T Q,

@@ -1,4 +1,4 @@
-// One decode step of the ``fast`` engine in C++ (float32, CPU): r1zero/rollout/native.py builds it.
+// One decode step of the ``fast`` engine in C++ (float32, CPU): r1zero/cpu/extensions.py builds it.
 //
 // The same maths as FastEngine._step in r1zero/rollout/fast.py (read that first): RMSNorm without its
 // weight (folded into the next matmul), the fused Q/K/V matmul, RoPE on the queries and keys, the new
@@ -6,7 +6,7 @@
 // group) and its own generated tokens under one softmax, the output projection added to the residual,
 // SwiGLU, the LM head. The matmuls are the same oneDNN (or ATen) calls as the Python step; everything
 // between them runs here as plain loops over the decode batch, with no tensor allocated per op and the
-// GIL released for the whole step. Why: in Python the step spent about half its time in ~150 small ATen
+// GIL released for the whole step. Why: in Python the step spends about half its time in ~150 small ATen
 // ops (the attention's batched matmuls on tiny matrices, index/put on the prompt grid, norms, RoPE),
 // more than in its GEMMs (bench/onednn.py, decode_step).
 
@@ -41,7 +41,8 @@ const c10::OperatorHandle& onednn_add_linear() {
   return op;
 }
 
-// x [M, k] @ w.T + b: oneDNN for a weight packed by r1zero.onednn.pack, else ATen (onednn.linear's choice).
+// x [M, k] @ w.T + b: oneDNN for a weight packed by r1zero.cpu.onednn.pack, else ATen
+// (onednn.linear's choice).
 Tensor gemm(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
   if (!w.is_mkldnn()) {
     return at::linear(x, w, b);

@@ -1,10 +1,10 @@
-// Fused float32 CPU kernels of the learner's forward and backward: RMSNorm, SwiGLU, RoPE (r1zero/fused.py
-// builds this file and wraps each pair in an autograd Function; read that first).
+// Fused float32 CPU kernels of the learner's forward and backward: RMSNorm, SwiGLU, RoPE
+// (r1zero/cpu/fused.py builds this file and wraps each pair in an autograd Function; read that first).
 //
 // Why: in eager PyTorch an RMSNorm forward+backward is ~20 elementwise ATen ops, each one pass over the
 // activations, and SwiGLU's is ~7; on the CPU learner of a small model these passes cost a fifth of the
-// update (bench/trl_step.py). Here each is one pass forward and one backward, split over rows with
-// at::parallel_for (torch's intra-op threads).
+// update (side r1zero-unfused of bench/trl_step.py). Here each is one pass forward and one backward,
+// split over rows with at::parallel_for (torch's intra-op threads).
 
 #include <torch/extension.h>
 
