@@ -1,4 +1,4 @@
-"""The tiny-base corpus: determinism and the design invariants of issue 4 (a)-(d)."""
+"""The tiny-base corpus: determinism and the design invariants the model card states."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""A few GRPO steps with ``--rollout.backend vllm`` (issue 4), run in the vLLM environment (see .ci/run).
+"""A few GRPO steps with ``--rollout.backend vllm``, run in the vLLM environment (see .ci/run).
 
 ``r1zero train --preset smoke --rollout.backend vllm`` runs in-process through ``cli.main``; the engine the
 trainer builds is kept (``build.make_engine`` is wrapped, not replaced) so that, after the run, its greedy
