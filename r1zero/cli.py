@@ -1,12 +1,14 @@
 """The ``r1zero`` command: a thin dispatcher to each part's own command-line module.
 
 Each subcommand lives beside the code it drives and exposes ``main(argv: list[str]) -> int``;
-modules are imported only when their command runs, so ``r1zero verify`` never imports torch.
+modules are imported only when their command runs, so ``r1zero verify`` never imports torch. Output
+piped into a reader that stops early (``r1zero train --help | head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 #: subcommand -> (module with main(argv), one-line help)
@@ -29,7 +31,50 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def quiet_libraries() -> None:
+    """Turn off transformers' and huggingface_hub's own progress bars and their advisory warnings, which
+    break r1zero's progress bar; ``HF_HUB_DISABLE_PROGRESS_BARS`` or ``TRANSFORMERS_VERBOSITY`` set in the
+    environment win. Also set in the environment, for worker processes."""
+    bars = os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    bars_off = bars.upper() in ("1", "ON", "YES", "TRUE")  # huggingface_hub's reading of the variable
+    quiet = os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error") == "error"
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    from transformers.utils import logging as hf_logging
+
+    if bars_off:
+        hf_logging.disable_progress_bar()  # transformers' bars and huggingface_hub's
+    if quiet:
+        hf_logging.set_verbosity_error()
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout has gone (a pipe's read end closed), as opposed to another pipe."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no real stdout: assume it is
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # output that fit in the buffer meets a closed pipe here
+        return code
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        # the reader stopped early: send what is still buffered nowhere, and exit without a traceback
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

@@ -1,108 +1,63 @@
 """``r1zero eval``: evaluate a model, or every checkpoint of a run, on benchmarks; print a table.
 
+Options are those of ``r1zero train`` wherever they mean the same thing (``--model.name``,
+``--data.template``, ``--rollout.temperature``, ``--rollout.max_new_tokens``, ``--run.seed``,
+``--run.out_dir``, ...), plus evaluation's own (``--benchmarks``, ``--n``, ``--limit``, ``--data_dir``,
+``--force``, ...). ``--config FILE`` (JSON, YAML or TOML; e.g. a suite in ``eval/``) sets any of them and
+the command line overrides it. Every name (benchmarks, template, verifiers, reflection preset, backend)
+is checked before a model is loaded.
+
 Examples::
 
-    r1zero eval --model tiny-base --benchmarks list_sum --n 8 --temperature 1.0 --max-new-tokens 128
-    r1zero eval --model Qwen/Qwen2.5-Math-1.5B --suite eval/math6.json --backend vllm \\
-        --data-dir ../shared/data/benchmarks --out results/qwen-math-1.5b
-    r1zero eval --run runs/demo --benchmarks list_sum --n 4
+    r1zero eval --model.name tiny-base --benchmarks list_sum --data.template tiny-demo --n 8 --limit 128
+    r1zero eval --config eval/math6.json --model.name Qwen/Qwen2.5-Math-1.5B --rollout.backend vllm \\
+        --data_dir ../shared/data/benchmarks --run.out_dir results/qwen-math-1.5b
+    r1zero eval --run runs/demo --benchmarks list_sum --n 4     # each checkpoint once; --force re-runs
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
-from r1zero.eval.harness import EvalConfig, evaluate_model, evaluate_run
+from r1zero.eval.config import EvalConfig, check_benchmarks, check_names, eval_config
+from r1zero.options import config_help, take_option
 
 __all__ = ["format_table", "main"]
 
-#: settings a suite file may give (command-line flags override them)
-_SUITE_KEYS = {f.name for f in fields(EvalConfig)} | {"benchmarks", "description"}
+_USAGE = (
+    "usage: r1zero eval (--model.name MODEL | --run RUN_DIR) [--config FILE] [--benchmarks A,B] "
+    "[--force] [--section.field VALUE ...]"
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="r1zero eval", description=__doc__.split("\n\n")[0])
-    target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--model", help='model directory, hub name, or "tiny-base"')
-    target.add_argument("--run", help="run directory: evaluate step 0 and every checkpoint not yet evaluated")
-    p.add_argument("--benchmarks", help="comma-separated names (gsm8k,math500,aime24,amc23,minerva,...)")
-    p.add_argument("--suite", help="a suite JSON (benchmarks and default settings), e.g. eval/math6.json")
-    p.add_argument("--n", type=int, help="samples per problem (default 16)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.6; 0 = greedy)")
-    p.add_argument("--top-p", type=float, help="nucleus mass (default 0.95)")
-    p.add_argument("--max-new-tokens", type=int, help="completion length cap (default 1024)")
-    p.add_argument("--template", help="prompt template name (default r1zero)")
-    p.add_argument("--no-think-prefix", action="store_true", help='do not end prompts with "<think>"')
-    p.add_argument("--backend", choices=("hf", "fast", "vllm"), help="rollout engine (default hf)")
-    p.add_argument("--device", help='"auto" (default), "cpu", "cuda" or "cuda:N"')
-    p.add_argument("--data-dir", help="directory with benchmark JSONL files (offline)")
-    p.add_argument("--limit", type=int, help="only the first K problems of each benchmark")
-    p.add_argument("--out", help="directory for results JSON and per-sample JSONL (with --model)")
-    p.add_argument("--seed", type=int, help="sampling and bootstrap seed (default 0)")
-    p.add_argument("--batch-size", type=int, help="prompts per generate call (default 64)")
-    p.add_argument("--workers", type=int, help="verifier processes (default 1; 0 = in process)")
-    p.add_argument("--reflection", help="reflection keyword preset (default r1zero)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+def build_config(argv: list[str]) -> EvalConfig:
+    """The config of a command line, every name in it checked (nothing is loaded or run).
 
-
-def load_suite(spec: str) -> dict:
-    """A suite JSON by path, or by name from the repository's ``eval/`` directory."""
-    path = Path(spec)
-    if not path.is_file():
-        path = Path("eval") / f"{spec}.json"
-    if not path.is_file():
-        raise ValueError(f"suite {spec!r} not found (give a JSON path, or a name in ./eval/)")
-    suite = json.loads(path.read_text(encoding="utf-8"))
-    unknown = set(suite) - _SUITE_KEYS
-    if unknown:
-        raise ValueError(f"suite {str(path)!r}: unknown keys {sorted(unknown)}; valid: {sorted(_SUITE_KEYS)}")
-    return suite
-
-
-def _run_defaults(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{str(run_dir)!r} is not a run directory: no config.json")
-    config = json.loads(path.read_text(encoding="utf-8"))
-    data, rollout = config.get("data", {}), config.get("rollout", {})
-    out = {"template": data.get("template"), "think_prefix": data.get("think_prefix")}
-    out["stop"] = tuple(rollout["stop"]) if rollout.get("stop") else None
-    out["max_new_tokens"] = rollout.get("max_new_tokens")
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def build_config(args: argparse.Namespace, suite: dict) -> EvalConfig:
-    """Defaults, then the suite's settings, then the command line."""
-    values = {k: v for k, v in suite.items() if k not in ("benchmarks", "description")}
-    if "stop" in values:
-        values["stop"] = tuple(values["stop"])
-    flags = {
-        "n": args.n,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "max_new_tokens": args.max_new_tokens,
-        "template": args.template,
-        "backend": args.backend,
-        "device": args.device,
-        "limit": args.limit,
-        "seed": args.seed,
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-        "reflection": args.reflection,
-    }
-    if args.run:  # a run is evaluated with its own template and stop strings unless told otherwise
-        values = {**_run_defaults(Path(args.run)), **values}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if args.no_think_prefix:
-        values["think_prefix"] = False
-    return EvalConfig(**values)
+    ``--run DIR`` is short for ``--run_dir DIR``, and ``--suite FILE`` for ``--config FILE``.
+    """
+    config_file, argv = take_option(argv, "--config")
+    suite, argv = take_option(argv, "--suite")
+    if config_file and suite:
+        raise ValueError("give --config FILE or --suite FILE, not both")
+    run_dir, argv = take_option(argv, "--run")
+    if run_dir is not None:
+        argv = [*argv, "--run_dir", run_dir]
+    cfg = eval_config(argv, config_file or suite)
+    if bool(cfg.model.name) == bool(cfg.run_dir):
+        raise ValueError(
+            "give --model.name MODEL (a directory, a hub name or tiny-base) or --run RUN_DIR"
+            + (", not both" if cfg.model.name else "")
+        )
+    if cfg.data_dir and not Path(cfg.data_dir).is_dir():
+        raise ValueError(f"data_dir {cfg.data_dir!r} is not a directory")
+    resolved = check_benchmarks(cfg.benchmarks, cfg.data_dir)
+    check_names(
+        cfg.data.template, cfg.run.reflection, [(f"benchmark {name}: verifier", v) for name, v in resolved]
+    )
+    return replace(cfg, benchmarks=tuple(name for name, _ in resolved))
 
 
 def format_table(results: list[dict]) -> str:
@@ -133,46 +88,46 @@ def format_table(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(_USAGE + "\n\n" + (__doc__ or ""))
+        print(config_help(EvalConfig()))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        suite = load_suite(args.suite) if args.suite else {}
+        cfg = build_config(argv)
     except ValueError as exc:
         print(f"r1zero eval: {exc}", file=sys.stderr)
         return 2
-    names = args.benchmarks.split(",") if args.benchmarks else suite.get("benchmarks", [])
-    if not names:
-        print("r1zero eval: give --benchmarks or a --suite that lists them", file=sys.stderr)
-        return 2
-    try:
-        cfg = build_config(args, suite)
-    except (TypeError, ValueError) as exc:
-        print(f"r1zero eval: {exc}", file=sys.stderr)
-        return 2
-    if args.threads:
+    from r1zero.cli import quiet_libraries
+    from r1zero.eval.harness import evaluate_model, evaluate_run
+
+    quiet_libraries()
+    if cfg.run.threads:
         import torch
 
-        torch.set_num_threads(args.threads)
-    progress = not args.no_progress
+        torch.set_num_threads(cfg.run.threads)
     try:
-        if args.run:
-            results = evaluate_run(args.run, names, cfg, args.data_dir, progress)
+        if cfg.run_dir:
+            results = evaluate_run(cfg.run_dir, cfg)
             if not results:
-                print(f"every checkpoint of {args.run} is already evaluated on {', '.join(names)}")
+                print(
+                    f"every checkpoint of {cfg.run_dir} is already evaluated on {', '.join(cfg.benchmarks)} "
+                    "with these settings; --force re-runs them"
+                )
                 return 0
         else:
-            results = evaluate_model(args.model, names, cfg, args.data_dir, args.out, progress)
-    except (
-        ValueError,
-        OSError,
-    ) as exc:  # bad benchmark, data dir, model or settings: say which, no traceback
+            results = evaluate_model(cfg.model.name, cfg, cfg.run.out_dir or None)
+    except (ValueError, OSError) as exc:  # data dir, model or settings: say which, no traceback
         print(f"r1zero eval: {exc}", file=sys.stderr)
         return 2
     print(format_table(results))
-    if args.out and args.model:
-        print(f"results: {args.out}")
+    if cfg.run.out_dir and not cfg.run_dir:
+        print(f"results: {cfg.run.out_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from r1zero.cli import main as r1zero_main
+
+    raise SystemExit(r1zero_main(["eval", *sys.argv[1:]]))

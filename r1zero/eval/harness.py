@@ -4,23 +4,27 @@ The recipe for one benchmark: load problems, render prompts with the template, s
 prompt with a rollout engine, score them with the benchmark's verifier, summarise (``summary.summarize``),
 and write a results JSON (model, template name and text, sampling settings, seed, versions) beside a
 per-sample JSONL. ``evaluate_run`` does this for every checkpoint of a run directory, step 0 (the base model
-named in ``config.json``) included, skipping steps already in the run's ``eval.jsonl`` and appending to it;
-``evaluate_policy`` is the in-memory entry point the trainer calls every k steps.
+named in ``config.json``) included, skipping (step, benchmark) pairs already in the run's ``eval.jsonl``
+with the same result-changing settings (``result_settings``; ``force`` re-runs them) and appending to it;
+``evaluate_policy`` is the in-memory entry point for a live policy. Settings come in an ``EvalConfig``
+(``r1zero.eval.config``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from r1zero.data.problem import Problem
 from r1zero.eval.benchmarks import get_benchmark, load_benchmark
+from r1zero.eval.config import EvalConfig, result_settings
 from r1zero.eval.summary import SampleRecord, make_record, summarize
 
 logger = logging.getLogger(__name__)
@@ -33,50 +37,8 @@ __all__ = [
     "evaluate_problems",
     "evaluate_run",
     "list_checkpoints",
+    "make_engine",
 ]
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Sampling and scoring settings of an evaluation (recorded with every result)."""
-
-    n: int = 16
-    """Samples per problem (pass@1 is avg@n)."""
-    temperature: float = 0.6
-    """Sampling temperature (0 = greedy; then n is forced to 1)."""
-    top_p: float = 0.95
-    """Nucleus sampling mass."""
-    max_new_tokens: int = 1024
-    """Completion length cap in tokens (a completion that reaches it counts as truncated)."""
-    template: str = "r1zero"
-    """Prompt template name (see ``r1zero.data.templates``)."""
-    think_prefix: bool = True
-    """End the prompt with "<think>" (as the trainer's default)."""
-    backend: str = "hf"
-    """Rollout engine: "hf", "fast" or "vllm"."""
-    device: str = "auto"
-    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
-    seed: int = 0
-    """Sampling seed (and bootstrap seed)."""
-    limit: int = 0
-    """Evaluate only the first k problems of each benchmark (0 = all)."""
-    batch_size: int = 64
-    """Prompts per generate call."""
-    reflection: str = "r1zero"
-    """Reflection keyword preset."""
-    workers: int = 1
-    """Verifier processes (0 = verify in this process)."""
-    verify_timeout: float = 5.0
-    """Wall-clock limit per verification, seconds."""
-    stop: tuple[str, ...] = ("</answer>",)
-    """Stop strings (kept in the completion)."""
-
-    def __post_init__(self) -> None:
-        if self.n < 1 or self.max_new_tokens < 1 or self.batch_size < 1 or self.limit < 0:
-            raise ValueError(
-                f"n={self.n}, max_new_tokens={self.max_new_tokens}, batch_size={self.batch_size} must be >= 1 "
-                f"and limit={self.limit} >= 0"
-            )
 
 
 # ---------------------------------------------------------------------------------------------- prompts
@@ -127,7 +89,7 @@ def score_groups(
                 verdict,
                 len(r.completion_ids),
                 r.finish_reason == "length",
-                cfg.reflection,
+                cfg.run.reflection,
             )
         )
     return records
@@ -143,16 +105,17 @@ def evaluate_problems(
     """Sample, score and summarise ``problems`` with a rollout ``engine``: ``(summary, records, template)``."""
     from r1zero.rollout.base import SamplingParams
 
-    n = 1 if cfg.temperature == 0 else cfg.n
+    r = cfg.rollout
     sampling = SamplingParams(
-        n=n,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        stop=cfg.stop,
-        seed=cfg.seed,
+        n=1 if r.temperature == 0 else cfg.n,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        top_k=r.top_k,
+        max_new_tokens=r.max_new_tokens,
+        stop=r.stop,
+        seed=cfg.run.seed,
     )
-    prompts, template_text = render_prompts(problems, cfg.template, cfg.think_prefix, tokenizer)
+    prompts, template_text = render_prompts(problems, cfg.data.template, cfg.data.think_prefix, tokenizer)
     records: list[list[SampleRecord]] = []
     for start in range(0, len(problems), cfg.batch_size):
         batch = slice(start, start + cfg.batch_size)
@@ -160,42 +123,35 @@ def evaluate_problems(
         records += score_groups(problems[batch], prompts[batch], groups, cfg)
         if progress is not None:
             progress(len(groups))
-    summary = summarize(records, cfg.reflection, n_resamples=2000, seed=cfg.seed)
+    summary = summarize(records, cfg.run.reflection, n_resamples=2000, seed=cfg.run.seed)
     return summary, records, template_text
 
 
-def evaluate_policy(
-    model, tokenizer, benchmarks: Sequence[str], cfg: EvalConfig, data_dir=None
-) -> dict[str, dict]:
-    """In-memory evaluation of a live policy (the trainer's hook): ``{benchmark: summary}``, nothing written."""
-    engine = _make_engine(cfg.backend, model, tokenizer)
+def evaluate_policy(model, tokenizer, cfg: EvalConfig) -> dict[str, dict]:
+    """In-memory evaluation of a live policy on ``cfg.benchmarks``: ``{benchmark: summary}``, nothing written."""
+    engine = make_engine(cfg, model, tokenizer)
     out = {}
-    for name in benchmarks:
-        problems = load_benchmark(get_benchmark(name), data_dir, cfg.limit or None)
+    for name in cfg.benchmarks:
+        problems = load_benchmark(get_benchmark(name), cfg.data_dir or None, cfg.limit or None)
         out[name] = evaluate_problems(engine, problems, cfg, tokenizer)[0]
     return out
 
 
 # ---------------------------------------------------------------------------------------------- a model
-def evaluate_model(
-    model: str,
-    benchmarks: Sequence[str],
-    cfg: EvalConfig,
-    data_dir: str | Path | None = None,
-    out_dir: str | Path | None = None,
-    show_progress: bool = True,
-) -> list[dict]:
-    """Evaluate a model (directory, hub name or "tiny-base") on benchmarks; write results under ``out_dir``.
+def evaluate_model(model: str, cfg: EvalConfig, out_dir: str | Path | None = None) -> list[dict]:
+    """Evaluate a model (directory, hub name or "tiny-base") on ``cfg.benchmarks``; write results under
+    ``out_dir`` when given.
 
     Returns one result dict per benchmark (the summary plus ``benchmark``, ``model``, settings, versions).
     """
-    policy, tokenizer = _load_model(model, cfg.device)
-    engine = _make_engine(cfg.backend, policy, tokenizer)
+    policy, tokenizer = _load_model(model, cfg.model.device, cfg.model.dtype)
+    engine = make_engine(cfg, policy, tokenizer)
+    settings = {**result_settings(cfg), "engine": engine.name}
     results = []
-    for name in benchmarks:
+    for name in cfg.benchmarks:
         bench = get_benchmark(name)
-        problems = load_benchmark(bench, data_dir, cfg.limit or None)
-        bar = _progress_bar(len(problems), f"eval {name}", show_progress)
+        problems = load_benchmark(bench, cfg.data_dir or None, cfg.limit or None)
+        bar = _progress_bar(len(problems), f"eval {name}", cfg.run.progress)
         t0 = time.perf_counter()
         summary, records, template_text = evaluate_problems(engine, problems, cfg, tokenizer, bar.update)
         bar.close()
@@ -204,9 +160,9 @@ def evaluate_model(
             "model": str(model),
             **summary,
             "verifier": bench.verifier,
-            "template": {"name": cfg.template, "text": template_text},
-            "settings": asdict(cfg),
-            "seed": cfg.seed,
+            "template": {"name": cfg.data.template, "text": template_text},
+            "settings": settings,
+            "seed": cfg.run.seed,
             "seconds": round(time.perf_counter() - t0, 3),
             "versions": _versions(),
         }
@@ -227,31 +183,32 @@ def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     return out
 
 
-def completed_steps(run_dir: str | Path, benchmark: str) -> set[int]:
-    """Steps already evaluated on ``benchmark`` according to the run's ``eval.jsonl``."""
+def _eval_rows(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "eval.jsonl"
     if not path.is_file():
-        return set()
-    steps = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if row.get("benchmark") == benchmark:
-                steps.add(int(row["step"]))
-    return steps
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    benchmarks: Sequence[str],
-    cfg: EvalConfig,
-    data_dir: str | Path | None = None,
-    show_progress: bool = True,
-) -> list[dict]:
-    """Evaluate step 0 (the base model in ``config.json``) and every checkpoint not yet in ``eval.jsonl``.
+def _same(row: dict, benchmark: str, settings: dict | None) -> bool:
+    """Whether an eval.jsonl row is ``benchmark`` evaluated with ``settings`` (any settings when None)."""
+    if row.get("benchmark") != benchmark:
+        return False
+    return settings is None or row.get("settings") == json.loads(json.dumps(settings))
 
-    Appends one line per (step, benchmark) to the run's ``eval.jsonl`` and writes full results under
-    ``RUN_DIR/eval/step_NNNNNN/``. Returns the new lines.
+
+def completed_steps(run_dir: str | Path, benchmark: str, settings: dict | None = None) -> set[int]:
+    """Steps already evaluated on ``benchmark`` according to the run's ``eval.jsonl``; with ``settings``
+    (``result_settings``), only those evaluated with exactly these (lines without settings never match)."""
+    return {int(row["step"]) for row in _eval_rows(run_dir) if _same(row, benchmark, settings)}
+
+
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig) -> list[dict]:
+    """Evaluate step 0 (the base model in ``config.json``) and every checkpoint on ``cfg.benchmarks``,
+    skipping those already in ``eval.jsonl`` with the same ``result_settings`` unless ``cfg.force``.
+
+    Appends one line per (step, benchmark) to the run's ``eval.jsonl`` (a forced re-run replaces its
+    earlier line) and writes full results under ``RUN_DIR/eval/step_NNNNNN/``. Returns the new lines.
     """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -259,19 +216,43 @@ def evaluate_run(
         raise ValueError(f"{str(run_dir)!r} is not a run directory: no config.json")
     base = json.loads(config_path.read_text(encoding="utf-8"))["model"]["name"]
     targets = {0: base, **{step: str(path) for step, path in list_checkpoints(run_dir).items()}}
+    settings = result_settings(cfg)
     new_lines = []
     for step, model in sorted(targets.items()):
-        todo = [b for b in benchmarks if step not in completed_steps(run_dir, b)]
+        done = (
+            set()
+            if cfg.force
+            else {b for b in cfg.benchmarks if step in completed_steps(run_dir, b, settings)}
+        )
+        todo = tuple(b for b in cfg.benchmarks if b not in done)
         if not todo:
-            logger.info("step %d: already evaluated on %s", step, ", ".join(benchmarks))
+            logger.info(
+                "step %d: already evaluated on %s with these settings", step, ", ".join(cfg.benchmarks)
+            )
             continue
         out_dir = run_dir / "eval" / f"step_{step:06d}"
-        for result in evaluate_model(model, todo, cfg, data_dir, out_dir, show_progress):
-            line = {"step": step, **_eval_line(result)}
-            with (run_dir / "eval.jsonl").open("a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
+        for result in evaluate_model(model, replace(cfg, benchmarks=todo), out_dir):
+            line = {"step": step, **_eval_line(result), "settings": settings}
+            _write_line(run_dir / "eval.jsonl", line)
             new_lines.append(line)
     return new_lines
+
+
+def _write_line(path: Path, line: dict) -> None:
+    """Append ``line`` to ``eval.jsonl``, dropping an earlier line of the same step, benchmark and settings
+    (what a forced re-run replaces)."""
+    rows = _eval_rows(path.parent)
+    kept = [
+        r
+        for r in rows
+        if not (r.get("step") == line["step"] and _same(r, line["benchmark"], line["settings"]))
+    ]
+    if len(kept) < len(rows):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+        os.replace(tmp, path)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def _eval_line(result: dict) -> dict:
@@ -281,6 +262,7 @@ def _eval_line(result: dict) -> dict:
     line["template"] = result["template"]["name"]
     line["temperature"] = result["settings"]["temperature"]
     line["max_new_tokens"] = result["settings"]["max_new_tokens"]
+    line["engine"] = result["settings"]["engine"]
     return line
 
 
@@ -295,10 +277,10 @@ def _write_results(out_dir: Path, name: str, result: dict, records: list[list[Sa
 
 
 def _verify(name: str, responses: list[str], golds: list[str], metas: list[dict], cfg: EvalConfig) -> list:
-    """Verdicts in order: in the process pool (wall-clock limit per item) unless ``cfg.workers == 0``."""
+    """Verdicts in order: in the process pool (wall-clock limit per item) unless ``reward.workers`` is 0."""
     from r1zero import verifiers
 
-    if cfg.workers > 0:
+    if cfg.reward.workers > 0:
         try:
             verify_batch = verifiers.verify_batch
         except (AttributeError, ImportError):
@@ -306,14 +288,19 @@ def _verify(name: str, responses: list[str], golds: list[str], metas: list[dict]
         else:
             return list(
                 verify_batch(
-                    name, responses, golds, metas=metas, workers=cfg.workers, timeout=cfg.verify_timeout
+                    name,
+                    responses,
+                    golds,
+                    metas=metas,
+                    workers=cfg.reward.workers,
+                    timeout=cfg.reward.timeout,
                 )
             )
     verifier = verifiers.get_verifier(name)
     return [verifier(r, g, **m) for r, g, m in zip(responses, golds, metas, strict=True)]
 
 
-def _load_model(model: str, device: str = "auto"):
+def _load_model(model: str, device: str = "auto", dtype: str = "float32"):
     """``(model, tokenizer)`` via ``r1zero.models.loading.load_policy``, in eval mode on ``device``."""
     import torch
 
@@ -321,15 +308,25 @@ def _load_model(model: str, device: str = "auto"):
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    policy, tokenizer = load_policy(model, device=device)
+    policy, tokenizer = load_policy(model, dtype=dtype, device=device)
     return policy.eval(), tokenizer
 
 
-def _make_engine(backend: str, model, tokenizer):
-    """The rollout engine ``backend`` on ``model`` (kept for the trainer; see ``r1zero.rollout.build_engine``)."""
+def make_engine(cfg: EvalConfig, model, tokenizer):
+    """The rollout engine ``cfg.rollout.backend`` on ``model``; "auto" is "fast" on CPU for the model types
+    it runs (its constructor refuses the others), else "hf"."""
     from r1zero.rollout import build_engine
 
-    return build_engine(backend, model, tokenizer)
+    backend = cfg.rollout.backend
+    fast_options = {"decode_threads": cfg.rollout.decode_threads}
+    if backend == "auto":
+        if next(model.parameters()).device.type == "cpu":
+            try:
+                return build_engine("fast", model, tokenizer, **fast_options)
+            except ValueError as exc:
+                logger.info("rollout.backend auto: %s; using hf", exc)
+        backend = "hf"
+    return build_engine(backend, model, tokenizer, **(fast_options if backend == "fast" else {}))
 
 
 def _versions() -> dict[str, str]:

@@ -1,9 +1,14 @@
-"""``r1zero train``: build a config from a preset and overrides, run the recipe, print step 0 vs final.
+"""``r1zero train``: build a config from a preset, a config file and overrides, run the recipe, print
+step 0 vs final.
 
 r1zero train                                   # the CPU demo (preset cpu-demo)
 r1zero train --preset dapo --model.name DIR    # a preset, with overrides
+r1zero train --config FILE [--run.name again]  # a config file: JSON, YAML or TOML, e.g. a run's config.json
 r1zero train --resume runs/demo [--run.steps 200]
 r1zero train --help | --list-presets
+
+Precedence: preset < config file < command line. A config file holds any part of config.json's
+sections and may name a preset ("preset": "dapo"); --preset on the command line wins over it.
 """
 
 from __future__ import annotations
@@ -13,54 +18,65 @@ import logging
 import sys
 from pathlib import Path
 
+from r1zero.options import did_you_mean, read_config_file, take_option
 from r1zero.train.config import TrainConfig, apply_overrides, config_from_dict, config_help
 from r1zero.train.presets import PRESETS, get_preset
 
-__all__ = ["build_config", "main", "summary_table"]
+__all__ = ["build_config", "check_names", "main", "summary_table"]
 
 log = logging.getLogger(__name__)
 
-_USAGE = "usage: r1zero train [--preset NAME] [--resume RUN_DIR] [--section.field VALUE ...]"
+_USAGE = "usage: r1zero train [--preset NAME] [--config FILE] [--resume RUN_DIR] [--section.field VALUE ...]"
 
 
-def _take(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    """Remove ``flag VALUE`` (or ``flag=VALUE``) from argv; return the value and the rest."""
-    rest, value, i = [], None, 0
-    while i < len(argv):
-        if argv[i] == flag:
-            if i + 1 >= len(argv):
-                raise ValueError(f"{flag} needs a value")
-            value, i = argv[i + 1], i + 2
-            continue
-        if argv[i].startswith(flag + "="):
-            value = argv[i].split("=", 1)[1]
-        else:
-            rest.append(argv[i])
-        i += 1
-    return value, rest
+def _preset(name: object) -> TrainConfig:
+    if not isinstance(name, str) or name not in PRESETS:
+        hint = did_you_mean(name, list(PRESETS)) if isinstance(name, str) else ""
+        raise ValueError(f"unknown preset {name!r}{hint}; valid: {', '.join(PRESETS)}")
+    return get_preset(name)
 
 
 def build_config(argv: list[str]) -> tuple[TrainConfig, bool]:
     """``(config, resume)`` from command-line arguments (see the module docstring)."""
-    preset, argv = _take(argv, "--preset")
-    resume_dir, argv = _take(argv, "--resume")
+    preset, argv = take_option(argv, "--preset")
+    config_file, argv = take_option(argv, "--config")
+    resume_dir, argv = take_option(argv, "--resume")
     if resume_dir is not None:
-        if preset is not None:
-            raise ValueError("--resume continues a run with its saved config; do not pass --preset with it")
+        if preset is not None or config_file is not None:
+            raise ValueError(
+                "--resume continues a run with its saved config; do not pass --preset or --config with it"
+            )
         path = Path(resume_dir)
-        config_file = path / "config.json"
-        if not config_file.is_file():
+        saved_file = path / "config.json"
+        if not saved_file.is_file():
             raise ValueError(
                 f"{resume_dir!r} is not a run directory (no config.json); pass a directory that 'r1zero train' wrote"
             )
         try:
-            saved = config_from_dict(json.loads(config_file.read_text(encoding="utf-8")))
+            saved = config_from_dict(json.loads(saved_file.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
-            raise ValueError(f"{str(config_file)!r} is not a valid r1zero config: {exc}") from exc
+            raise ValueError(f"{str(saved_file)!r} is not a valid r1zero config: {exc}") from exc
         # the run directory is where it is now (it may have been moved or copied)
         saved = apply_overrides(saved, ["--run.out_dir", str(path.parent), "--run.name", path.name])
         return apply_overrides(saved, argv), True
-    return apply_overrides(get_preset(preset or "cpu-demo"), argv), False
+    if config_file is None:
+        return apply_overrides(_preset(preset or "cpu-demo"), argv), False
+    data = read_config_file(config_file)
+    preset = preset or data.get("preset") or "cpu-demo"
+    try:
+        config = config_from_dict({**data, "preset": preset}, base=_preset(preset))
+    except ValueError as exc:
+        raise ValueError(f"{config_file}: {exc}") from None
+    return apply_overrides(config, argv), False
+
+
+def check_names(config: TrainConfig) -> None:
+    """The names a run looks up after loading its model (template, verifier, reflection preset), checked
+    before anything is loaded; a miss is a ``ValueError`` naming the valid ones."""
+    from r1zero.eval.config import check_names as check
+
+    verifier = [("data.verifier", config.data.verifier)] if config.data.verifier else []
+    check(config.data.template, config.run.reflection, verifier)
 
 
 def summary_table(step0: dict[str, float], final: dict[str, float], wall_time: float) -> str:
@@ -92,19 +108,28 @@ def main(argv: list[str]) -> int:
             print(f"{name:<14} {(fn.__doc__ or '').strip().splitlines()[0]}")
         return 0
     if "-h" in argv or "--help" in argv:
-        preset, _ = _take([a for a in argv if a not in ("-h", "--help")], "--preset")
+        try:  # the values shown are those of the preset and config file given, if any
+            preset, rest = take_option([a for a in argv if a not in ("-h", "--help")], "--preset")
+            config_file, _ = take_option(rest, "--config")
+            chosen = {"--preset": preset, "--config": config_file}
+            shown = build_config([x for flag, v in chosen.items() if v for x in (flag, v)])[0]
+        except ValueError:
+            shown = get_preset("cpu-demo")
         print(_USAGE + "\n\n" + (__doc__ or "") + "\npresets: " + ", ".join(PRESETS))
-        print(config_help(get_preset(preset or "cpu-demo")))
+        print(config_help(shown))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config, resume = build_config(argv)
+        check_names(config)
     except ValueError as exc:
         print(f"r1zero train: {exc}", file=sys.stderr)
         return 2
+    from r1zero.cli import quiet_libraries
     from r1zero.train.checkpoint import CheckpointError
     from r1zero.train.recipe import train
 
+    quiet_libraries()
     try:
         result = train(config, resume=resume)
     except (CheckpointError, FileExistsError, FileNotFoundError) as exc:

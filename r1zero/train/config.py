@@ -1,9 +1,10 @@
 """The training config: frozen dataclasses, one docstring per field, validated, and parsed from argv.
 
-A config is built in three layers: a named preset (``presets.py``), then ``--section.field value``
-overrides from the command line, then validation. The resolved config is written to the run directory
-as ``config.json`` and read back by ``--resume``. Unknown keys and invalid values are errors that name
-the valid ones.
+A config is built in layers: a named preset (``presets.py``), then a config file (``--config``: JSON,
+YAML or TOML, nested as ``config.json``), then ``--section.field value`` overrides from the command
+line, then validation (the parsing is ``r1zero.options``, shared with ``r1zero eval``). The resolved
+config is written to the run directory as ``config.json``, which ``--resume`` reads back and
+``--config`` accepts. Unknown keys and invalid values are errors that name the valid ones.
 
 >>> cfg = apply_overrides(TrainConfig(), ["--optim.lr", "3e-5", "--rollout.backend=hf"])
 >>> cfg.optim.lr, cfg.rollout.backend
@@ -12,17 +13,14 @@ the valid ones.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import difflib
-import inspect
 import json
-import textwrap
-import types
-import typing
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
+
+from r1zero.options import config_help as options_help
+from r1zero.options import field_docs as field_docs  # re-exported
+from r1zero.options import flatten_config, parse_overrides, update_config
 
 __all__ = [
     "AlgoConfig",
@@ -382,139 +380,23 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config from ``config_to_dict`` output; unknown keys are errors naming the valid ones."""
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "preset":
-            kwargs[key] = value
-            continue
-        if key not in SECTIONS:
-            raise ValueError(f"unknown config section {key!r}; valid: {', '.join(SECTIONS)}")
-        cls = _section_class(key)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for name in value:
-            if name not in fields:
-                raise ValueError(f"unknown config key {key}.{name}; valid: {', '.join(fields)}")
-        types_ = typing.get_type_hints(cls)
-        kwargs[key] = cls(**{n: _coerce(v, types_[n], f"{key}.{n}") for n, v in value.items()})
-    return validate(TrainConfig(**kwargs))
+def config_from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """A config from ``config_to_dict`` output, or from a config file's (partial) dict laid over ``base``
+    (default: every field's default); unknown keys are errors naming the valid ones.
 
-
-def _section_class(section: str) -> type:
-    return typing.get_type_hints(TrainConfig)[section]
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a JSON value or a command-line string to a field's type."""
-    origin = typing.get_origin(annotation)
-    if origin is tuple or annotation is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(str(item) for item in items if item != "")
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return None if value in (None, "None", "none") else _coerce(value, args[0], key)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{key} expects a boolean (true/false); got {value!r}")
-    if annotation in (int, float):
-        try:
-            number = annotation(value) if annotation is float or not isinstance(value, str) else int(value, 0)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} expects {annotation.__name__}; got {value!r}") from None
-        if annotation is int and isinstance(value, float) and value != int(value):
-            raise ValueError(f"{key} expects int; got {value!r}")
-        return number
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{key} expects a string; got {value!r}")
-        return value
-    raise TypeError(f"{key}: unsupported field type {annotation!r}")
+    >>> config_from_dict({"preset": "dapo", "rollout": {"temperature": 0.6}}).rollout.temperature
+    0.6
+    """
+    values = flatten_config(data, TrainConfig)
+    return update_config(base or TrainConfig(), values, check=validate, prefix="")
 
 
 # ---------------------------------------------------------------- command-line overrides
-def _all_keys() -> list[str]:
-    return [f"{s}.{f.name}" for s in SECTIONS for f in dataclasses.fields(_section_class(s))]
-
-
-def parse_overrides(argv: list[str]) -> dict[str, str]:
-    """Turn ``["--a.b", "1", "--c.d=x", "--flag"]`` into ``{"a.b": "1", "c.d": "x", "flag": "true"}``.
-
-    >>> parse_overrides(["--algo.beta", "0.01", "--run.progress=false", "--algo.dynamic_sampling"])
-    {'algo.beta': '0.01', 'run.progress': 'false', 'algo.dynamic_sampling': 'true'}
-    """
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or len(arg) == 2:
-            raise ValueError(f"expected an option like --section.field VALUE; got {arg!r}")
-        key, eq, value = arg[2:].partition("=")
-        key = key.replace("-", "_")
-        if not eq:
-            has_value = i + 1 < len(argv) and not (argv[i + 1].startswith("--") and len(argv[i + 1]) > 2)
-            value = argv[i + 1] if has_value else "true"
-            i += 1 if has_value else 0
-        out[key] = value
-        i += 1
-    return out
-
-
 def apply_overrides(config: TrainConfig, argv: list[str]) -> TrainConfig:
     """Apply ``--section.field value`` options to a config, then validate it."""
-    valid = _all_keys()
-    for key, raw in parse_overrides(argv).items():
-        if key not in valid:
-            same_name = [k for k in valid if k.endswith("." + key.split(".")[-1])]
-            close = same_name or difflib.get_close_matches(key, valid, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ValueError(f"unknown option --{key}{hint}; valid: {', '.join('--' + k for k in valid)}")
-        section, name = key.split(".")
-        cls = _section_class(section)
-        value = _coerce(raw, typing.get_type_hints(cls)[name], key)
-        config = dataclasses.replace(
-            config, **{section: dataclasses.replace(getattr(config, section), **{name: value})}
-        )
-    return validate(config)
-
-
-# ---------------------------------------------------------------- help text from the field docstrings
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each field of a dataclass (its attribute docstring)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, [*body[1:], None], strict=True):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and (
-                isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)
-            )
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
+    return update_config(config, parse_overrides(argv), check=validate, fixed=("preset",))
 
 
 def config_help(config: TrainConfig) -> str:
-    """One line per option: ``--section.field (current value)  docstring``."""
-    lines = []
-    for section in SECTIONS:
-        cls = _section_class(section)
-        docs = field_docs(cls)
-        lines.append(f"\n{section}:")
-        for f in dataclasses.fields(cls):
-            value = getattr(getattr(config, section), f.name)
-            choices = f.metadata.get("choices")
-            allowed = f" [{'|'.join(choices)}]" if choices else ""
-            lines.append(f"  --{section}.{f.name} {value!r}{allowed}\n      {docs.get(f.name, '')}")
-    return "\n".join(lines)
+    """One line per option: ``--section.field (current value)  docstring`` (``--preset`` is listed apart)."""
+    return options_help(config, skip=("preset",))

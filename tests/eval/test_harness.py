@@ -5,23 +5,25 @@ import json
 import pytest
 
 from r1zero.eval.cli import main
-from r1zero.eval.harness import EvalConfig, completed_steps, evaluate_run, list_checkpoints
+from r1zero.eval.config import eval_config
+from r1zero.eval.harness import completed_steps, evaluate_run, list_checkpoints
 
 from .fixtures import write_benchmark_dir, write_random_model, write_synthetic_run
 
 FAST = [
     "--n",
     "3",
-    "--temperature",
+    "--rollout.temperature",
     "1.0",
-    "--top-p",
+    "--rollout.top_p",
     "1.0",
-    "--max-new-tokens",
+    "--rollout.max_new_tokens",
     "12",
-    "--workers",
+    "--reward.workers",
     "0",
-    "--no-progress",
-    "--threads",
+    "--run.progress",
+    "false",
+    "--run.threads",
     "1",
 ]
 
@@ -36,7 +38,7 @@ def test_eval_model_writes_results_and_samples(model_dir, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(
         [
-            "--model",
+            "--model.name",
             str(model_dir),
             "--benchmarks",
             "math500,gsm8k,list_sum",
@@ -44,9 +46,9 @@ def test_eval_model_writes_results_and_samples(model_dir, tmp_path, capsys):
             str(data),
             "--limit",
             "2",
-            "--out",
+            "--run.out_dir",
             str(out),
-            "--template",
+            "--data.template",
             "r1zero",
             *FAST,
         ]
@@ -85,22 +87,23 @@ def test_eval_model_writes_results_and_samples(model_dir, tmp_path, capsys):
 
 def test_greedy_is_deterministic(model_dir, tmp_path):
     args = [
-        "--model",
+        "--model.name",
         str(model_dir),
         "--benchmarks",
         "list_sum",
         "--limit",
         "3",
-        "--temperature",
+        "--rollout.temperature",
         "0",
-        "--max-new-tokens",
+        "--rollout.max_new_tokens",
         "8",
-        "--workers",
+        "--reward.workers",
         "0",
-        "--no-progress",
+        "--run.progress",
+        "false",
     ]
-    main([*args, "--out", str(tmp_path / "a")])
-    main([*args, "--out", str(tmp_path / "b")])
+    assert main([*args, "--run.out_dir", str(tmp_path / "a")]) == 0
+    assert main([*args, "--run.out_dir", str(tmp_path / "b")]) == 0
     a = (tmp_path / "a" / "list_sum.samples.jsonl").read_text()
     assert a == (tmp_path / "b" / "list_sum.samples.jsonl").read_text()
     assert len(a.splitlines()) == 3  # greedy: n forced to 1
@@ -108,13 +111,14 @@ def test_greedy_is_deterministic(model_dir, tmp_path):
 
 def test_missing_benchmark_file_names_the_flag(model_dir, tmp_path, capsys):
     assert (
-        main(["--model", str(model_dir), "--benchmarks", "aime24", "--data-dir", str(tmp_path), *FAST]) == 2
+        main(["--model.name", str(model_dir), "--benchmarks", "aime24", "--data-dir", str(tmp_path), *FAST])
+        == 2
     )
     assert "--data-dir" in capsys.readouterr().err
 
 
 def test_unknown_benchmark_lists_valid(model_dir, capsys):
-    assert main(["--model", str(model_dir), "--benchmarks", "nope", *FAST]) == 2
+    assert main(["--model.name", str(model_dir), "--benchmarks", "nope", *FAST]) == 2
     assert "valid: gsm8k" in capsys.readouterr().err
 
 
@@ -125,17 +129,18 @@ def test_suite_file_and_override(model_dir, tmp_path, capsys):
     assert (
         main(
             [
-                "--model",
+                "--model.name",
                 str(model_dir),
                 "--suite",
                 str(suite),
                 "--n",
                 "3",
-                "--out",
+                "--run.out_dir",
                 str(out),
-                "--workers",
+                "--reward.workers",
                 "0",
-                "--no-progress",
+                "--run.progress",
+                "false",
             ]
         )
         == 0
@@ -144,25 +149,29 @@ def test_suite_file_and_override(model_dir, tmp_path, capsys):
     assert result["n"] == 3 and result["settings"]["max_new_tokens"] == 6
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"benchmarks": ["list_sum"], "temprature": 1}))
-    assert main(["--model", str(model_dir), "--suite", str(bad)]) == 2
+    assert main(["--model.name", str(model_dir), "--suite", str(bad)]) == 2
     assert "temprature" in capsys.readouterr().err
 
 
-def test_eval_run_covers_step0_and_checkpoints_and_skips_done(model_dir, tmp_path, monkeypatch):
+RUN_ARGS = ["--benchmarks", "list_sum", "--n", "2", "--rollout.max_new_tokens", "6", "--limit", "2"]
+RUN_ARGS += ["--reward.workers", "0", "--run.progress", "false"]
+
+
+def test_eval_run_covers_step0_and_checkpoints_and_skips_done(model_dir, tmp_path, capsys):
     run = write_synthetic_run(tmp_path / "run", steps=4, checkpoints=(2, 4))
     (run / "eval.jsonl").unlink()
     config = json.loads((run / "config.json").read_text())
     config["model"]["name"] = str(model_dir)
     (run / "config.json").write_text(json.dumps(config))
     assert sorted(list_checkpoints(run)) == [2, 4]
-    cfg = EvalConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, limit=2, workers=0)
-    lines = evaluate_run(run, ["list_sum"], cfg, show_progress=False)
+    cfg = eval_config(RUN_ARGS)
+    lines = evaluate_run(run, cfg)
     assert [line["step"] for line in lines] == [0, 2, 4]
     assert completed_steps(run, "list_sum") == {0, 2, 4}
     assert (run / "eval" / "step_000002" / "list_sum.json").is_file()
     # a new checkpoint: only it is evaluated; the old lines stay
     write_random_model(run / "checkpoints" / "step_000006", seed=6)
-    lines = evaluate_run(run, ["list_sum"], cfg, show_progress=False)
+    lines = evaluate_run(run, cfg)
     assert [line["step"] for line in lines] == [6]
     rows = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2, 4, 6]
@@ -171,7 +180,10 @@ def test_eval_run_covers_step0_and_checkpoints_and_skips_done(model_dir, tmp_pat
         for r in rows
     )
     # through the CLI, nothing is left to do
-    assert main(["--run", str(run), "--benchmarks", "list_sum", "--workers", "0", "--no-progress"]) == 0
+    assert main(["--run", str(run), *RUN_ARGS]) == 0
+    assert (
+        "already evaluated on list_sum with these settings; --force re-runs them" in capsys.readouterr().out
+    )
 
 
 def test_run_eval_uses_the_runs_template_and_cap(model_dir, tmp_path):
@@ -193,9 +205,10 @@ def test_run_eval_uses_the_runs_template_and_cap(model_dir, tmp_path):
                 "2",
                 "--n",
                 "2",
-                "--workers",
+                "--reward.workers",
                 "0",
-                "--no-progress",
+                "--run.progress",
+                "false",
             ]
         )
         == 0
@@ -219,7 +232,8 @@ def test_evaluate_policy_in_memory(model_dir):
     from r1zero.models.loading import load_policy
 
     model, tokenizer = load_policy(str(model_dir))
-    cfg = EvalConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=5, limit=3, workers=0, backend="fast")
-    out = evaluate_policy(model, tokenizer, ["list_sum"], cfg)
+    argv = ["--benchmarks", "list_sum", "--n", "2", "--rollout.max_new_tokens", "5", "--limit", "3"]
+    cfg = eval_config([*argv, "--reward.workers", "0", "--rollout.backend", "fast"])
+    out = evaluate_policy(model, tokenizer, cfg)
     assert out["list_sum"]["problems"] == 3 and out["list_sum"]["n"] == 2
     assert out["list_sum"]["length/max"] <= 5

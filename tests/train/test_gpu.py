@@ -93,11 +93,12 @@ def test_resume_on_cuda_restores_the_run(tiny_model_dir, tmp_path):
 def test_greedy_eval_on_cuda_matches_the_cpu(tmp_path):
     from r1zero.eval.cli import main
 
-    common = ["--model", "tiny-base", "--benchmarks", "list_sum", "--limit", "16", "--temperature", "0"]
-    common += ["--max-new-tokens", "96", "--template", "tiny-demo", "--workers", "0", "--no-progress"]
+    common = ["--model.name", "tiny-base", "--benchmarks", "list_sum", "--limit", "16"]
+    common += ["--rollout.temperature", "0", "--rollout.max_new_tokens", "96", "--rollout.backend", "hf"]
+    common += ["--data.template", "tiny-demo", "--reward.workers", "0", "--run.progress", "false"]
     results = {}
     for device in ("cpu", "cuda"):
-        assert main([*common, "--device", device, "--out", str(tmp_path / device)]) == 0
+        assert main([*common, "--model.device", device, "--run.out_dir", str(tmp_path / device)]) == 0
         rows = (tmp_path / device / "list_sum.samples.jsonl").read_text().splitlines()
         results[device] = [json.loads(r)["completion"] for r in rows]
     same = sum(a == b for a, b in zip(results["cpu"], results["cuda"], strict=True))
