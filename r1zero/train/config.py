@@ -24,6 +24,7 @@ from r1zero.options import flatten_config, parse_overrides, update_config
 
 __all__ = [
     "AlgoConfig",
+    "CpuConfig",
     "CriticConfig",
     "DataConfig",
     "ModelConfig",
@@ -56,21 +57,6 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     """Trade compute for activation memory in the learner's forward/backward (checkpointed layers drop
     a KV cache, so each row then runs its own prompt instead of sharing its group's prompt pass)."""
-    onednn: bool | None = None
-    """float32 linear layers on CPU through oneDNN's GEMM (``r1zero.onednn``: the learner's forward and
-    backward, the ``fast`` engine, whose decode weights it also packs); False: PyTorch's default (MKL on
-    x86: 1.5-2.4x slower GEMMs on one of the project's AMD EPYC hosts, 1.06-1.2x on a Zen 4 one, but
-    0.9-1.0x on an Intel Xeon, ``bench/onednn.py``). None: on for x86 CPUs other than Intel's
-    (``onednn.preferred``). No effect on GPUs or other dtypes."""
-    fused_kernels: bool = True
-    """float32 CPU learners (and reference, critic): RMSNorm, SwiGLU and (Qwen2/Llama, process-wide) RoPE
-    forward/backward in fused C++ kernels (``r1zero.fused``, built on first use; same results to float32
-    rounding), and with ``packed`` the packed rows' attention too (``r1zero.packed``, ``attention_ops.cpp``).
-    No effect on GPUs or other dtypes, or where the kernels cannot be built."""
-    packed: bool = True
-    """CPU learners (and reference, critic) on Llama/Qwen2 models: each micro-batch's completion tokens run
-    end to end as one sequence, without padding (``r1zero.packed``; same results to float32 rounding).
-    False: rows padded to their micro-batch's longest. No effect on GPUs."""
 
 
 @dataclass(frozen=True)
@@ -118,9 +104,9 @@ class RolloutConfig:
     """vLLM only: tensor-parallel size of the rollout engine."""
     decode_threads: int = 2
     """fast only: Python threads that each decode their own share of a step's prompts, on one torch thread
-    and their own seeded RNG stream (samples depend on this count, never on the machine). With the C++
-    decode step, 2 measured 0.75x the time of 1 on an idle 2-core machine and 0.93x with one core busy
-    (``bench/decode_threads.py``, docs/benchmarks.md); use 1 for data-parallel ranks of one core each."""
+    and their own seeded RNG stream (samples depend on this count, never on the machine); 2 overlaps the
+    decode step's Python with the C++ of another thread (``bench/decode_threads.py`` measures it). Use 1
+    for data-parallel ranks of one core each."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +116,7 @@ class RewardConfig:
     wrong: float = 0.0
     """Reward for a wrong or missing answer."""
     format_bonus: float = 0.0
-    """Added when the tag format is kept (a large bonus dominates std-scaled advantages; DESIGN.md §6)."""
+    """Added when the tag format is kept (with std-scaled advantages a large bonus becomes the main signal while accuracy is near 0)."""
     format_penalty: float = 0.0
     """Added (usually <= 0) when the format is broken."""
     require_format: bool = True
@@ -254,9 +240,6 @@ class RunConfig:
     """Reflection keyword preset (see r1zero.eval.behaviour.REFLECTION_PRESETS)."""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)."""
-    keep_freed_memory: bool = True
-    """Linux (glibc): keep freed heap memory in the process instead of returning it to the system, so a
-    CPU step's large tensors do not page-fault every step (``r1zero.malloc``; ~5% of a CPU update)."""
     progress: bool = True
     """Show a tqdm progress bar with live metrics."""
     tensorboard: bool = False
@@ -265,6 +248,36 @@ class RunConfig:
     """Also log metrics to this W&B project (needs wandb); empty = off."""
     overwrite: bool = False
     """Allow starting over an existing run directory (otherwise an error; use --resume to continue)."""
+
+
+@dataclass(frozen=True)
+class CpuConfig:
+    """The float32-on-CPU speed code (``r1zero.cpu``), applied to every model a run builds (policy,
+    reference, critic, reward model) and to the ``fast`` engine. Every feature gives the same results
+    up to float32 rounding; each one can be switched off alone for an ablation. No effect on GPUs or
+    other dtypes. ``R1ZERO_NATIVE=0`` in the environment turns the C++ kernels off (as
+    ``--cpu.fused_kernels false --cpu.native_decode false``)."""
+
+    enabled: bool = True
+    """Master switch: False runs plain PyTorch/transformers everywhere (every field below ignored)."""
+    onednn: bool | None = None
+    """float32 linear layers through oneDNN's GEMM (learner forward/backward and the ``fast`` engine,
+    whose decode weights it also packs); False: PyTorch's default (MKL on x86). None: on for x86 CPUs
+    other than Intel's, where MKL takes a slower generic path (``bench/onednn.py`` measures both)."""
+    folded_attention: bool = True
+    """Grouped-query attention with each KV head's query heads folded onto it (one SDPA call, no copies
+    of K/V); needed by ``packed``."""
+    packed: bool = True
+    """Llama/Qwen2 learners: each micro-batch's completion tokens run end to end as one sequence, without
+    padding. False: rows padded to their micro-batch's longest."""
+    fused_kernels: bool = True
+    """RMSNorm, SwiGLU, RoPE (Qwen2/Llama, process-wide) and, with ``packed``, the packed rows' attention
+    in fused C++ kernels (built on first use)."""
+    native_decode: bool = True
+    """The ``fast`` engine's decode step in C++ (built on first use); False: its Python step."""
+    keep_freed_memory: bool = True
+    """Linux (glibc): keep freed heap memory in the process, so a CPU step's large tensors do not
+    page-fault every step (~5% of a CPU update)."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +290,7 @@ class TrainConfig:
     critic: CriticConfig = field(default_factory=CriticConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    cpu: CpuConfig = field(default_factory=CpuConfig)
     preset: str = "cpu-demo"
     """The preset this config started from (recorded; overrides are applied on top)."""
 
@@ -380,6 +394,32 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+#: keys that moved to the ``cpu`` section, read from config.json files written before the move
+MOVED_KEYS = {
+    ("model", "onednn"): "onednn",
+    ("model", "fused_kernels"): "fused_kernels",
+    ("model", "packed"): "packed",
+    ("run", "keep_freed_memory"): "keep_freed_memory",
+}
+
+
+def _move_old_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the ``MOVED_KEYS`` of an older config.json under ``cpu`` (an explicit ``cpu`` wins).
+
+    >>> _move_old_keys({"model": {"name": "m", "packed": False}})
+    {'model': {'name': 'm'}, 'cpu': {'packed': False}}
+    """
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    moved = {
+        new: data[section].pop(name)
+        for (section, name), new in MOVED_KEYS.items()
+        if isinstance(data.get(section), dict) and name in data[section]
+    }
+    if moved:
+        data["cpu"] = {**moved, **data.get("cpu", {})}
+    return data
+
+
 def config_from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
     """A config from ``config_to_dict`` output, or from a config file's (partial) dict laid over ``base``
     (default: every field's default); unknown keys are errors naming the valid ones.
@@ -387,7 +427,7 @@ def config_from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> T
     >>> config_from_dict({"preset": "dapo", "rollout": {"temperature": 0.6}}).rollout.temperature
     0.6
     """
-    values = flatten_config(data, TrainConfig)
+    values = flatten_config(_move_old_keys(data), TrainConfig)
     return update_config(base or TrainConfig(), values, check=validate, prefix="")
 
 
