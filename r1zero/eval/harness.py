@@ -116,15 +116,60 @@ def evaluate_problems(
         seed=cfg.run.seed,
     )
     prompts, template_text = render_prompts(problems, cfg.data.template, cfg.data.think_prefix, tokenizer)
+    fits = _context_fit(engine, prompts, sampling.max_new_tokens)
     records: list[list[SampleRecord]] = []
     for start in range(0, len(problems), cfg.batch_size):
         batch = slice(start, start + cfg.batch_size)
-        groups = engine.generate(prompts[batch], sampling)
+        groups = _generate_within_context(engine, prompts[batch], sampling, fits[batch])
         records += score_groups(problems[batch], prompts[batch], groups, cfg)
         if progress is not None:
             progress(len(groups))
     summary = summarize(records, cfg.run.reflection, n_resamples=2000, seed=cfg.run.seed)
     return summary, records, template_text
+
+
+def _context_length(engine) -> int | None:
+    """The longest sequence (prompt + completion) ``engine``'s model takes, when it says (vLLM checks its own)."""
+    if (positions := getattr(engine, "max_positions", None)) is not None:
+        return int(positions)
+    config = getattr(getattr(engine, "model", None), "config", None)
+    return getattr(config, "max_position_embeddings", None)
+
+
+def _context_fit(engine, prompts: Sequence[str], max_new_tokens: int) -> list[int]:
+    """Per prompt, the new tokens that fit the model's context (``max_new_tokens`` at most; 0: the prompt
+    alone fills it). A small model meeting long benchmark prompts (tiny-base has 512 positions) is scored
+    on what fits, with a warning, instead of failing mid-benchmark or decoding past its positions."""
+    context = _context_length(engine)
+    tokenizer = getattr(engine, "tokenizer", None)
+    if context is None or tokenizer is None:
+        return [max_new_tokens] * len(prompts)
+    from r1zero.rollout.base import encode_prompts
+
+    fits = [max(0, min(max_new_tokens, context - len(ids))) for ids in encode_prompts(tokenizer, prompts)]
+    if (short := sum(f < max_new_tokens for f in fits)) > 0:
+        logger.warning(
+            "%d of %d prompts leave fewer than max_new_tokens=%d positions of the model's %d: their "
+            "completions are cut to fit (%d prompts fill the context alone and score as unanswered)",
+            short, len(prompts), max_new_tokens, context, fits.count(0),
+        )  # fmt: skip
+    return fits
+
+
+def _generate_within_context(engine, prompts: Sequence[str], sampling, fits: Sequence[int]) -> list:
+    """``engine.generate`` with ``max_new_tokens`` cut to what fits every prompt of the batch; a prompt
+    that fills the context alone gets empty completions (finish reason ``length``) without generating."""
+    from r1zero.rollout.base import Rollout
+
+    room = [i for i, f in enumerate(fits) if f > 0]
+    groups: list = [None] * len(prompts)
+    if room:
+        budget = min(min(fits[i] for i in room), sampling.max_new_tokens)
+        fitted = replace(sampling, max_new_tokens=budget)
+        for i, group in zip(room, engine.generate([prompts[i] for i in room], fitted), strict=True):
+            groups[i] = group
+    empty = Rollout((), (), "", (), "length")
+    return [g if g is not None else [empty] * sampling.n for g in groups]
 
 
 def evaluate_policy(model, tokenizer, cfg: EvalConfig) -> dict[str, dict]:

@@ -237,3 +237,27 @@ def test_evaluate_policy_in_memory(model_dir):
     out = evaluate_policy(model, tokenizer, cfg)
     assert out["list_sum"]["problems"] == 3 and out["list_sum"]["n"] == 2
     assert out["list_sum"]["length/max"] <= 5
+
+
+@pytest.mark.parametrize("backend", ["fast", "hf"])
+def test_prompts_longer_than_the_context_are_scored_not_fatal(backend, caplog):
+    from r1zero.data.problem import Problem
+    from r1zero.eval.harness import evaluate_problems
+    from r1zero.rollout import build_engine
+    from tests.rollout.fixtures import char_tokenizer, tiny_llama
+
+    tokenizer = char_tokenizer()
+    engine = build_engine(backend, tiny_llama(max_position_embeddings=64), tokenizer)
+    problems = [
+        Problem("short", "1+1?", "2", "integer", {}),
+        Problem("long", "add these: " + "1+" * 40 + "1", "41", "integer", {}),  # > 64 tokens alone
+    ]
+    cfg = eval_config(
+        ["--benchmarks", "list_sum", *FAST, "--rollout.max_new_tokens", "48", "--data.template", "none"]
+    )
+    summary, records, _ = evaluate_problems(engine, problems, cfg, tokenizer)
+    short, long = records
+    assert len(short) == len(long) == 3
+    assert all(r.length == 0 and r.truncated and not r.correct for r in long)
+    assert all(0 < r.length <= 64 - 6 for r in short)  # the short prompt's completions fit the context
+    assert "fill the context alone" in caplog.text
