@@ -10,6 +10,13 @@ negatives, false positives on the reward-hacking rows, verifications/s and the w
   ``multiprocessing`` pool (SIGALRM works there: each worker runs the call on its main thread).
 - **math-verify $gold$**: the same with the gold wrapped in ``$…$``, the common way to feed it a LaTeX
   gold; shown so that plain math-verify is not judged on a gold-parsing quirk alone.
+- **math-verify answer-tag** and **math-verify answer-tag $gold$**: math-verify as R1-Zero reward functions
+  call it: ``parse`` on the content of the ``<answer>…</answer>`` block (the last one, as TinyZero's
+  ``extract_solution`` takes it), or on the whole response when there is none, then
+  ``verify(parse(gold), answer)``; the gold plain or in ``$…$`` as above.
+
+Where a math-verify side is right and r1zero is not, the rows are listed under ``disagreements`` (and
+counted the other way round), so a win is visible row by row.
 
 Throughput is also measured on the labelled rows with a numeric gold, and on a synthetic numeric
 workload (2,000 GSM8K-like tagged answers in ``$…$``, which plain math-verify can read too): the common
@@ -97,6 +104,32 @@ def plain_math_verify_dollar(item: tuple[str, str]) -> bool:
     return plain_math_verify((response, f"${gold}$"))
 
 
+#: The ``<answer>`` block of an R1-Zero completion, as reward functions find it with a regex.
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def answer_tag_content(response: str) -> str:
+    """The last ``<answer>…</answer>`` content (stripped), else the whole response.
+
+    >>> answer_tag_content("<think>2+2</think> <answer> 4 </answer>"), answer_tag_content("so 4")
+    ('4', 'so 4')
+    """
+    blocks = _ANSWER_TAG.findall(response)
+    return blocks[-1].strip() if blocks else response
+
+
+def answer_tag_math_verify(item: tuple[str, str]) -> bool:
+    """math-verify on the answer block: ``verify(parse(gold), parse(answer_tag_content(response)))``."""
+    response, gold = item
+    return plain_math_verify((answer_tag_content(response), gold))
+
+
+def answer_tag_math_verify_dollar(item: tuple[str, str]) -> bool:
+    """math-verify on the answer block, with the gold wrapped in ``$…$``."""
+    response, gold = item
+    return plain_math_verify((answer_tag_content(response), f"${gold}$"))
+
+
 def score(rows: list[dict], predicted: list[bool], seconds: float, reasons: list[str] | None = None) -> dict:
     """Accuracy, false positives/negatives (overall and on hack rows) and throughput of one run."""
     n = len(rows)
@@ -121,6 +154,7 @@ def score(rows: list[dict], predicted: list[bool], seconds: float, reasons: list
         "seconds": round(seconds, 3),
         "verifications_per_s": round(n / seconds, 1),
         "per_category": per_category,
+        "predicted": [bool(p) for p in predicted],  # per row; turned into ``disagreements``, then dropped
     }
     if reasons is not None:
         result["reasons"] = dict(Counter(reasons))
@@ -411,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         "r1zero math": lambda w: R1zeroSystem(w, args.timeout),
         "math-verify": lambda w: PlainSystem(w, plain_math_verify),
         "math-verify $gold$": lambda w: PlainSystem(w, plain_math_verify_dollar),
+        "math-verify answer-tag": lambda w: PlainSystem(w, answer_tag_math_verify),
+        "math-verify answer-tag $gold$": lambda w: PlainSystem(w, answer_tag_math_verify_dollar),
     }
     systems = {(name, w): make(w) for w in args.workers for name, make in factories.items()}
     trials: dict[tuple[str, int], list[dict]] = {key: [] for key in systems}
@@ -427,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems.values():
             system.close()
     results = {f"{name}@{w}": _median_result(runs) for (name, w), runs in trials.items()}
+    disagreements = compare_rows(rows, results)
     scale = scaling(labelled, args.scale_repeat, args.timeout, args.trials) if args.scale_repeat else {}
     profile = in_process(labelled)
     micro = per_call_microseconds()
@@ -448,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "meta": meta,
                 "results": results,
+                "disagreements": disagreements,
                 "in_process": profile,
                 "scaling": scale,
                 "per_call_us_numeric": micro,
@@ -459,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     print(table)
+    for name, d in disagreements.items():
+        print(
+            f"\n{name}: right where r1zero math is wrong on {len(d['right_where_r1zero_wrong'])} rows "
+            f"{[(r['category'], r['note']) for r in d['right_where_r1zero_wrong']]}; wrong where r1zero is "
+            f"right on {d['wrong_where_r1zero_right']} rows"
+        )
     print("\nIn-process CPU ms per category, single worker (cold | warm):\n")
     print(table_in_process)
     for name in ("r1zero math", "math-verify") if scale else ():
@@ -488,6 +532,30 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def compare_rows(rows: list[dict], results: dict) -> dict:
+    """For each math-verify side (at its first worker count): the rows it gets right and r1zero ``math``
+    gets wrong, and how many rows it gets wrong that r1zero gets right. Pops the per-row predictions."""
+    predicted = {key: r.pop("predicted") for key, r in results.items()}
+    out: dict[str, dict] = {}
+    reference = next(key for key in predicted if key.startswith("r1zero math@"))
+    for key, side in predicted.items():
+        name = key.rsplit("@", 1)[0]
+        if name == "r1zero math" or name in out:
+            continue
+        wins = [
+            {k: row.get(k) for k in ("category", "note", "gold", "expected")}
+            | {"response": row["response"][:200]}
+            for row, mine, theirs in zip(rows, side, predicted[reference], strict=True)
+            if mine == row["expected"] and theirs != row["expected"]
+        ]
+        losses = sum(
+            mine != row["expected"] and theirs == row["expected"]
+            for row, mine, theirs in zip(rows, side, predicted[reference], strict=True)
+        )
+        out[name] = {"right_where_r1zero_wrong": wins, "wrong_where_r1zero_right": losses}
+    return out
+
+
 def _median_result(runs: list[dict]) -> dict:
     """The first run's scores (identical in every run) with the median throughput over the runs."""
     result = {k: v for k, v in runs[0].items() if k not in ("numeric_gold", "numeric_workload")}
@@ -499,7 +567,9 @@ def _median_result(runs: list[dict]) -> dict:
     result["numeric_gold_verifications_per_s"] = statistics.median(
         r["numeric_gold"]["verifications_per_s"] for r in runs
     )
-    workload = {k: v for k, v in runs[0]["numeric_workload"].items() if k != "per_category"}
+    workload = {
+        k: v for k, v in runs[0]["numeric_workload"].items() if k not in ("per_category", "predicted")
+    }
     workload["verifications_per_s"] = statistics.median(
         r["numeric_workload"]["verifications_per_s"] for r in runs
     )
