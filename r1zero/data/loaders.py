@@ -4,7 +4,7 @@ Columns are found by name: ``question`` defaults to the first of ``QUESTION_COLU
 ``answer`` to the first of ``ANSWER_COLUMNS``. A column may be a dotted path into nested fields
 (``reward_model.ground_truth``, ``prompt.0.content``). Every problem in the input gives a clear
 ``DataError`` naming file, row and column: missing or renamed columns, empty files, duplicate ids,
-empty golds, non-string fields.
+empty golds, non-string fields, and a ``verifier`` column naming anything but a registered verifier.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def load_file(
 ) -> list[Problem]:
     """Problems from a local file; see ``rows_to_problems`` for the mapping arguments.
 
-    A row's own ``verifier`` column, when present, wins over the ``verifier`` argument.
+    A row's own ``verifier`` column, when present, wins over the ``verifier`` argument; it must be a
+    registered name (``DataError`` otherwise), while the argument may also be a path.
     """
     path = Path(path)
     return rows_to_problems(
@@ -140,7 +141,8 @@ def rows_to_problems(
         id: Column of the id; None uses an ``id`` column if present, else ``f"{id_prefix}-{row:05d}"``.
         answer_rule: Name in ``ANSWER_RULES`` turning the answer field into the gold string.
         question_rule: Name in ``QUESTION_RULES`` turning the question field into the question.
-        verifier: Verifier for rows without their own ``verifier`` column.
+        verifier: Verifier for rows without their own ``verifier`` column: the caller's spec, so it may
+            also be ``module:function`` or a ``.py`` path; a row's own must be a registered name.
         id_prefix: Prefix of generated ids.
     """
     for name, table, kind in (
@@ -163,9 +165,7 @@ def rows_to_problems(
         question_text = _field(row, question_col, question_rule, QUESTION_RULES, where, what="question")
         gold = _field(row, answer_col, answer_rule, ANSWER_RULES, where, what="gold answer")
         problem_id = _row_id(row, id_col, id_prefix, number, where)
-        row_verifier = row.get("verifier") or verifier
-        if not isinstance(row_verifier, str):
-            raise DataError(f"expected a verifier name, got {row_verifier!r}", column="verifier", **where)
+        row_verifier = _row_verifier(row.get("verifier"), where) or verifier
         meta = dict(row["meta"]) if isinstance(row.get("meta"), dict) else {}
         meta.update({k: v for k, v in row.items() if k not in used})
         meta.setdefault("source", source)
@@ -173,6 +173,21 @@ def rows_to_problems(
     check_unique_ids(problems, file=source)
     logger.info("loaded %d problems from %s", len(problems), source)
     return problems
+
+
+def _row_verifier(value: Any, where: dict) -> str | None:
+    """A row's own verifier: a registered name only. A row that could name ``module:function`` or a
+    ``.py`` file would make loading a dataset run its code; paths come from the caller (``verifier=``,
+    ``--data.verifier``)."""
+    from r1zero.verifiers.base import registered_verifier
+
+    if value is None or value == "":
+        return None
+    try:
+        registered_verifier(value)
+    except ValueError as exc:
+        raise DataError(str(exc), column="verifier", **where) from None
+    return value
 
 
 def _pick_column(

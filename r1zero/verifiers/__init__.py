@@ -5,7 +5,15 @@
 True
 """
 
-from r1zero.verifiers.base import REASONS, Verdict, Verifier, available_verifiers, get_verifier, register
+from r1zero.verifiers.base import (
+    REASONS,
+    Verdict,
+    Verifier,
+    available_verifiers,
+    get_verifier,
+    register,
+    registered_verifier,
+)
 
 __all__ = [
     "REASONS",
@@ -14,6 +22,7 @@ __all__ = [
     "available_verifiers",
     "get_verifier",
     "register",
+    "registered_verifier",
     "verify_batch",
 ]
 

@@ -4,6 +4,12 @@ A verifier is a plain callable ``(response: str, gold: str, **meta) -> Verdict``
 bad input gets ``reward=0`` and a ``reason`` code. The built-in ones are the modules of
 ``r1zero/verifiers/builtin/``; a user's verifier is a ``.py`` file given by path. This module imports
 no torch and does no I/O beyond importing verifier modules on demand.
+
+Two lookups, by where the name comes from. ``get_verifier`` takes a name, ``"module:function"`` or a
+``.py`` path, and imports what it names: it is for specs from the command line, a config file or the
+caller's code. A name read from data (a dataset row's ``verifier`` column, a row of ``r1zero verify
+--file``) goes through ``registered_verifier``, which accepts only registered names and imports nothing
+but the built-in verifiers: a row that said ``shutil:rmtree`` would otherwise run it on the row's text.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = [
     "available_verifiers",
     "get_verifier",
     "register",
+    "registered_verifier",
 ]
 
 #: Short reason codes a Verdict may carry (verifiers may add their own; these are the shared ones).
@@ -109,7 +116,9 @@ def get_verifier(spec: str) -> Verifier:
     """Find a verifier by registry name, ``"package.module:function"``, or ``"path/to/file.py[:function]"``.
 
     A ``.py`` file is imported (its ``@register`` decorators run); with no ``:function`` it must
-    register exactly one verifier, or define a function named ``verify``.
+    register exactly one verifier, or define a function named ``verify``. This imports and so runs
+    code: pass only specs the user gave (command line, config, code); a name read from data goes
+    through ``registered_verifier``.
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"verifier spec must be a non-empty string, got {spec!r}")
@@ -126,6 +135,26 @@ def get_verifier(spec: str) -> Verifier:
             raise ValueError(f"{spec!r}: module {path_part!r} has no callable {func_name!r}")
         return fn
     raise ValueError(f"unknown verifier {spec!r}; registered: {', '.join(available_verifiers())}")
+
+
+def registered_verifier(name: object) -> Verifier:
+    """The verifier registered as ``name``: the lookup for names read from data, which must never import.
+
+    >>> registered_verifier("integer")("<answer>4</answer>", "4").correct
+    True
+    >>> registered_verifier("shutil:rmtree")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'shutil:rmtree' is not a registered verifier (registered: countdown, ...
+    """
+    _load_builtins()
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name]
+    raise ValueError(
+        f"{name!r} is not a registered verifier (registered: {', '.join(available_verifiers())}); "
+        "data may only name a registered one: give your own on the command line "
+        "(--data.verifier path.py, r1zero verify --verifier path.py)"
+    )
 
 
 def _load_from_file(path: Path, func_name: str | None) -> Verifier:

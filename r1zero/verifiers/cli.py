@@ -4,7 +4,9 @@
     r1zero verify --file rows.jsonl --verifier math --workers 2 --timeout 5
 
 A row is ``{"response": str, "gold": str, "expected": bool?, "category": str?, "verifier": str?,
-"meta": dict?}``; other keys are ignored. With ``expected``, the table reports agreement (accuracy),
+"meta": dict?}``; other keys are ignored. A row's ``verifier`` must be a registered name (a file of rows
+is data, and data never names code to import); ``--verifier`` may also be ``module:function`` or a
+``.py`` path, and the names such a file registers may then appear in rows. With ``expected``, the table reports agreement (accuracy),
 false positives (rewarded but labelled wrong) and false negatives (labelled right but not rewarded).
 """
 
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from r1zero.verifiers.base import Verdict, get_verifier
+from r1zero.verifiers.base import Verdict, get_verifier, registered_verifier
 from r1zero.verifiers.pool import call_verifier, verify_batch
 
 __all__ = ["Row", "Stats", "format_table", "main", "read_rows", "summarize"]
@@ -95,6 +97,11 @@ def _parse_row(line: str, where: str, line_number: int) -> Row:
     for name, value, kind, wanted in checks:
         if not isinstance(value, kind):
             raise RowError(f"{where}: field {name!r} must be {wanted}, got {json.dumps(value)[:60]}")
+    if data.get("verifier"):
+        try:
+            registered_verifier(data["verifier"])
+        except ValueError as exc:
+            raise RowError(f"{where}: field 'verifier': {exc}") from None
     return Row(
         data["response"],
         gold,
@@ -153,10 +160,17 @@ def format_table(stats: dict[str, Stats]) -> str:
 def score_rows(
     rows: Sequence[Row], default: str, workers: int, timeout: float, progress: bool
 ) -> list[Verdict]:
-    """Verdicts for rows, in order; rows are grouped by verifier and each group scored in worker processes."""
+    """Verdicts for rows, in order; rows are grouped by verifier and each group scored in worker processes.
+
+    ``default`` is the caller's spec (any form ``get_verifier`` takes); a row's own verifier must be a
+    registered name, checked here for every row before any worker starts, since the workers import
+    whatever spec they are given.
+    """
     verdicts: list[Verdict | None] = [None] * len(rows)
     groups: dict[str, list[int]] = {}
     for k, row in enumerate(rows):
+        if row.verifier:
+            registered_verifier(row.verifier)
         groups.setdefault(row.verifier or default, []).append(k)
     for name, indices in groups.items():
         batch = verify_batch(
@@ -183,7 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gold", help="the reference answer (with --response)")
     parser.add_argument("--meta", default="{}", help="JSON object of verifier meta (with --response)")
     parser.add_argument(
-        "--verifier", default="math", help="name, 'module:function' or .py path (default: math)"
+        "--verifier",
+        default="math",
+        help="name, 'module:function' or .py path (default: math); a row's own 'verifier' must be a name",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes for --file (default: 1)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per item (default: 5)")
@@ -203,16 +219,13 @@ def main(argv: list[str]) -> int:
     if args.workers < 1 or args.timeout <= 0:
         parser.error(f"--workers must be >= 1 and --timeout > 0, got {args.workers} and {args.timeout}")
     try:
+        get_verifier(args.verifier)  # first: the names a --verifier file registers may appear in rows
         rows = read_rows(args.file)
-    except (RowError, OSError) as exc:
+    except (RowError, OSError, ValueError, ImportError) as exc:
         print(f"r1zero verify: {exc}", file=sys.stderr)
         return 2
     progress = len(rows) >= PROGRESS_ROWS if args.progress is None else args.progress
-    try:
-        verdicts = score_rows(rows, args.verifier, args.workers, args.timeout, progress)
-    except ValueError as exc:  # an unknown verifier name, in the file or on the command line
-        print(f"r1zero verify: {exc}", file=sys.stderr)
-        return 2
+    verdicts = score_rows(rows, args.verifier, args.workers, args.timeout, progress)
     stats = summarize(rows, verdicts)
     if args.json:
         print(json.dumps({k: {**vars(s), "accuracy": s.accuracy} for k, s in stats.items()}, indent=2))

@@ -124,6 +124,12 @@ def test_bad_rows_name_file_line_and_field(tmp_path, capsys, line, message):
 def test_unknown_verifier_in_a_row(tmp_path, capsys):
     path = write_rows(tmp_path / "rows.jsonl", [{"response": GOOD, "gold": "4", "verifier": "nope"}])
     assert main(["--file", str(path)]) == 2
+    assert "rows.jsonl:1: field 'verifier': 'nope' is not a registered verifier" in capsys.readouterr().err
+
+
+def test_unknown_command_line_verifier_with_a_file(tmp_path, capsys):
+    path = write_rows(tmp_path / "rows.jsonl", [{"response": GOOD, "gold": "4"}])
+    assert main(["--file", str(path), "--verifier", "nope"]) == 2
     assert "unknown verifier 'nope'" in capsys.readouterr().err
 
 
