@@ -1,14 +1,23 @@
 """Atomic checkpoints with everything exact resume needs, and finding the one to resume from.
 
 A checkpoint is ``RUN_DIR/checkpoints/step_000050/``: the policy and tokenizer in Hugging Face format
-(so ``AutoModelForCausalLM.from_pretrained`` and vLLM load it as is) plus ``trainer_state.pt`` with the
-step, optimizer and scheduler state, every RNG stream (python, numpy, torch CPU and CUDA), the prompt
-sampler state and the monitors' history. It is written into a temporary directory and renamed into
-place, so a crash mid-save leaves the previous checkpoint untouched and never a half-written one.
+(so ``AutoModelForCausalLM.from_pretrained`` and vLLM load it as is) plus the trainer state: the step,
+optimizer and scheduler state, every RNG stream (python, numpy, torch CPU and CUDA), the prompt sampler
+state and the monitors' history. It is written into a temporary directory and renamed into place, so a
+crash mid-save leaves the previous checkpoint untouched and never a half-written one.
+
+The trainer state holds no pickle, because unpickling a file runs whatever code it names: its tensors
+(optimizer moments, RNG states) go to ``trainer_state.safetensors`` under their dotted path
+(``optimizer.state.0.exp_avg``) and everything else to ``trainer_state.json``, where tuples, dicts with
+non-string keys, numpy arrays and scalars, and tensors are tagged objects (``{"$tuple": [...]}``,
+``{"$tensor": "optimizer.state.0.exp_avg"}``) so that loading gives back exactly the types saved.
+A ``trainer_state.pt`` written by earlier versions is read with torch's weights-only unpickler, which
+builds nothing but tensors, plain containers and the numpy types of numpy's RNG state.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -20,9 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 __all__ = [
+    "LEGACY_STATE_FILE",
     "STATE_FILE",
+    "TENSORS_FILE",
     "CheckpointError",
     "capture_rng",
     "checkpoint_dirs",
@@ -34,8 +46,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = "trainer_state.json"
+TENSORS_FILE = "trainer_state.safetensors"
+#: what earlier versions wrote (a torch.save pickle): still read, with the weights-only unpickler
+LEGACY_STATE_FILE = "trainer_state.pt"
+_FORMAT, _VERSION = "r1zero-trainer-state", 1
+_REQUIRED = ("step", "optimizer", "scheduler", "rng", "sampler")
 _STEP_DIR = re.compile(r"^step_(\d{6,})$")
+#: numpy dtype kinds a saved array or scalar may have: bool, signed and unsigned integers, floats
+_NUMPY_KINDS = "biuf"
+#: how torch's weights-only unpickler names a global it refused to load
+_PICKLED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class CheckpointError(RuntimeError):
@@ -84,10 +105,14 @@ def save_checkpoint(
         model: The (unwrapped) policy; saved with ``save_pretrained`` (safetensors).
         tokenizer: Saved beside the model.
         trainer_state: Optimizer/scheduler/sampler state etc.; ``step`` and the RNG states are added.
+            Tensors, numpy arrays and scalars, and JSON values in dicts, lists and tuples; anything
+            else is a ``TypeError`` naming where it is, raised before anything is written.
         keep: Keep only the newest ``keep`` checkpoints (0 keeps all).
         extra_models: Other models of the run (e.g. ``{"critic": critic}``), each saved with
             ``save_pretrained`` into a subdirectory of that name, inside the same atomic write.
     """
+    tensors: dict[str, torch.Tensor] = {}
+    state = _encode({**trainer_state, "step": step, "rng": capture_rng()}, "", tensors, set())
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
@@ -98,7 +123,9 @@ def save_checkpoint(
     for name, extra in (extra_models or {}).items():
         extra.save_pretrained(tmp / name, safe_serialization=True)
         _fsync_dir(tmp / name)
-    torch.save({**trainer_state, "step": step, "rng": capture_rng()}, tmp / STATE_FILE)
+    save_file(tensors, str(tmp / TENSORS_FILE))
+    document = {"format": _FORMAT, "version": _VERSION, "state": state}
+    (tmp / STATE_FILE).write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
     _fsync_dir(tmp)
     if final.exists():  # re-saving the same step (e.g. after a resume): move the old one aside first
         old = root / f".old_step_{step:06d}_{os.getpid()}"
@@ -153,17 +180,17 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
 
 
 def load_trainer_state(checkpoint: Checkpoint) -> dict[str, Any]:
-    """Read ``trainer_state.pt``; a missing or unreadable file is a ``CheckpointError`` naming it."""
+    """Read the trainer state without unpickling; a missing, damaged or unsafe file is a one-line
+    ``CheckpointError`` naming it."""
     path = checkpoint.path / STATE_FILE
-    if not path.is_file():
+    if path.is_file():
+        state = _read_state(path, checkpoint.path / TENSORS_FILE)
+    elif (checkpoint.path / LEGACY_STATE_FILE).is_file():
+        path = checkpoint.path / LEGACY_STATE_FILE
+        state = _read_legacy_state(path)
+    else:
         raise CheckpointError(f"checkpoint {str(checkpoint.path)!r} is incomplete: {STATE_FILE} is missing")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a truncated or garbled file
-        raise CheckpointError(
-            f"checkpoint state {str(path)!r} is corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
-    missing = [k for k in ("step", "optimizer", "scheduler", "rng", "sampler") if k not in state]
+    missing = [k for k in _REQUIRED if k not in state]
     if missing or state.get("step") != checkpoint.step:
         raise CheckpointError(
             f"checkpoint state {str(path)!r} is corrupt: missing {missing} or step {state.get('step')!r} "
@@ -175,3 +202,154 @@ def load_trainer_state(checkpoint: Checkpoint) -> dict[str, Any]:
     if not has_weights:
         raise CheckpointError(f"checkpoint {str(checkpoint.path)!r} has no model weights (model.safetensors)")
     return state
+
+
+def _read_state(path: Path, tensors_path: Path) -> dict[str, Any]:
+    """``trainer_state.json`` with its tensors from ``trainer_state.safetensors``."""
+    if not tensors_path.is_file():
+        raise CheckpointError(f"checkpoint state {str(path)!r} is incomplete: {TENSORS_FILE} is missing")
+    try:
+        tensors = load_file(str(tensors_path))
+    except Exception as exc:  # safetensors raises its own error type, OSError, ...
+        raise CheckpointError(
+            f"checkpoint state {str(tensors_path)!r} is corrupt ({_one_line(exc)})"
+        ) from None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise ValueError(f'not an r1zero trainer state (no "format": {_FORMAT!r})')
+        if document.get("version") != _VERSION:
+            raise ValueError(f"format version {document.get('version')!r}; this r1zero reads {_VERSION}")
+        state = _decode(document["state"], tensors, "")
+        if not isinstance(state, dict):
+            raise ValueError(f"the state is a {type(state).__name__}, not an object")
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:  # JSONDecodeError too
+        raise CheckpointError(f"checkpoint state {str(path)!r} is corrupt ({_one_line(exc)})") from None
+    return state
+
+
+def _numpy_rng_types() -> list:
+    """What numpy's RNG state (a tuple holding a uint32 array) needs from the weights-only unpickler;
+    ``_reconstruct`` under both module names numpy has pickled it with (numpy 1 and 2)."""
+    reconstruct = (np._core if hasattr(np, "_core") else np.core).multiarray._reconstruct
+    return [
+        np.ndarray,
+        np.dtype,
+        type(np.dtype(np.uint32)),
+        (reconstruct, "numpy.core.multiarray._reconstruct"),
+        (reconstruct, "numpy._core.multiarray._reconstruct"),
+    ]
+
+
+def _read_legacy_state(path: Path) -> dict[str, Any]:
+    """A ``trainer_state.pt`` of earlier versions, through torch's weights-only unpickler only."""
+    try:
+        with torch.serialization.safe_globals(_numpy_rng_types()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a refused, truncated or garbled file
+        refused = _PICKLED_GLOBAL.search(str(exc))
+        if refused:
+            raise CheckpointError(
+                f"checkpoint state {str(path)!r} cannot be loaded safely: it is a pickle that names "
+                f"{refused.group(1)}, and unpickling it could run code (a {LEGACY_STATE_FILE} is read only "
+                "if it holds nothing but tensors and plain values)"
+            ) from None
+        raise CheckpointError(f"checkpoint state {str(path)!r} is corrupt ({_one_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"checkpoint state {str(path)!r} is corrupt: a {type(state).__name__}, not a dict"
+        )
+    return state
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` cut to one line; for torch's weights-only refusal, the line that says why."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = line.split(". ", 1)[0]
+    return f"{type(exc).__name__}: {line[:300]}"
+
+
+# ---------------------------------------------------------------- the trainer state as JSON + tensors
+def _encode(value: Any, where: str, tensors: dict[str, torch.Tensor], storages: set[int]) -> Any:
+    """``value`` as JSON, its tensors moved into ``tensors`` under their path ``where``.
+
+    >>> tensors = {}
+    >>> _encode({"betas": (0.9, 0.95), "state": {0: torch.zeros(2)}}, "", tensors, set())
+    {'betas': {'$tuple': [0.9, 0.95]}, 'state': {'$dict': [[0, {'$tensor': 'state.0'}]]}}
+    >>> list(tensors)
+    ['state.0']
+    """
+    if isinstance(value, torch.Tensor):
+        key, copies = where, 0
+        while key in tensors:  # two paths that print alike ("a.b" and a -> b)
+            copies += 1
+            key = f"{where}#{copies}"
+        tensors[key] = _tensor_to_save(value, storages)
+        return {"$tensor": key}
+    if isinstance(value, np.ndarray | np.generic):
+        if value.dtype.kind not in _NUMPY_KINDS:
+            raise TypeError(f"{where}: cannot save a numpy {value.dtype} value in the trainer state")
+        if isinstance(value, np.generic):
+            return {"$numpy": [value.dtype.str, value.item()]}
+        return {"$ndarray": [value.dtype.str, list(value.shape), value.ravel().tolist()]}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        items = [_encode(v, f"{where}[{k}]", tensors, storages) for k, v in enumerate(value)]
+        return items if isinstance(value, list) else {"$tuple": items}
+    if isinstance(value, dict):
+        plain = all(isinstance(k, str) and not k.startswith("$") for k in value)
+        pairs = [
+            (k, _encode(v, f"{where}.{k}" if where else str(k), tensors, storages)) for k, v in value.items()
+        ]
+        if plain:
+            return dict(pairs)
+        return {"$dict": [[_encode(k, f"{where} key", tensors, storages), v] for k, v in pairs]}
+    raise TypeError(
+        f"{where}: cannot save a {type(value).__name__} in the trainer state "
+        "(it holds tensors, numpy numbers and JSON values in dicts, lists and tuples)"
+    )
+
+
+def _tensor_to_save(tensor: torch.Tensor, storages: set[int]) -> torch.Tensor:
+    """A contiguous CPU tensor whose memory no other saved tensor shares (safetensors' conditions)."""
+    tensor = tensor.detach().cpu()
+    storage = tensor.untyped_storage().data_ptr()
+    if not tensor.is_contiguous() or (tensor.numel() and storage in storages):
+        tensor = tensor.clone(memory_format=torch.contiguous_format)
+    storages.add(tensor.untyped_storage().data_ptr())
+    return tensor
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """Inverse of ``_encode``; a malformed tag or a missing tensor is a ``ValueError``."""
+    if isinstance(value, list):
+        return [_decode(v, tensors, f"{where}[{k}]") for k, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1 and next(iter(value)).startswith("$"):
+        tag, body = next(iter(value.items()))
+        if tag == "$tuple" and isinstance(body, list):
+            return tuple(_decode(v, tensors, f"{where}[{k}]") for k, v in enumerate(body))
+        if tag == "$dict" and isinstance(body, list):
+            return {_decode(k, tensors, where): _decode(v, tensors, f"{where}.{k}") for k, v in body}
+        if tag == "$tensor" and isinstance(body, str):
+            if body not in tensors:
+                raise ValueError(f"{where}: tensor {body!r} is not in {TENSORS_FILE}")
+            return tensors[body]
+        if tag in ("$numpy", "$ndarray") and isinstance(body, list):
+            return _decode_numpy(tag, body, where)
+        raise ValueError(f"{where}: malformed {tag!r} entry")
+    return {k: _decode(v, tensors, f"{where}.{k}" if where else k) for k, v in value.items()}
+
+
+def _decode_numpy(tag: str, body: list, where: str) -> np.ndarray | np.generic:
+    dtype = np.dtype(str(body[0]))
+    if dtype.kind not in _NUMPY_KINDS:
+        raise ValueError(f"{where}: numpy dtype {dtype} is not one a trainer state holds")
+    if tag == "$numpy":
+        return dtype.type(body[1])
+    return np.array(body[2], dtype=dtype).reshape(body[1])

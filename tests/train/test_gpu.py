@@ -16,6 +16,7 @@ import torch
 
 from r1zero.algo.batch import PackedBatch
 from r1zero.models import TINY_BASE_DIR
+from r1zero.train.checkpoint import latest_checkpoint, load_trainer_state
 from r1zero.train.forward import sequence_logprobs
 
 pytestmark = pytest.mark.gpu
@@ -79,9 +80,7 @@ def test_bf16_training_on_cuda_end_to_end(tiny_model_dir, tmp_path, backend):
 def test_resume_on_cuda_restores_the_run(tiny_model_dir, tmp_path):
     first = _train(tiny_model_dir, tmp_path, "--run.steps", "2", "--run.save_every", "2")
     assert first.returncode == 0, first.stderr[-3000:]
-    state = torch.load(
-        tmp_path / "smoke" / "checkpoints" / "step_000002" / "trainer_state.pt", weights_only=False
-    )
+    state = load_trainer_state(latest_checkpoint(tmp_path / "smoke"))
     assert "cuda" in state["rng"]  # the CUDA generator's state travels with the checkpoint
     cmd = [sys.executable, "-m", "r1zero", "train", "--resume", str(tmp_path / "smoke"), "--run.steps", "4"]
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -103,8 +103,8 @@ def test_sigkill_mid_step_then_resume_is_bitwise_identical(tiny_model_dir, tmp_p
     assert [row["step"] for row in _lines(b / "metrics.jsonl")] == list(range(STEPS + 1))
     final = f"checkpoints/step_{STEPS:06d}"
     assert (a / final / "model.safetensors").read_bytes() == (b / final / "model.safetensors").read_bytes()
-    opt_a = torch.load(a / final / "trainer_state.pt", weights_only=False)["optimizer"]["state"]
-    opt_b = torch.load(b / final / "trainer_state.pt", weights_only=False)["optimizer"]["state"]
+    opt_a = load_trainer_state(latest_checkpoint(a))["optimizer"]["state"]
+    opt_b = load_trainer_state(latest_checkpoint(b))["optimizer"]["state"]
     for key in opt_a:
         assert torch.equal(opt_a[key]["exp_avg"], opt_b[key]["exp_avg"])
     # the weights really changed during training (so the equality above is not trivial)
@@ -137,8 +137,8 @@ def test_corrupt_checkpoint_and_crash_mid_save(tiny_model_dir, tmp_path, capsys)
     assert latest_checkpoint(run).step == 2
     load_trainer_state(latest_checkpoint(run))
     # a garbled state file is a clear error naming it
-    (run / "checkpoints" / "step_000002" / "trainer_state.pt").write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match=r"trainer_state.pt' is corrupt"):
+    (run / "checkpoints" / "step_000002" / "trainer_state.json").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match=r"trainer_state.json' is corrupt"):
         load_trainer_state(latest_checkpoint(run))
     capsys.readouterr()
     assert cli.main(["--resume", str(run), "--run.steps", "3"]) == 2
