@@ -255,7 +255,7 @@ def test_prompts_longer_than_the_context_are_scored_not_fatal(backend, caplog):
     cfg = eval_config(
         ["--benchmarks", "list_sum", *FAST, "--rollout.max_new_tokens", "48", "--data.template", "none"]
     )
-    summary, records, _ = evaluate_problems(engine, problems, cfg, tokenizer)
+    _, records, _ = evaluate_problems(engine, problems, cfg, tokenizer)
     short, long = records
     assert len(short) == len(long) == 3
     assert all(r.length == 0 and r.truncated and not r.correct for r in long)
