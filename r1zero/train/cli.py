@@ -128,11 +128,14 @@ def main(argv: list[str]) -> int:
     from r1zero.cli import quiet_libraries
     from r1zero.train.checkpoint import CheckpointError
     from r1zero.train.recipe import train
+    from r1zero.train.session import TrainingError
 
     quiet_libraries()
     try:
         result = train(config, resume=resume)
-    except (CheckpointError, FileExistsError, FileNotFoundError) as exc:
+    # bad input found once loading starts (a data file, a run directory) or a run that cannot go on:
+    # one line, no traceback
+    except (CheckpointError, TrainingError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"r1zero train: {exc}", file=sys.stderr)
         return 2
     if not result.is_main:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,12 +215,15 @@ class OptimConfig:
     """Linear learning-rate warmup steps."""
     schedule: str = field(default="constant", metadata=_choices("constant", "cosine", "linear"))
     """Learning-rate schedule after warmup (decays to 0 at run.steps)."""
+    max_nonfinite_steps: int = 3
+    """A step whose reward, loss or gradient norm is NaN or infinite is skipped (weights unchanged);
+    this many in a row end the run with an error, its last checkpoint intact."""
 
 
 @dataclass(frozen=True)
 class RunConfig:
     name: str = "demo"
-    """Run name: the run directory is ``out_dir/name``."""
+    """Run name: the run directory is ``out_dir/name`` (a plain name: no path separators, not "." or "..")."""
     out_dir: str = "runs"
     """Parent directory of run directories."""
     steps: int = 120
@@ -247,7 +251,8 @@ class RunConfig:
     wandb_project: str = ""
     """Also log metrics to this W&B project (needs wandb); empty = off."""
     overwrite: bool = False
-    """Allow starting over an existing run directory (otherwise an error; use --resume to continue)."""
+    """Allow starting over an existing run directory (otherwise an error; use --resume to continue). Only a
+    directory that r1zero made is ever deleted."""
 
 
 @dataclass(frozen=True)
@@ -305,12 +310,14 @@ _POSITIVE_INTS = (
     "algo.mu",
     "algo.micro_batch_size",
     "critic.epochs",
+    "optim.max_nonfinite_steps",
     "run.steps",
 )
 _NON_NEGATIVE = (
     "data.train_size",
     "data.heldout_size",
     "reward.overlong_buffer",
+    "reward.overlong_factor",
     "reward.workers",
     "algo.eps_low",
     "algo.eps_high",
@@ -339,23 +346,51 @@ def _get(config: TrainConfig, key: str) -> Any:
     return getattr(getattr(config, section), name)
 
 
+def _is_plain_name(name: str) -> bool:
+    r"""Whether ``name`` names a directory right inside its parent (no separators, not "." or "..").
+
+    >>> [_is_plain_name(n) for n in ("demo", "lr-3e-5", "", ".", "..", "a/b", "a\\b", "a\x00b")]
+    [True, True, False, False, False, False, False, False]
+    """
+    return name not in ("", ".", "..") and not any(c in name for c in ("/", "\\", "\x00"))
+
+
 def validate(config: TrainConfig) -> TrainConfig:
-    """Check choices and ranges; raise ``ValueError`` naming the field, the value and what is allowed."""
+    """Check choices and ranges; raise ``ValueError`` naming the field, the value and what is allowed.
+
+    Every float field must be finite (NaN and infinity are refused wherever they appear), so a field added
+    later is checked without being listed here.
+    """
     for section in SECTIONS:
         for f in dataclasses.fields(getattr(config, section)):
             choices = f.metadata.get("choices")
             value = getattr(getattr(config, section), f.name)
             if choices and value not in choices:
                 raise ValueError(f"{section}.{f.name} must be one of {', '.join(choices)}; got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{section}.{f.name} must be a finite number; got {value!r}")
     for key in _POSITIVE_INTS:
         if _get(config, key) < 1:
             raise ValueError(f"{key} must be >= 1; got {_get(config, key)!r}")
     for key in _NON_NEGATIVE:
         if _get(config, key) < 0:
             raise ValueError(f"{key} must be >= 0; got {_get(config, key)!r}")
+    o = config.optim
     checks = [
         (0 < config.rollout.top_p <= 1, "rollout.top_p must be in (0, 1]", config.rollout.top_p),
-        (config.optim.lr > 0, "optim.lr must be > 0", config.optim.lr),
+        (
+            0 < config.rollout.gpu_memory_utilization <= 1,
+            "rollout.gpu_memory_utilization must be in (0, 1]",
+            config.rollout.gpu_memory_utilization,
+        ),
+        (o.lr > 0, "optim.lr must be > 0", o.lr),
+        (0 <= o.adam_beta1 < 1, "optim.adam_beta1 must be in [0, 1)", o.adam_beta1),
+        (0 <= o.adam_beta2 < 1, "optim.adam_beta2 must be in [0, 1)", o.adam_beta2),
+        (
+            config.algo.eps_low < 1,
+            "algo.eps_low must be in [0, 1) (the ratio's lower clip is 1 - eps_low)",
+            config.algo.eps_low,
+        ),
         (config.reward.timeout > 0, "reward.timeout must be > 0", config.reward.timeout),
         (
             config.reward.overlong_buffer <= config.rollout.max_new_tokens,
@@ -377,10 +412,12 @@ def validate(config: TrainConfig) -> TrainConfig:
         (0 <= config.critic.gae_gamma <= 1, "critic.gae_gamma must be in [0, 1]", config.critic.gae_gamma),
         (0 <= config.critic.gae_lambda <= 1, "critic.gae_lambda must be in [0, 1]", config.critic.gae_lambda),
         (
-            bool(config.run.name) and "/" not in config.run.name,
-            "run.name must be a plain name",
+            _is_plain_name(config.run.name),
+            "run.name must be a plain name (the run directory is out_dir/name: not empty, not '.' or '..', "
+            "no '/', '\\' or NUL)",
             config.run.name,
         ),
+        ("\x00" not in config.run.out_dir, "run.out_dir must not contain NUL", config.run.out_dir),
     ]
     for ok, message, value in checks:
         if not ok:

@@ -89,6 +89,11 @@ def policy_update(
     With data parallelism each rank passes its own shard, the global sequence/token counts and its
     ``dist_info``: the gradients are summed over ranks before each optimizer step (every rank then takes
     the same step).
+
+    An optimizer step whose gradient norm is NaN or infinite (a non-finite reward, advantage or loss
+    gives one) is skipped: the gradients are dropped, so neither the weights nor Adam's moments see
+    them; ``nonfinite`` counts the skipped steps. The norm is of the summed gradients, so every rank
+    skips the same steps.
     """
     batch = batch.by_length()  # the loss is a sum over sequences: their order does not matter
     n = batch.input_ids.shape[0]
@@ -100,6 +105,7 @@ def policy_update(
     old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
     sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
     grad_norm = torch.zeros(())
+    skipped = 0
     for _ in range(algo.mu):
         optimizer.zero_grad(set_to_none=True)
         # the step's distinct prompts run forward once here and backward once after the micro-batches
@@ -141,5 +147,9 @@ def policy_update(
         grad_norm = torch.nn.utils.clip_grad_norm_(
             model.parameters(), grad_clip if grad_clip > 0 else float("inf")
         )
-        optimizer.step()
-    return {**sums, "grad_norm": float(grad_norm)}
+        if torch.isfinite(grad_norm):
+            optimizer.step()
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            skipped += 1
+    return {**sums, "grad_norm": float(grad_norm), "nonfinite": float(skipped)}

@@ -9,6 +9,11 @@ here: advantage scaling, loss aggregation, clip ranges, KL estimator and beta, D
 overlong filtering / soft overlong punishment, truncated importance sampling. With ``mu = 1`` and
 ``beta = 0`` the logged loss is ~0 by construction (ratio 1, centred advantages); the gradient is not.
 
+Numbers stay finite: a step with a NaN or infinite reward skips steps 4-5, and one with a non-finite
+loss or gradient norm skips its optimizer step (``policy_update``), so the weights never take them in;
+``optim.max_nonfinite_steps`` such steps in a row end the run with a ``TrainingError``, before any
+checkpoint of that step. A verifier that fails on every completion of a step ends the run too.
+
 ``algo.estimator ppo`` swaps step 4's group-relative advantages for PPO's: a critic (``r1zero.train.critic``)
 values every completion token, GAE (``r1zero.algo.ppo``) turns the final reward into token advantages, and the
 critic takes its own clipped value-loss update; the rest of the step is shared.
@@ -17,6 +22,7 @@ critic takes its own clipped value-loss update; the rest of the step is shared.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +32,7 @@ import torch
 
 from r1zero.algo import grpo
 from r1zero.algo.batch import PackedBatch
+from r1zero.train.checkpoint import checkpoint_dirs
 from r1zero.train.config import TrainConfig
 from r1zero.train.distributed import all_gather_list, all_reduce_sum
 from r1zero.train.forward import frozen_logprobs
@@ -33,7 +40,7 @@ from r1zero.train.learner import pack_rollouts, policy_update
 from r1zero.train.metrics import rollout_metrics, sample_records
 from r1zero.train.monitors import MonitorInput, run_monitors
 from r1zero.train.rollouts import Group, collect_groups, evaluate_heldout
-from r1zero.train.session import Session, open_session, save_session
+from r1zero.train.session import Session, TrainingError, open_session, save_session
 
 __all__ = ["TrainResult", "train"]
 
@@ -78,24 +85,29 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         groups, timing = collect_groups(
             config, s.engine, s.tokenizer, s.sampler, step, s.dist, s.learned_reward
         )
+        records = all_gather_list([rec for g in groups for rec in g.records], s.dist)  # every rank's
+        _stop_if_verifier_failed(s, step, records, progress)
 
         # ---- 4. advantages, packed with the rollouts into one padded batch ----------------------
         t_update = time.perf_counter()  # time/update counts reference log-probs, the update and the sync
         rewards = torch.tensor([g.rewards for g in groups])  # [n, G]
-        batch = _advantage_batch(s, groups, rewards)
         critic_stats: dict[str, float] = {}
-        if s.critic is not None:  # PPO: token advantages from the critic (GAE), then the critic's update
-            batch, critic_stats = _critic_step(s, batch, rewards.flatten())
+        if all(math.isfinite(rec["reward"]) for rec in records):  # the same answer on every rank
+            batch = _advantage_batch(s, groups, rewards)
+            if s.critic is not None:  # PPO: token advantages from the critic (GAE), then its update
+                batch, critic_stats = _critic_step(s, batch, rewards.flatten())
 
-        # ---- 5. mu inner updates with micro-batches and gradient accumulation ------------------
-        stats = _update(s, batch) if step > _critic_warmup(s) else _frozen_policy_stats(s)
+            # ---- 5. mu inner updates with micro-batches and gradient accumulation --------------
+            stats = _update(s, batch) if step > _critic_warmup(s) else _frozen_policy_stats(s)
+        else:  # a NaN or infinite reward: no update at all this step
+            stats = _skipped_update(s, step)
+        _count_nonfinite(s, step, stats)
 
         # ---- 6. push the new weights to the rollout engine -------------------------------------
         s.engine.load_weights(s.learner)
         timing["time/update"] = time.perf_counter() - t_update
 
         # ---- 7. metrics, hacking monitors -------------------------------------------------------
-        records = all_gather_list([rec for g in groups for rec in g.records], s.dist)
         metrics = {"step": step, **_step_metrics(s, step, records, rewards, stats), **critic_stats, **timing}
 
         # ---- 8. held-out evaluation every k steps and at the end -------------------------------
@@ -115,8 +127,9 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             progress.set_postfix(_postfix(metrics), refresh=False)
             progress.update(1)
 
-        # ---- 10. checkpoint every k steps and at the end ---------------------------------------
+        # ---- 10. checkpoint every k steps and at the end (a non-finite streak ends the run) -----
         s.state["step"] = step
+        _stop_after_nonfinite_streak(s, step, progress)
         if step == config.run.steps or (config.run.save_every and step % config.run.save_every == 0):
             save_session(s, step)
 
@@ -207,7 +220,73 @@ def _critic_warmup(s: Session) -> int:
 def _frozen_policy_stats(s: Session) -> dict[str, float]:
     """Learner statistics of a critic warm-up step: the policy is not updated."""
     keys = ("policy", "kl", "clip_low", "clip_high", "entropy", "loss", "grad_norm")
-    return {**dict.fromkeys(keys, 0.0), "lr": 0.0}
+    return {**dict.fromkeys(keys, 0.0), "lr": 0.0, "nonfinite": 0.0}
+
+
+def _skipped_update(s: Session, step: int) -> dict[str, float]:
+    """Learner statistics of a step skipped for a non-finite reward. The learning-rate schedule advances
+    as after an update (``_update``), so that it stays a function of the step."""
+    stats = {**_frozen_policy_stats(s), "nonfinite": 1.0}
+    if step > _critic_warmup(s):
+        stats["lr"] = s.scheduler.get_last_lr()[0]
+        s.scheduler.step()
+    return stats
+
+
+def _count_nonfinite(s: Session, step: int, stats: dict[str, float]) -> None:
+    """Count the steps that skipped an update for a non-finite reward, loss or gradient norm."""
+    if not stats["nonfinite"]:
+        s.state["nonfinite_streak"] = 0
+        return
+    s.state["nonfinite_streak"] += 1
+    s.state["nonfinite_steps"] += 1
+    if s.dist.is_main:
+        log.warning(
+            "step %d: non-finite reward, loss or gradient norm; update skipped, weights unchanged "
+            "(%d in a row; the run stops at optim.max_nonfinite_steps = %d)",
+            step, s.state["nonfinite_streak"], s.config.optim.max_nonfinite_steps,
+        )  # fmt: skip
+
+
+def _stop_after_nonfinite_streak(s: Session, step: int, progress: Any) -> None:
+    """End the run (before this step's checkpoint) after ``optim.max_nonfinite_steps`` such steps in a row."""
+    streak = s.state["nonfinite_streak"]
+    if streak < s.config.optim.max_nonfinite_steps:
+        return
+    saved = checkpoint_dirs(s.run_dir)
+    kept = (
+        f"the last checkpoint, {str(saved[-1].path)!r}, is intact" if saved else "no checkpoint was written"
+    )
+    _stop(
+        s,
+        progress,
+        f"step {step}: {streak} steps in a row had a non-finite reward, loss or gradient norm (each "
+        f"skipped, weights unchanged); {kept}. Check the reward (--reward.*, the verifier) and --optim.lr",
+    )
+
+
+def _stop_if_verifier_failed(s: Session, step: int, records: list[dict], progress: Any) -> None:
+    """End the run when the verifier failed on every completion of the step (each verdict's reason is
+    "error": it raised, or its worker died): training on would only see rewards of 0."""
+    if not records or any(rec["reason"] != "error" for rec in records):
+        return
+    d = s.config.data
+    name = repr(d.verifier) if d.verifier else f"of data.source {d.source!r}"
+    _stop(
+        s,
+        progress,
+        f"step {step}: the verifier {name} failed on every completion (reason 'error': it raised or its "
+        "worker died; its exception is in the log above); try it on one completion with 'r1zero verify "
+        "--verifier NAME --response TEXT --gold ANSWER'",
+    )
+
+
+def _stop(s: Session, progress: Any, message: str) -> None:
+    if progress is not None:
+        progress.close()
+    if s.runlog is not None:
+        s.runlog.close()
+    raise TrainingError(message)
 
 
 def _step_metrics(
@@ -223,6 +302,7 @@ def _step_metrics(
         "loss/policy": stats["policy"],
         "loss/total": stats["loss"],
         "groups/zero_variance": zero_var["z"] / zero_var["n"],
+        "train/nonfinite_steps": s.state["nonfinite_steps"],
     }
     s.state["accuracy_history"] = (s.state["accuracy_history"] + [metrics["train/accuracy"]])[-50:]
     if "train/reward/learned" in metrics:  # learned reward vs the verifier's score of the same completions

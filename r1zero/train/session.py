@@ -3,6 +3,10 @@
 ``open_session`` does the setup the recipe needs before its first step: threads, ranks, the run
 directory, problems, policy (and reference when beta > 0), optimizer, scheduler, prompt sampler, rollout
 engine; with ``resume`` it restores every saved state and cuts the logs back to the checkpoint's step.
+
+r1zero deletes only what it made. A run directory carries a ``.r1zero-run`` marker (``RUN_MARKER``) from
+the start that makes it; ``is_run_dir`` says what counts as a run (``--run.overwrite`` deletes nothing
+else), and a fresh start never writes outside ``--run.out_dir``.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import shutil
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,27 +25,52 @@ from typing import Any
 import numpy as np
 import torch
 
-from r1zero import cpu
+from r1zero import __version__, cpu
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
 from r1zero.train.checkpoint import (
     CheckpointError,
+    checkpoint_dirs,
     latest_checkpoint,
     load_trainer_state,
     restore_rng,
     save_checkpoint,
 )
-from r1zero.train.config import TrainConfig, config_to_dict
+from r1zero.train.config import TrainConfig, config_from_dict, config_to_dict
 from r1zero.train.distributed import DistInfo, barrier, broadcast_parameters, init_distributed
 from r1zero.train.runlog import RunLog
 
-__all__ = ["Session", "lr_factor", "open_session", "save_session"]
+__all__ = [
+    "RUN_MARKER",
+    "Session",
+    "TrainingError",
+    "is_run_dir",
+    "lr_factor",
+    "open_session",
+    "save_session",
+]
 
 log = logging.getLogger(__name__)
 
+#: the file that marks a directory as a run r1zero made: JSON saying what made it
+RUN_MARKER = ".r1zero-run"
+
 #: what trainer_state.pt carries besides optimizer/scheduler/sampler/RNG
-_SAVED_STATE = ("elapsed", "accuracy_history", "step0", "last_eval", "monitors_firing", "reward_history")
+_SAVED_STATE = (
+    "elapsed",
+    "accuracy_history",
+    "step0",
+    "last_eval",
+    "monitors_firing",
+    "reward_history",
+    "nonfinite_streak",
+    "nonfinite_steps",
+)
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (the message says why and what to do); its last checkpoint is intact."""
 
 
 @dataclass
@@ -77,9 +108,10 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise CheckpointError(
-            f"run directory {str(run_dir)!r} has no checkpoint yet; nothing to resume "
-            "(start it again with --run.overwrite true)"
+            f"run directory {str(run_dir)!r} has no checkpoint yet; start it again without --resume"
         )
+    if resume and dist_info.is_main:
+        _write_marker(run_dir)  # a run of an older version is adopted; the marker names this process
     if not resume:
         _prepare_run_dir(run_dir, config, dist_info)
     random.seed(config.run.seed)
@@ -127,6 +159,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
             "last_eval": {},
             "monitors_firing": [],
             "reward_history": [],
+            "nonfinite_streak": 0,
+            "nonfinite_steps": 0,
         },
     )
     if config.reward.model:  # RLHF-style learned reward (frozen), added to or replacing the rule reward
@@ -152,7 +186,14 @@ def _prepare_for_cpu(config: TrainConfig, **models: torch.nn.Module | None) -> N
 
 
 def save_session(session: Session, step: int) -> None:
-    """Checkpoint the run at ``step`` (rank 0 writes; every rank waits for it)."""
+    """Checkpoint the run at ``step`` (rank 0 writes; every rank waits for it). Weights that are not all
+    finite are never saved: a ``TrainingError`` instead, the previous checkpoint intact."""
+    for role, model in (("policy", session.learner), ("critic", session.critic)):
+        if model is not None and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise TrainingError(
+                f"step {step}: the {role} has NaN or infinite weights; no checkpoint written "
+                f"(the last one in {str(session.run_dir / 'checkpoints')!r} is intact)"
+            )
     if session.dist.is_main:
         trainer_state = {
             "optimizer": session.optimizer.state_dict(),
@@ -220,21 +261,110 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def is_run_dir(path: Path) -> bool:
+    """Whether r1zero made the directory ``path``, so that it may delete it.
+
+    The rule: ``path`` holds the ``RUN_MARKER`` file (written by every start since the marker exists),
+    or, for a run of an older version, a ``config.json`` that parses as a ``TrainConfig`` and a
+    ``checkpoints/`` directory. Anything else (a user's directory, another tool's output, an old run that
+    never saved a checkpoint) is not a run, and ``--run.overwrite`` refuses to delete it.
+    """
+    if (path / RUN_MARKER).is_file():
+        return True
+    config_file = path / "config.json"
+    if not (config_file.is_file() and (path / "checkpoints").is_dir()):
+        return False
+    try:
+        config_from_dict(json.loads(config_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError):  # unreadable, not JSON, not a TrainConfig
+        return False
+    return True
+
+
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, dist_info: DistInfo) -> None:
-    """Create the run directory and write config.json; an existing run is not overwritten silently."""
+    """Create the run directory with its marker and config.json; see ``_clear_run_dir`` for an existing one."""
     if dist_info.is_main:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if not config.run.overwrite:
-                raise FileExistsError(
-                    f"run directory {str(run_dir)!r} exists; continue it with --resume {run_dir}, "
-                    "or pass --run.overwrite true to start over, or choose --run.name"
-                )
-            shutil.rmtree(run_dir)
+        out_dir = Path(config.run.out_dir).resolve()
+        if run_dir.is_symlink() or run_dir.resolve().parent != out_dir:
+            raise FileExistsError(
+                f"run directory {str(run_dir)!r} is a symbolic link or resolves outside --run.out_dir "
+                f"{str(out_dir)!r} (to {str(run_dir.resolve())!r}); r1zero writes a new run only right inside "
+                "--run.out_dir: choose another --run.name"
+            )
+        if run_dir.exists() and not run_dir.is_dir():
+            raise FileExistsError(
+                f"{str(run_dir)!r} exists and is not a directory; choose another --run.name"
+            )
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            _clear_run_dir(run_dir, config.run.overwrite)
         run_dir.mkdir(parents=True, exist_ok=True)
+        _write_marker(run_dir)
         (run_dir / "config.json").write_text(
             json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8"
         )
     barrier(dist_info)
+
+
+def _clear_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Delete an existing, non-empty run directory before a fresh start, or refuse with what to do.
+
+    Only a run (``is_run_dir``) is ever deleted: with ``overwrite``, or without it when the run has no
+    checkpoint yet (an earlier start failed before its first save, so there is nothing to resume) and the
+    process that started it is not still running.
+    """
+    name = str(run_dir)
+    if not is_run_dir(run_dir):
+        raise FileExistsError(
+            f"directory {name!r} exists and was not made by r1zero (no {RUN_MARKER} file); r1zero deletes "
+            "only its own run directories: choose another --run.name or --run.out_dir, or remove it yourself"
+        )
+    has_checkpoint = bool(checkpoint_dirs(run_dir))
+    if has_checkpoint and not overwrite:
+        raise FileExistsError(
+            f"run directory {name!r} exists; continue it with --resume {name}, "
+            "or pass --run.overwrite true to start over, or choose --run.name"
+        )
+    owner = _running_owner(run_dir)
+    if owner is not None:
+        raise FileExistsError(
+            f"run directory {name!r} is in use by process {owner} on this host; wait for it to end or "
+            "choose another --run.name (if that process is not an r1zero run, remove the directory yourself)"
+        )
+    if has_checkpoint:
+        log.info("--run.overwrite: deleting run directory %s", name)
+    else:
+        log.info("run directory %s has no checkpoint yet (an earlier start failed); starting it over", name)
+    shutil.rmtree(run_dir)
+
+
+def _write_marker(run_dir: Path) -> None:
+    """Mark ``run_dir`` as made by r1zero (``RUN_MARKER``), naming the process that started it."""
+    marker = {
+        "made_by": "r1zero train",
+        "version": __version__,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    (run_dir / RUN_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+
+
+def _running_owner(run_dir: Path) -> int | None:
+    """The pid of another live process on this host that started ``run_dir`` (per its marker), else None."""
+    try:
+        marker = json.loads((run_dir / RUN_MARKER).read_text(encoding="utf-8"))
+        pid = int(marker["pid"])
+        host = marker["host"]
+    except (OSError, ValueError, TypeError, KeyError):  # no marker (an older run) or a garbled one
+        return None
+    if os.name != "posix" or host != socket.gethostname() or pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return pid  # it exists, under another user
+    except (OSError, OverflowError):
+        return None
+    return pid
 
 
 def _restore(session: Session, saved: dict[str, Any]) -> None:

@@ -150,7 +150,7 @@ def test_corrupt_checkpoint_and_crash_mid_save(tiny_model_dir, tmp_path, capsys)
 
 
 def test_starting_over_an_existing_run_is_refused(tiny_model_dir, tmp_path, capsys):
-    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "checkpoints" / "step_000001").mkdir(parents=True)  # a run with a checkpoint
     (tmp_path / "x" / "config.json").write_text("{}")
     assert cli.main(_args(tiny_model_dir, tmp_path, "x")) == 2
     assert "--resume" in capsys.readouterr().err
