@@ -3,6 +3,11 @@
 Each subcommand lives beside the code it drives and exposes ``main(argv: list[str]) -> int``;
 modules are imported only when their command runs, so ``r1zero verify`` never imports torch. Output
 piped into a reader that stops early (``r1zero train --help | head``) ends the command quietly.
+
+An input error escaping a command (``ValueError``, ``FileNotFoundError``, ``json.JSONDecodeError``, or
+one of r1zero's own error classes) prints one line, ``r1zero <command>: <message>``, and exits 2; any
+other exception is a bug and keeps its traceback. Set ``R1ZERO_DEBUG=1`` to see the traceback of
+input errors too.
 """
 
 from __future__ import annotations
@@ -96,7 +101,25 @@ def _run(argv: list[str] | None) -> int:
             print(f"r1zero: command {command!r} is not available in this version", file=sys.stderr)
             return 2
         raise
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except Exception as exc:
+        if not _is_input_error(exc) or os.environ.get("R1ZERO_DEBUG", "") not in ("", "0"):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"r1zero {command}: {message}", file=sys.stderr)
+        return 2
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` reports bad input (a file, a value, a setting) rather than a bug in r1zero.
+
+    ``json.JSONDecodeError`` is a ``ValueError``; r1zero's ``DataError`` and ``RowError`` are too.
+    """
+    if isinstance(exc, ValueError | FileNotFoundError):
+        return True
+    own = ("CheckpointError", "TrainingError", "VerifierTimeout", "VerifierCrash")
+    return type(exc).__module__.startswith("r1zero.") and type(exc).__name__ in own
 
 
 if __name__ == "__main__":

@@ -351,10 +351,26 @@ def _load_model(model: str, device: str = "auto", dtype: str = "float32"):
 
     from r1zero.models.loading import load_policy
 
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        raise FileNotFoundError(f"model directory {model!r} does not exist")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     policy, tokenizer = load_policy(model, dtype=dtype, device=device)
     return policy.eval(), tokenizer
+
+
+def _looks_like_path(name: str) -> bool:
+    """Whether a model name can only be a local path, not a hub id (``namespace/name``).
+
+    >>> [_looks_like_path(n) for n in ("/a/b", "./m", "~/m", "a/b/c", "Qwen/Qwen2.5-Math-1.5B", "tiny-base")]
+    [True, True, True, True, False, False]
+    """
+    separators = {os.sep, os.altsep} - {None, "/"}  # a backslash on Windows; "/" is also the hub's
+    return (
+        name.startswith(("/", "./", "../", "~", "."))
+        or name.count("/") > 1
+        or any(sep in name for sep in separators)
+    )
 
 
 def make_engine(cfg: EvalConfig, model, tokenizer):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -334,7 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         "--x", choices=("step", "time"), default="step", help="x axis: training step or wall-clock seconds"
     )
     args = p.parse_args(argv)
-    for path in plot_runs(args.runs, args.out, tuple(args.formats.split(",")), args.x):
+    try:
+        paths = plot_runs(args.runs, args.out, tuple(args.formats.split(",")), args.x)
+    except (ValueError, OSError) as exc:  # a missing, empty or corrupt run directory: say which
+        print(f"r1zero plot: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(path)
     return 0
 

@@ -12,6 +12,7 @@ import argparse
 import html
 import io
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -205,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="output file (default RUN_DIR/report.html)")
     args = p.parse_args(argv)
-    print(write_report(args.run, args.out))
+    try:
+        out = write_report(args.run, args.out)
+    except (ValueError, OSError) as exc:  # a missing, empty or corrupt run directory: say which
+        print(f"r1zero report: {exc}", file=sys.stderr)
+        return 2
+    print(out)
     return 0
 
 

@@ -21,17 +21,28 @@ __all__ = ["Run", "aha_for_run", "ema", "load_run", "read_jsonl", "series"]
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file; [] when it does not exist; a truncated or corrupt line is skipped."""
+    """Rows of a JSONL file; [] when it does not exist. A truncated last line (a run killed mid-write) is
+    skipped with a warning; any other line that is not a JSON object is a ValueError naming the line."""
     if not path.is_file():
         return []
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    last = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s line %d is not valid JSON (a run killed mid-write?); skipped", path, number)
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == last:
+                logger.warning(
+                    "%s line %d is not valid JSON (a run killed mid-write?); skipped", path, number
+                )
+                continue
+            raise ValueError(f"{path} line {number} is not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path} line {number} is not a JSON object")
+        rows.append(row)
     return rows
 
 
@@ -66,8 +77,13 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a run directory; a directory without ``config.json`` or ``metrics.jsonl`` is an error."""
+    """Load a run directory; a missing directory, one without ``config.json`` or ``metrics.jsonl``, or
+    one with no metrics or eval rows yet is an error."""
     path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{str(path)!r} is not a directory" if path.exists() else f"{str(path)!r} does not exist"
+        )
     if not (path / "config.json").is_file() and not (path / "metrics.jsonl").is_file():
         raise ValueError(
             f"{str(path)!r} is not a run directory: it has neither config.json nor metrics.jsonl"
@@ -75,7 +91,10 @@ def load_run(path: str | Path) -> Run:
     config_path = path / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     metrics = sorted(read_jsonl(path / "metrics.jsonl"), key=lambda r: r.get("step", 0))
-    return Run(path, config, metrics, read_jsonl(path / "samples.jsonl"), read_jsonl(path / "eval.jsonl"))
+    evals = read_jsonl(path / "eval.jsonl")
+    if not metrics and not evals:
+        raise ValueError(f"{str(path / 'metrics.jsonl')!r} has no rows yet: nothing to show")
+    return Run(path, config, metrics, read_jsonl(path / "samples.jsonl"), evals)
 
 
 def series(rows: Sequence[dict], key: str, min_step: int = 0) -> tuple[list[int], list[float]]:

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,12 +201,34 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's step count")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: available cores)")
+    parser.add_argument(
+        "--force", action="store_true", help="write into --out even when it already holds files"
+    )
     return parser.parse_args(argv)
 
 
+def _check_args(args: argparse.Namespace, out: Path) -> str | None:
+    """What is wrong with the command line (a flag and its value), or None."""
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        return f"--minutes must be a number > 0, got {args.minutes}"
+    for flag, value in (("--steps", args.steps), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            return f"{flag} must be >= 1, got {value}"
+    if out.exists() and not out.is_dir():
+        return f"--out {out} exists and is not a directory"
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        return f"--out {out} already exists and is not empty; pass --force to overwrite it"
+    return None
+
+
 def main(argv: list[str]) -> int:
-    """Command-line entry: ``r1zero pretrain --preset tiny-base [--out DIR] [--minutes M] [--seed S]``."""
+    """Command-line entry: ``r1zero pretrain --preset tiny-base [--out DIR [--force]] [--minutes M] [--seed S]``."""
     args = _parse(argv)
+    out = args.out or Path("runs") / f"pretrain-{args.preset}"
+    problem = _check_args(args, out)
+    if problem:
+        print(f"r1zero pretrain: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = PRESETS[args.preset]
     if args.seed is not None:
@@ -213,7 +236,6 @@ def main(argv: list[str]) -> int:
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     torch.set_num_threads(args.threads or _available_cores())
-    out = args.out or Path("runs") / f"pretrain-{args.preset}"
     model, stats = pretrain(cfg, max_minutes=args.minutes)
     save_checkpoint(model, out, cfg, stats)
     probe = None

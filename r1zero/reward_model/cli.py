@@ -45,10 +45,37 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
+        _check_jsonl(args.data)
         return {"train": _train, "eval": _eval}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"r1zero rm {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_jsonl(path: str) -> None:
+    """Raise ValueError naming the file and line of the first broken row of a ``.jsonl`` preference file
+    (not JSON, not an object, or a missing or non-string prompt/chosen/rejected); other formats pass."""
+    if not path.endswith(".jsonl"):
+        return
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: a row must be a JSON object, got {type(row).__name__}")
+            for column in ("prompt", "chosen", "rejected"):
+                if column not in row:
+                    raise ValueError(
+                        f"{path}:{number}: missing field {column!r} (a row needs prompt, chosen, rejected)"
+                    )
+                if not isinstance(row[column], str):
+                    raise ValueError(f"{path}:{number}: field {column!r} must be a string")
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1zero.verifiers.base import Verdict, get_verifier, registered_verifier
-from r1zero.verifiers.pool import call_verifier, verify_batch
+from r1zero.verifiers.pool import verify_batch
 
 __all__ = ["Row", "Stats", "format_table", "main", "read_rows", "summarize"]
 
@@ -216,7 +217,7 @@ def main(argv: list[str]) -> int:
         return _score_one(parser, args)
     if args.gold is not None:
         parser.error("--gold goes with --response; rows of --file carry their own gold")
-    if args.workers < 1 or args.timeout <= 0:
+    if args.workers < 1 or not math.isfinite(args.timeout) or args.timeout <= 0:
         parser.error(f"--workers must be >= 1 and --timeout > 0, got {args.workers} and {args.timeout}")
     try:
         get_verifier(args.verifier)  # first: the names a --verifier file registers may appear in rows
@@ -247,8 +248,22 @@ def _score_one(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         parser.error(str(exc))
     if not isinstance(meta, dict):
         parser.error(f"--meta must be a JSON object, got {args.meta!r}")
-    print(json.dumps(call_verifier(verifier, args.response, args.gold, meta).to_dict()))
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        parser.error(f"--timeout must be a finite number > 0, got {args.timeout}")
+    del verifier  # resolved above only to report a bad --verifier here; the worker resolves it again
+    # scored in a worker process, so that --timeout bounds a hung verifier here as it does for --file
+    [verdict] = verify_batch(args.verifier, [args.response], [args.gold], metas=[meta], timeout=args.timeout)
+    print(json.dumps(_finite(verdict).to_dict(), allow_nan=False))
     return 0
+
+
+def _finite(verdict: Verdict) -> Verdict:
+    """``verdict``, or reward 0 with reason "non_finite_reward" where the reward or a part is NaN or
+    infinite (JSON has no such numbers)."""
+    numbers = [verdict.reward, *verdict.parts.values()]
+    if all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
+        return verdict
+    return Verdict(0.0, False, verdict.formatted, "non_finite_reward", verdict.extracted, {})
 
 
 def _print_mismatches(rows: Sequence[Row], verdicts: Sequence[Verdict]) -> None:
