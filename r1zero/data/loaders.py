@@ -35,6 +35,8 @@ Row = tuple[int, dict[str, Any]]  # (1-based row number in the file, fields)
 def read_rows(path: str | Path) -> list[Row]:
     """Rows of a JSONL / JSON (a list of objects) / CSV / Parquet file, numbered from 1."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"is a directory, not a data file ({', '.join(SUFFIXES)})", file=str(path))
     if not path.is_file():
         raise DataError("file not found", file=str(path))
     suffix = path.suffix.lower()
@@ -53,6 +55,7 @@ def read_rows(path: str | Path) -> list[Row]:
 
 
 def _read_jsonl(path: Path) -> list[Row]:
+    """Rows numbered by their 1-based line (blank lines are skipped but counted)."""
     rows = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -62,7 +65,9 @@ def _read_jsonl(path: Path) -> list[Row]:
                 rows.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise DataError(
-                    f"invalid JSON ({exc.msg} at column {exc.colno})", file=str(path), row=number
+                    f"invalid JSON (json says: {exc.msg} at line {number}, column {exc.colno})",
+                    file=str(path),
+                    row=number,
                 ) from None
     return rows
 
@@ -235,7 +240,8 @@ def _lookup(row: dict, column: str) -> Any:
 def _field(row: dict, column: str, rule: str, rules: dict, where: dict, what: str) -> str:
     value = _lookup(row, column)
     if value is _MISSING:
-        raise DataError(f"missing (columns in this row: {', '.join(map(repr, row))})", column=column, **where)
+        fields = ", ".join(map(repr, row)) or "none"
+        raise DataError(f"no {what} field {column!r} (fields in this row: {fields})", column=column, **where)
     try:
         text = rules[rule](value)
     except (TypeError, ValueError) as exc:

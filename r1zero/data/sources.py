@@ -9,6 +9,7 @@ from r1zero.data.generators import available_generators, generate
 from r1zero.data.hub import DATASETS, DatasetSpec, get_dataset_spec, load_hub
 from r1zero.data.loaders import SUFFIXES, load_file
 from r1zero.data.problem import DataError, Problem
+from r1zero.options import did_you_mean
 
 __all__ = ["load_problems", "parse_source"]
 
@@ -58,16 +59,23 @@ def load_problems(source: str | Path, **options: Any) -> list[Problem]:
     """
     if isinstance(source, Path) or Path(str(source)).is_file():
         return _from_file(Path(source), options)
+    if Path(str(source)).is_dir():
+        raise DataError(f"is a directory, not a data file ({', '.join(SUFFIXES)})", file=str(source))
     name, inline = parse_source(str(source))
     options = {**inline, **options}
     if name in available_generators():
         _check_options(options, _GENERATOR_OPTIONS, f"task generator {name!r}")
-        return generate(
-            name,
-            int(options.get("n", 1000)),
-            difficulty=options.get("difficulty"),
-            seed=int(options.get("seed", 0)),
-        )
+        try:
+            return generate(
+                name,
+                _integer(options, "n", 1000),
+                difficulty=options.get("difficulty"),
+                seed=_integer(options, "seed", 0),
+            )
+        except DataError:
+            raise
+        except ValueError as exc:
+            raise ValueError(f"task generator {name!r}: {exc}") from None
     name = _BY_HUB_ID.get(name, name)
     if name in DATASETS:
         _check_options(options, _HUB_OPTIONS, f"dataset {name!r}")
@@ -86,10 +94,19 @@ def load_problems(source: str | Path, **options: Any) -> list[Problem]:
             **options,
         )
         return load_hub(spec)
+    known = [*available_generators(), *DATASETS]
     raise ValueError(
-        f"unknown problem source {str(source)!r}: not a file, not a task generator "
-        f"({', '.join(available_generators())}), not a dataset ({', '.join(DATASETS)})"
+        f"unknown problem source {str(source)!r}{did_you_mean(name, known)}: not a file, not a task "
+        f"generator ({', '.join(available_generators())}), not a dataset ({', '.join(DATASETS)})"
     )
+
+
+def _integer(options: dict[str, Any], key: str, default: int) -> int:
+    value = options.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {key}={value!r} is not an integer") from None
 
 
 def _from_file(path: Path, options: dict[str, Any]) -> list[Problem]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "render_prompts",
     "resolve_device",
     "reward_weights",
+    "split_heldout",
     "verify",
 ]
 
@@ -39,6 +41,10 @@ def load_problems_for(
     """Training or held-out problems: a registered generator, or a file / dataset via r1zero.data.
 
     Problems whose question is in ``exclude`` (the training set, for held-out problems) are dropped.
+    With no ``data.heldout_source``, a generator's held-out problems come from another seed, while a
+    file's or dataset's rows are split: ``data.heldout_size`` of them (all but one when there are
+    fewer), chosen by a shuffle seeded with ``run.seed``, are held out and the others train
+    (see ``split_heldout``).
     """
     data = config.data
     source = (data.heldout_source or data.source) if heldout else data.source
@@ -48,23 +54,74 @@ def load_problems_for(
         n = data.heldout_size if heldout else data.train_size
         # held-out problems use another seed (and ``exclude`` removes any question shared with training)
         seed = config.run.seed + (1_000_003 if heldout else 0)
-        problems = generate(source, n, data.difficulty or None, seed=seed)
+        try:
+            problems = generate(source, n, data.difficulty or None, seed=seed)
+        except ValueError as exc:
+            raise ValueError(f"--data.source {source!r}: {exc}") from None
     else:
-        loader = getattr(importlib.import_module("r1zero.data"), "load_problems", None)
-        if loader is None:
-            raise ValueError(
-                f"data source {source!r} is not a generator ({', '.join(available_generators())})"
-            )
-        problems = list(loader(source))
-        if heldout and data.heldout_size:
+        problems = _load_source(source)
+        if not data.heldout_source and data.heldout_size:
+            train_part, heldout_part = split_heldout(problems, data.heldout_size, config.run.seed, source)
+            if heldout:
+                log.info(
+                    "held-out: %d of %d rows of %s, seed %d; the other %d train",
+                    len(heldout_part),
+                    len(problems),
+                    source,
+                    config.run.seed,
+                    len(train_part),
+                )
+            problems = heldout_part if heldout else train_part
+        elif heldout and data.heldout_size:
             problems = problems[: data.heldout_size]
     seen = {p.question for p in exclude}
     problems = [p for p in problems if p.question not in seen]
     if data.verifier:
         problems = [Problem(p.id, p.question, p.answer, data.verifier, p.meta) for p in problems]
     if not problems:
-        raise ValueError(f"data source {source!r} gave no problems")
+        why = " (every one is also a training problem)" if heldout and exclude else ""
+        raise ValueError(
+            f"data source {source!r} gave no {'held-out' if heldout else 'training'} problems{why}"
+        )
     return problems
+
+
+def _load_source(source: str) -> list[Problem]:
+    from r1zero.data.generators import available_generators
+
+    loader = getattr(importlib.import_module("r1zero.data"), "load_problems", None)
+    if loader is None:
+        raise ValueError(f"data source {source!r} is not a generator ({', '.join(available_generators())})")
+    return list(loader(source))
+
+
+def split_heldout(
+    problems: Sequence[Problem], size: int, seed: int, source: str = "the data"
+) -> tuple[list[Problem], list[Problem]]:
+    """``(train, heldout)``: ``size`` problems (all but one when there are not more than that) picked by
+    a shuffle seeded with ``seed``, disjoint by id; both keep the file's order.
+
+    >>> rows = [Problem(str(i), f"q{i}", str(i), "integer") for i in range(5)]
+    >>> train, heldout = split_heldout(rows, 2, seed=0)
+    >>> len(train), len(heldout), {p.id for p in train} & {p.id for p in heldout}
+    (3, 2, set())
+    >>> [len(part) for part in split_heldout(rows, 64, seed=0)]
+    [1, 4]
+    """
+    from r1zero.data.problem import DataError
+
+    if len(problems) < 2:
+        raise DataError(
+            f"has {len(problems)} row; splitting off a held-out set needs at least 2 (one to train on). "
+            "Add rows, pass --data.heldout_source FILE, or --data.heldout_size 0 for no evaluation",
+            file=source,
+        )
+    ids = sorted({p.id for p in problems})
+    random.Random(seed).shuffle(ids)
+    chosen = set(ids[: min(size, len(ids) - 1)])
+    train = [p for p in problems if p.id not in chosen]
+    heldout = [p for p in problems if p.id in chosen]
+    return train, heldout
 
 
 def render_prompts(config: TrainConfig, problems: Sequence[Problem], tokenizer: Any) -> list[str]:
