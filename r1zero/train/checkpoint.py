@@ -4,7 +4,11 @@ A checkpoint is ``RUN_DIR/checkpoints/step_000050/``: the policy and tokenizer i
 (so ``AutoModelForCausalLM.from_pretrained`` and vLLM load it as is) plus the trainer state: the step,
 optimizer and scheduler state, every RNG stream (python, numpy, torch CPU and CUDA), the prompt sampler
 state and the monitors' history. It is written into a temporary directory and renamed into place, so a
-crash mid-save leaves the previous checkpoint untouched and never a half-written one.
+crash mid-save leaves the previous checkpoint untouched and never a half-written one; the temporary
+directory a killed save leaves behind is removed when the run starts or resumes (``clean_partial_saves``),
+and a save that fails (a full disk) removes its own. A checkpoint damaged after the fact (a truncated
+``model.safetensors``, a deleted trainer state) is passed over by ``latest_checkpoint``, with a warning
+naming what is wrong, for the newest complete one before it.
 
 The trainer state holds no pickle, because unpickling a file runs whatever code it names: its tensors
 (optimizer moments, RNG states) go to ``trainer_state.safetensors`` under their dotted path
@@ -17,6 +21,8 @@ builds nothing but tensors, plain containers and the numpy types of numpy's RNG 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -29,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 __all__ = [
@@ -38,6 +45,8 @@ __all__ = [
     "CheckpointError",
     "capture_rng",
     "checkpoint_dirs",
+    "checkpoint_problem",
+    "clean_partial_saves",
     "latest_checkpoint",
     "load_trainer_state",
     "restore_rng",
@@ -53,6 +62,11 @@ LEGACY_STATE_FILE = "trainer_state.pt"
 _FORMAT, _VERSION = "r1zero-trainer-state", 1
 _REQUIRED = ("step", "optimizer", "scheduler", "rng", "sampler")
 _STEP_DIR = re.compile(r"^step_(\d{6,})$")
+#: what ``save_checkpoint`` writes into before the rename, and where it moves a re-saved step aside
+_TMP_DIR = re.compile(r"^\.tmp_step_(\d{6,})_\d+$")
+_OLD_DIR = re.compile(r"^\.old_step_(\d{6,})_\d+$")
+#: files ``save_pretrained`` writes for a tokenizer (one of them is enough: fast, slow, sentencepiece)
+_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
 #: numpy dtype kinds a saved array or scalar may have: bool, signed and unsigned integers, floats
 _NUMPY_KINDS = "biuf"
 #: how torch's weights-only unpickler names a global it refused to load
@@ -118,15 +132,24 @@ def save_checkpoint(
     final = root / f"step_{step:06d}"
     tmp = root / f".tmp_step_{step:06d}_{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    for name, extra in (extra_models or {}).items():
-        extra.save_pretrained(tmp / name, safe_serialization=True)
-        _fsync_dir(tmp / name)
-    save_file(tensors, str(tmp / TENSORS_FILE))
-    document = {"format": _FORMAT, "version": _VERSION, "state": state}
-    (tmp / STATE_FILE).write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
-    _fsync_dir(tmp)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        for name, extra in (extra_models or {}).items():
+            extra.save_pretrained(tmp / name, safe_serialization=True)
+            _fsync_dir(tmp / name)
+        save_file(tensors, str(tmp / TENSORS_FILE))
+        document = {"format": _FORMAT, "version": _VERSION, "state": state}
+        (tmp / STATE_FILE).write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+        _fsync_dir(tmp)
+    except BaseException as exc:  # a full disk, an interrupt: no half-written directory stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _disk_full(exc):
+            raise CheckpointError(
+                f"cannot save the step {step} checkpoint of run directory {str(run_dir)!r}: no space left "
+                f"on the device ({_free_space(root)} free); the previous checkpoint is intact"
+            ) from None
+        raise
     if final.exists():  # re-saving the same step (e.g. after a resume): move the old one aside first
         old = root / f".old_step_{step:06d}_{os.getpid()}"
         final.rename(old)
@@ -135,11 +158,32 @@ def save_checkpoint(
     else:
         tmp.rename(final)
     _fsync_dir(root)
-    if keep > 0:
-        for stale in checkpoint_dirs(run_dir)[:-keep]:
+    if keep > 0:  # checkpoints past ``step`` (left by a run resumed from an earlier one) are not counted
+        for stale in [c for c in checkpoint_dirs(run_dir) if c.step <= step][:-keep]:
             shutil.rmtree(stale.path, ignore_errors=True)
     log.info("saved checkpoint %s", final)
     return final
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps: safetensors and transformers re-raise) is a full disk."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _free_space(path: Path) -> str:
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown space"
+    return f"{free / 2**20:.1f} MiB"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -165,8 +209,85 @@ def checkpoint_dirs(run_dir: Path) -> list[Checkpoint]:
     return sorted(found, key=lambda c: c.step)
 
 
+def clean_partial_saves(run_dir: Path) -> list[Path]:
+    """Remove what a save killed midway left in ``RUN_DIR/checkpoints`` and return those paths.
+
+    A ``.tmp_step_*`` directory is an unfinished save: it is removed. A ``.old_step_*`` directory is a
+    complete checkpoint moved aside while its step was re-saved: it is put back when the new one never
+    took its place, and removed otherwise. Nothing else is touched."""
+    root = Path(run_dir) / "checkpoints"
+    removed = []
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        tmp, old = _TMP_DIR.match(child.name), _OLD_DIR.match(child.name)
+        if not child.is_dir() or not (tmp or old):
+            continue
+        if old and not (root / f"step_{old.group(1)}").exists():
+            log.warning("restoring checkpoint %s, moved aside by a save that was interrupted", child)
+            with contextlib.suppress(OSError):  # another rank of the run restored it first
+                child.rename(root / f"step_{old.group(1)}")
+            continue
+        log.warning("removing %s, left by a checkpoint save that was interrupted", child)
+        shutil.rmtree(child, ignore_errors=True)
+        removed.append(child)
+    return removed
+
+
+def checkpoint_problem(checkpoint: Checkpoint) -> str | None:
+    """What makes a checkpoint unusable, cheaply (files present, headers and sizes, JSON parses), or
+    None when it looks complete. ``load_trainer_state`` does the full check of the trainer state."""
+    path = checkpoint.path
+    if not (path / "config.json").is_file():
+        return "config.json is missing"
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        return "the tokenizer files are missing"
+    weights = sorted(path.glob("model-*.safetensors"))
+    if (path / "model.safetensors").is_file():
+        weights = [path / "model.safetensors"]
+    if not weights and not (path / "pytorch_model.bin").is_file():
+        return "model.safetensors is missing"
+    state = path / STATE_FILE
+    if state.is_file():
+        weights.append(path / TENSORS_FILE)
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return f"{STATE_FILE} is corrupt ({_one_line(exc)})"
+    elif not (path / LEGACY_STATE_FILE).is_file():
+        return f"{STATE_FILE} is missing"
+    for file in weights:
+        problem = _safetensors_problem(file)
+        if problem:
+            return problem
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Whether a safetensors file is missing, has a header that does not parse, or is not as long as its
+    header says (a truncated write)."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        with open(path, "rb") as raw:
+            size = int.from_bytes(raw.read(8), "little")
+            header = json.loads(raw.read(min(size, path.stat().st_size)))
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        expected, actual = 8 + size + max(ends, default=0), path.stat().st_size
+        if actual != expected:
+            how = "truncated" if actual < expected else "corrupt"
+            return f"{path.name} is {how} ({actual} bytes; its header describes {expected})"
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as exc:  # safetensors raises its own error type; a garbled header anything
+        return f"{path.name} is corrupt ({_one_line(exc)})"
+    return None
+
+
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
-    """The newest checkpoint of a run directory; errors when ``run_dir`` is not a run directory."""
+    """The newest complete checkpoint of a run directory; errors when ``run_dir`` is not a run directory.
+
+    What an interrupted save left behind is removed first (``clean_partial_saves``). A checkpoint with a
+    problem (``checkpoint_problem``) is passed over with a warning naming it, for the one before; when
+    every checkpoint has one, a one-line ``CheckpointError``. None when the run has no checkpoint."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{str(run_dir)!r} is not a directory; pass a run directory such as runs/demo")
@@ -175,8 +296,22 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             f"{str(run_dir)!r} is not a run directory (no config.json); "
             "pass the directory a previous 'r1zero train' wrote, such as runs/demo"
         )
+    clean_partial_saves(run_dir)
     found = checkpoint_dirs(run_dir)
-    return found[-1] if found else None
+    problems = []
+    for checkpoint in reversed(found):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        log.warning(
+            "checkpoint %s is unusable (%s); falling back to an earlier checkpoint", checkpoint.path, problem
+        )
+        problems.append(f"{checkpoint.path.name}: {problem}")
+    if problems:
+        raise CheckpointError(
+            f"run directory {str(run_dir)!r} has no complete checkpoint to resume from ({'; '.join(problems)})"
+        )
+    return None
 
 
 def load_trainer_state(checkpoint: Checkpoint) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Only rank 0 builds a ``RunLog``. JSONL files are appended one line per call and flushed, so a crash
 loses at most the line being written; on resume, lines past the checkpoint's step are dropped first, so
-the resumed run appends exactly the lines an uninterrupted run would have written.
+the resumed run appends exactly the lines an uninterrupted run would have written. That cut is atomic: the
+kept lines go to a temporary file beside the log, which replaces it only once written and synced, so a
+crash or a full disk during it leaves the whole original log.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +35,45 @@ def _clean(value: Any) -> Any:
 
 
 def truncate_jsonl(path: Path, max_step: int) -> int:
-    """Keep only lines whose ``step`` is <= ``max_step`` (and drop a torn last line); return lines kept."""
+    """Keep only lines whose ``step`` is <= ``max_step`` (and drop a torn last line); return lines kept.
+
+    The file is replaced atomically (a temporary file in its directory, fsynced, then ``os.replace``)
+    and only when a line is dropped."""
     if not path.is_file():
         return 0
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line torn by a crash mid-write
         if int(record.get("step", 0)) <= max_step:
             kept.append(line)
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    if len(kept) == len(lines) and (not text or text.endswith("\n")):
+        return len(kept)
+    _replace_atomically(path, "".join(line + "\n" for line in kept))
     return len(kept)
+
+
+def _replace_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new, never part."""
+    tmp = path.with_name(f".{path.name}.tmp_{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RunLog:

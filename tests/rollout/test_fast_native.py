@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 
 import pytest
 import torch
+from torch.utils import cpp_extension
 
 from r1zero.cpu import extensions as native
 from r1zero.rollout.base import SamplingParams
@@ -14,12 +16,22 @@ from r1zero.rollout.fast import FastEngine
 from tests.rollout.fixtures import tiny_llama, tiny_qwen2
 from tests.rollout.test_fast import PROMPTS
 
-needs_compiler = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the step")
+#: skipped only where the step truly cannot be built (no compiler or no ninja); where it can, a failed
+#: build fails these tests rather than skipping them
+needs_compiler = pytest.mark.skipif(
+    shutil.which("c++") is None or not cpp_extension.is_ninja_available(),
+    reason="no C++ compiler or no ninja to build the step",
+)
 
 
 @needs_compiler
-def test_extension_builds_here():
-    assert native.load_decode_step() is not None  # a failed build would silently leave every engine on Python
+def test_extension_builds_here(caplog, monkeypatch):
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    native.build.cache_clear()  # build (or load the cached build) now, so that its error is captured
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        module = native.load_decode_step()
+    # a failed build would silently leave every engine on its Python step
+    assert module is not None, f"a C++ compiler is here but decode_step.cpp did not build:\n{caplog.text}"
 
 
 @needs_compiler

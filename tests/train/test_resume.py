@@ -132,21 +132,24 @@ def test_corrupt_checkpoint_and_crash_mid_save(tiny_model_dir, tmp_path, capsys)
     assert cli.main(argv) == 0
     run = tmp_path / "run"
     assert [c.step for c in checkpoint_dirs(run)] == [1, 2]
-    # a crash mid-save leaves a temporary directory: it is ignored, the last complete checkpoint wins
+    # a crash mid-save leaves a temporary directory: it is removed, the last complete checkpoint wins
     (run / "checkpoints" / ".tmp_step_000003_12345").mkdir()
     assert latest_checkpoint(run).step == 2
+    assert not (run / "checkpoints" / ".tmp_step_000003_12345").exists()
     load_trainer_state(latest_checkpoint(run))
-    # a garbled state file is a clear error naming it
+    # a garbled state file is a clear error naming it; resuming passes over that checkpoint
     (run / "checkpoints" / "step_000002" / "trainer_state.json").write_bytes(b"\x00garbage")
     with pytest.raises(CheckpointError, match=r"trainer_state.json' is corrupt"):
-        load_trainer_state(latest_checkpoint(run))
-    capsys.readouterr()
-    assert cli.main(["--resume", str(run), "--run.steps", "3"]) == 2
-    assert "is corrupt" in capsys.readouterr().err
+        load_trainer_state(checkpoint_dirs(run)[-1])
+    assert latest_checkpoint(run).step == 1
     # missing weights
     (run / "checkpoints" / "step_000001" / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="has no model weights"):
         load_trainer_state(checkpoint_dirs(run)[0])
+    # with every checkpoint damaged, resuming is a one-line error
+    capsys.readouterr()
+    assert cli.main(["--resume", str(run), "--run.steps", "3"]) == 2
+    assert "no complete checkpoint" in capsys.readouterr().err
 
 
 def test_starting_over_an_existing_run_is_refused(tiny_model_dir, tmp_path, capsys):
