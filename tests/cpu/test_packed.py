@@ -1,9 +1,11 @@
 """r1zero.cpu.packed: the learner's completions laid end to end give the padded computation's outputs and gradients."""
 
 import logging
+import shutil
 
 import pytest
 import torch
+from torch.utils import cpp_extension
 
 from r1zero.cpu import attention as gqa
 from r1zero.cpu import packed
@@ -215,7 +217,17 @@ def test_a_lora_wrapped_model_runs_packed():
 
 
 # ---------------------------------------------------------------- the fused kernel (attention_ops.cpp)
-needs_kernel = pytest.mark.skipif(packed.load() is None, reason="no C++ compiler for attention_ops.cpp")
+needs_kernel = pytest.mark.skipif(
+    shutil.which("c++") is None or not cpp_extension.is_ninja_available(),
+    reason="no C++ compiler or no ninja for attention_ops.cpp",
+)
+
+
+@needs_kernel
+def test_the_kernel_builds_where_a_compiler_is():
+    assert packed.load() is not None, (
+        "a C++ compiler is here but attention_ops.cpp did not build (see the log)"
+    )
 
 
 def _attention_inputs(lengths, prompt_lengths, width, heads, kv_heads, dim, seed=0):
