@@ -90,15 +90,17 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
-                raise RuntimeError(
-                    "run.tensorboard needs the tensorboard package: pip install tensorboard"
+                raise ValueError(
+                    "run.tensorboard needs the tensorboard package: pip install 'r1zero[tensorboard]'"
                 ) from exc
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         if wandb_project:
             try:
                 import wandb
             except ImportError as exc:
-                raise RuntimeError("run.wandb_project needs the wandb package: pip install wandb") from exc
+                raise ValueError(
+                    "run.wandb_project needs the wandb package: pip install 'r1zero[wandb]'"
+                ) from exc
             self._wandb = wandb.init(
                 project=wandb_project, name=self.run_dir.name, config=config, resume="allow"
             )

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pathlib
+import sys
 
 import pytest
 import torch
@@ -186,3 +187,18 @@ def test_an_interrupted_truncation_leaves_the_original_log(tmp_path, monkeypatch
         runlog.RunLog(tmp_path).resume_at(2)
     assert (tmp_path / "metrics.jsonl").read_text() == original
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("module", "option", "extra"),
+    [
+        ("torch.utils.tensorboard", {"tensorboard": True}, "tensorboard"),
+        ("wandb", {"wandb_project": "p"}, "wandb"),
+    ],
+)
+def test_a_missing_optional_extra_names_itself(tmp_path, monkeypatch, module, option, extra):
+    from r1zero.train.runlog import RunLog
+
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now raises ImportError
+    with pytest.raises(ValueError, match=rf"pip install 'r1zero\[{extra}\]'"):
+        RunLog(tmp_path / "run", **option)
