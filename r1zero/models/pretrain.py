@@ -156,6 +156,8 @@ def pretrain(cfg: PretrainConfig, max_minutes: float | None = None) -> tuple[Lla
         "steps": steps_done,
         "tokens": steps_done * cfg.batch_size * cfg.seq_len,
         "final_loss": sum(tail) / len(tail),
+        "first_step_loss": losses[0] if losses else None,
+        "last_step_loss": losses[-1] if losses else None,
         "wall_seconds": round(time.time() - start, 1),
         "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()),

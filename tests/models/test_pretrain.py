@@ -1,6 +1,7 @@
 """The pretraining recipe (smoke run writing a loadable checkpoint), the probe, and the shipped checkpoint."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -27,7 +28,8 @@ def test_smoke_pretrain_writes_a_loadable_checkpoint(tmp_path):
     assert main(["--preset", "smoke", "--out", str(tmp_path), "--threads", "1"]) == 0
     record = json.loads((tmp_path / "pretrain.json").read_text())
     assert record["stats"]["steps"] == PRESETS["smoke"].steps
-    assert record["stats"]["final_loss"] < 5.0  # below uniform over 128 ids (4.85) plus slack
+    stats, uniform = record["stats"], math.log(len(build_tokenizer()))  # ln 105 = 4.65
+    assert stats["last_step_loss"] < min(stats["first_step_loss"] - 0.1, uniform)  # it learned something
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("# tiny-base") and "| strict accuracy" in card and "Assistant:" in card
     assert json.loads((tmp_path / "probe.json").read_text())["n"] == 4
