@@ -124,6 +124,42 @@ def test_sigkill_mid_step_then_resume_is_bitwise_identical(tiny_model_dir, tmp_p
     assert _max_step(b / "metrics.jsonl") == STEPS
 
 
+@pytest.mark.slow
+def test_sigkill_during_a_checkpoint_save_then_resume_is_bitwise_identical(tiny_model_dir, tmp_path):
+    every_step = ["--run.save_every", "1"]
+    full = _popen([*_args(tiny_model_dir, tmp_path, "full"), *every_step])
+    killed = _popen([*_args(tiny_model_dir, tmp_path, "killed"), *every_step])
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline, partial = time.time() + 120, None
+
+    def saving() -> Path | None:  # a save of step 3 or later under way (so one checkpoint is behind it)
+        found = [p for p in checkpoints.glob(".tmp_step_*") if int(p.name.split("_")[2]) >= 3]
+        return found[0] if found else None
+
+    while partial is None and killed.poll() is None and time.time() < deadline:
+        if checkpoints.is_dir() and saving() is not None:
+            killed.send_signal(signal.SIGSTOP)  # frozen: is the save still under way?
+            partial = saving()
+            killed.send_signal(signal.SIGKILL if partial is not None else signal.SIGCONT)
+        time.sleep(0.0005)
+    killed.wait(timeout=60)
+    assert partial is not None and killed.returncode == -signal.SIGKILL, "no save was caught under way"
+    saved_step = int(partial.name.split("_")[2])
+    last = latest_checkpoint(tmp_path / "killed")  # removes the partial save
+    assert last is not None and last.step == saved_step - 1 and not partial.exists()
+
+    resumed = _popen(["--resume", str(tmp_path / "killed")])
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    out_full, _ = full.communicate(timeout=300)
+    assert full.returncode == 0, out_full[-3000:]
+    a, b = tmp_path / "full", tmp_path / "killed"
+    for name in ("metrics.jsonl", "samples.jsonl", "eval.jsonl"):
+        assert _lines(a / name) == _lines(b / name), name
+    final = f"checkpoints/step_{STEPS:06d}"
+    assert (a / final / "model.safetensors").read_bytes() == (b / final / "model.safetensors").read_bytes()
+
+
 def test_corrupt_checkpoint_and_crash_mid_save(tiny_model_dir, tmp_path, capsys):
     argv = [
         *_args(tiny_model_dir, tmp_path, "run"),
