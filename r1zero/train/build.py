@@ -133,6 +133,45 @@ def render_prompts(config: TrainConfig, problems: Sequence[Problem], tokenizer: 
     return prompts
 
 
+def check_context(config: TrainConfig, problems: Sequence[Problem], tokenizer: Any, model: Any) -> None:
+    """Refuse, before the first step, problems whose prompt plus ``rollout.max_new_tokens`` exceeds the
+    model's positions (the ``fast`` engine would fail mid-run, ``hf`` decode past its trained positions).
+
+    Only the longest questions are rendered and tokenized (the longest prompt is among them), so a large
+    training set costs nothing noticeable.
+    """
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not context or not problems:
+        return
+    longest = sorted(problems, key=lambda p: len(p.question), reverse=True)[:32]
+    lengths = [len(tokenizer(text)["input_ids"]) for text in render_prompts(config, longest, tokenizer)]
+    worst = max(range(len(longest)), key=lambda i: lengths[i])
+    if lengths[worst] + config.rollout.max_new_tokens > context:
+        raise ValueError(
+            f"problem {longest[worst].id!r}: its prompt ({lengths[worst]} tokens) plus rollout.max_new_tokens "
+            f"({config.rollout.max_new_tokens}) exceeds the model's {context} positions; lower "
+            "--rollout.max_new_tokens, use a shorter --data.template, or drop the longest problems"
+        )
+
+
+def _verify_in_process(name: str, responses, golds, metas) -> list[Verdict]:
+    """``reward.workers 0``: each item through the verifier in this process; an exception scores the item
+    as an error (reason ``error``), as the worker pool does, and is logged once per batch."""
+    fn = get_verifier(name)
+    out, failed = [], None
+    for r, g, m in zip(responses, golds, metas, strict=True):
+        try:
+            out.append(fn(r, g, **m))
+        except Exception as exc:  # a user verifier broke its contract: the item scores 0, the run goes on
+            failed = failed or exc
+            out.append(Verdict(0.0, False, False, "error", None, {}))
+    if failed is not None:
+        log.warning(
+            "verifier %r raised %s: %s (scored as reason 'error')", name, type(failed).__name__, failed
+        )
+    return out
+
+
 # ---------------------------------------------------------------- model and engine
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -198,8 +237,7 @@ def verify(config: TrainConfig, problems: Sequence[Problem], texts: Sequence[str
                 timeout=config.reward.timeout,
             )
         else:
-            fn = get_verifier(name)
-            out = [fn(r, g, **m) for r, g, m in zip(responses, golds, metas, strict=True)]
+            out = _verify_in_process(name, responses, golds, metas)
         for i, verdict in zip(idx, out, strict=True):
             verdicts[i] = verdict
     weights = reward_weights(config)

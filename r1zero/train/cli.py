@@ -58,7 +58,9 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, bool]:
             raise ValueError(f"{str(saved_file)!r} is not a valid r1zero config: {exc}") from exc
         # the run directory is where it is now (it may have been moved or copied)
         saved = apply_overrides(saved, ["--run.out_dir", str(path.parent), "--run.name", path.name])
-        return apply_overrides(saved, argv), True
+        resumed = apply_overrides(saved, argv)
+        check_resume_overrides(saved, resumed)
+        return resumed, True
     if config_file is None:
         return apply_overrides(_preset(preset or "cpu-demo"), argv), False
     data = read_config_file(config_file)
@@ -68,6 +70,27 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, bool]:
     except ValueError as exc:
         raise ValueError(f"{config_file}: {exc}") from None
     return apply_overrides(config, argv), False
+
+
+#: what a resumed run cannot change: its seed, model and problems (the run would no longer be the one saved)
+FIXED_ON_RESUME = ("run.seed", "model.name", "data.source", "data.difficulty", "data.train_size",
+                   "data.heldout_source", "data.heldout_size", "data.template", "data.think_prefix")  # fmt: skip
+
+
+def check_resume_overrides(saved: TrainConfig, resumed: TrainConfig) -> None:
+    """A ``ValueError`` naming the first ``FIXED_ON_RESUME`` field an override changed.
+
+    >>> from r1zero.train.config import apply_overrides
+    >>> check_resume_overrides(TrainConfig(), apply_overrides(TrainConfig(), ["--run.steps", "9"]))
+    """
+    for key in FIXED_ON_RESUME:
+        section, name = key.split(".")
+        before, after = getattr(getattr(saved, section), name), getattr(getattr(resumed, section), name)
+        if before != after:
+            raise ValueError(
+                f"--{key} {after!r} differs from the run's {before!r}; a resumed run keeps its seed, model "
+                "and problems (start a new run with another --run.name to change them)"
+            )
 
 
 def check_names(config: TrainConfig) -> None:

@@ -127,6 +127,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     model, tokenizer = build.load_model(
         source, config.model.dtype, device, config.model.gradient_checkpointing
     )
+    build.check_context(config, [*problems, *heldout], tokenizer, model)
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()

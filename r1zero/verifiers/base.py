@@ -129,7 +129,12 @@ def get_verifier(spec: str) -> Verifier:
     if path_part.endswith(".py"):
         return _load_from_file(Path(path_part), func_name or None)
     if func_name:
-        module = importlib.import_module(path_part)
+        try:
+            module = importlib.import_module(path_part)
+        except Exception as exc:  # no such module, or it raised on import
+            raise ValueError(
+                f"verifier {spec!r}: importing {path_part!r} failed ({type(exc).__name__}: {exc})"
+            ) from exc
         fn = getattr(module, func_name, None)
         if not callable(fn):
             raise ValueError(f"{spec!r}: module {path_part!r} has no callable {func_name!r}")
@@ -170,6 +175,11 @@ def _load_from_file(path: Path, func_name: str | None) -> Verifier:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file is broken: say which and how, in one line
+            del sys.modules[module_name]
+            raise ValueError(
+                f"verifier file {str(path)!r} raised {type(exc).__name__} on import: {exc}"
+            ) from exc
         except BaseException:
             del sys.modules[module_name]
             raise
