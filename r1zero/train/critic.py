@@ -138,7 +138,10 @@ def critic_update(
         grad_norm = torch.nn.utils.clip_grad_norm_(
             critic.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf")
         )
-        optimizer.step()
+        if torch.isfinite(grad_norm):  # as the policy's: a NaN/inf gradient never reaches the weights
+            optimizer.step()
+        else:
+            optimizer.zero_grad(set_to_none=True)
     critic.eval()
     mask = batch.loss_mask
     return {

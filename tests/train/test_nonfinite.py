@@ -181,3 +181,20 @@ def test_weights_that_are_not_finite_are_never_saved(tiny_model_dir, tmp_path):
     with pytest.raises(TrainingError, match="step 2: the policy has NaN or infinite weights; no checkpoint"):
         save_session(session, 2)
     assert [c.step for c in checkpoint_dirs(tmp_path / "s")] == [1]
+
+
+def test_a_non_finite_critic_gradient_leaves_the_critic_unchanged(tiny_model_dir):
+    from r1zero.algo.batch import PackedBatch
+    from r1zero.train.config import CriticConfig
+    from r1zero.train.critic import critic_update, load_critic
+
+    critic = load_critic(str(tiny_model_dir), "float32", torch.device("cpu"))
+    optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-2)
+    ids = torch.randint(4, 40, (2, 9))
+    mask = torch.ones_like(ids)
+    batch = PackedBatch(ids, mask, torch.ones(2, 5), torch.zeros(2, 5), torch.zeros(2, 5), None, 4)
+    before = {k: v.clone() for k, v in critic.state_dict().items()}
+    returns = torch.full((2, 5), float("nan"))
+    critic_update(critic, optimizer, batch, torch.zeros(2, 5), returns, CriticConfig(), micro_batch_size=2)
+    assert all(torch.equal(before[k], v) for k, v in critic.state_dict().items())
+    assert not optimizer.state  # Adam's moments never saw the NaN
