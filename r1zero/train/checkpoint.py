@@ -240,6 +240,12 @@ def checkpoint_problem(checkpoint: Checkpoint) -> str | None:
         return "config.json is missing"
     if not any((path / name).is_file() for name in _TOKENIZER_FILES):
         return "the tokenizer files are missing"
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):  # truncated by a crash?
+        if (path / name).is_file():
+            try:
+                json.loads((path / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                return f"{name} is corrupt ({_one_line(exc)})"
     weights = sorted(path.glob("model-*.safetensors"))
     if (path / "model.safetensors").is_file():
         weights = [path / "model.safetensors"]

@@ -95,9 +95,11 @@ def _truncate(path: pathlib.Path) -> None:
             lambda c: [(c / n).unlink() for n in ("tokenizer.json", "tokenizer_config.json")],
             "tokenizer files are missing",
         ),
+        (lambda c: (c / "tokenizer.json").write_text('{"model": {"vo'), "tokenizer.json is corrupt"),
+        (lambda c: (c / "config.json").write_text('{"model_type": '), "config.json is corrupt"),
     ],
     ids=["truncated-weights", "no-weights", "garbled-weights", "no-state", "garbled-state",
-         "truncated-state-tensors", "no-config", "no-tokenizer"],
+         "truncated-state-tensors", "no-config", "no-tokenizer", "truncated-tokenizer", "truncated-config"],
 )  # fmt: skip
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, damage, named):
     run = _run(tmp_path)
