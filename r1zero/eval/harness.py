@@ -322,27 +322,13 @@ def _write_results(out_dir: Path, name: str, result: dict, records: list[list[Sa
 
 
 def _verify(name: str, responses: list[str], golds: list[str], metas: list[dict], cfg: EvalConfig) -> list:
-    """Verdicts in order: in the process pool (wall-clock limit per item) unless ``reward.workers`` is 0."""
-    from r1zero import verifiers
+    """Verdicts in order: in the process pool (wall-clock limit per item), or in this process when
+    ``reward.workers`` is 0."""
+    from r1zero.verifiers import verify_batch
 
-    if cfg.reward.workers > 0:
-        try:
-            verify_batch = verifiers.verify_batch
-        except (AttributeError, ImportError):
-            logger.warning("verify_batch is not available; verifying in this process")
-        else:
-            return list(
-                verify_batch(
-                    name,
-                    responses,
-                    golds,
-                    metas=metas,
-                    workers=cfg.reward.workers,
-                    timeout=cfg.reward.timeout,
-                )
-            )
-    verifier = verifiers.get_verifier(name)
-    return [verifier(r, g, **m) for r, g, m in zip(responses, golds, metas, strict=True)]
+    return verify_batch(
+        name, responses, golds, metas=metas, workers=cfg.reward.workers, timeout=cfg.reward.timeout
+    )
 
 
 def _load_model(model: str, device: str = "auto", dtype: str = "float32"):

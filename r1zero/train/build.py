@@ -17,7 +17,7 @@ import torch
 
 from r1zero.data.problem import Problem
 from r1zero.train.config import TrainConfig
-from r1zero.verifiers import Verdict, get_verifier
+from r1zero.verifiers import Verdict, verify_batch
 from r1zero.verifiers.reward import RewardWeights, apply_weights
 
 __all__ = [
@@ -154,24 +154,6 @@ def check_context(config: TrainConfig, problems: Sequence[Problem], tokenizer: A
         )
 
 
-def _verify_in_process(name: str, responses, golds, metas) -> list[Verdict]:
-    """``reward.workers 0``: each item through the verifier in this process; an exception scores the item
-    as an error (reason ``error``), as the worker pool does, and is logged once per batch."""
-    fn = get_verifier(name)
-    out, failed = [], None
-    for r, g, m in zip(responses, golds, metas, strict=True):
-        try:
-            out.append(fn(r, g, **m))
-        except Exception as exc:  # a user verifier broke its contract: the item scores 0, the run goes on
-            failed = failed or exc
-            out.append(Verdict(0.0, False, False, "error", None, {}))
-    if failed is not None:
-        log.warning(
-            "verifier %r raised %s: %s (scored as reason 'error')", name, type(failed).__name__, failed
-        )
-    return out
-
-
 # ---------------------------------------------------------------- model and engine
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -225,19 +207,9 @@ def verify(config: TrainConfig, problems: Sequence[Problem], texts: Sequence[str
     for name, idx in by_name.items():
         responses, golds = [texts[i] for i in idx], [problems[i].answer for i in idx]
         metas = [problems[i].meta for i in idx]
-        if config.reward.workers > 0:
-            from r1zero.verifiers import verify_batch
-
-            out = verify_batch(
-                name,
-                responses,
-                golds,
-                metas=metas,
-                workers=config.reward.workers,
-                timeout=config.reward.timeout,
-            )
-        else:
-            out = _verify_in_process(name, responses, golds, metas)
+        out = verify_batch(
+            name, responses, golds, metas=metas, workers=config.reward.workers, timeout=config.reward.timeout
+        )
         for i, verdict in zip(idx, out, strict=True):
             verdicts[i] = verdict
     weights = reward_weights(config)

@@ -480,17 +480,40 @@ def verify_batch(
 
     A hung item costs at most ``timeout`` seconds and comes back with reason "timeout"; a crashed
     worker is replaced and its item comes back with reason "error". The workers of a given count are
-    kept between calls (the trainer calls this every step).
+    kept between calls (the trainer calls this every step). ``workers=0`` verifies in this process,
+    with no time limit (only for verifiers that cannot hang); an item whose verifier raises comes back
+    with reason "error" there too.
 
     >>> [v.reason for v in verify_batch("integer", ["<answer>12</answer>", "<answer>13</answer>"], ["12", "12"])]
     ['correct', 'wrong']
     """
+    if workers == 0:
+        return _verify_here(name, responses, golds, metas or [{}] * len(responses))
     with _POOLS_LOCK:
         key = (os.getpid(), workers)
         pool = _POOLS.get(key)
         if pool is None:
             pool = _POOLS[key] = VerifierPool(workers)
     return pool.verify(name, responses, golds, metas=metas, timeout=timeout, progress=progress)
+
+
+def _verify_here(
+    name: str, responses: Sequence[str], golds: Sequence[str], metas: Sequence[dict]
+) -> list[Verdict]:
+    """``verify_batch`` with no workers: in this process; a raising item scores reason "error" (logged once)."""
+    fn = get_verifier(name)
+    out, failed = [], None
+    for response, gold, meta in zip(responses, golds, metas, strict=True):
+        try:
+            out.append(fn(response, gold, **meta))
+        except Exception as exc:  # the verifier broke its contract: the item scores 0, the caller goes on
+            failed = failed or exc
+            out.append(Verdict(0.0, False, False, "error", None, {}))
+    if failed is not None:
+        logger.warning(
+            "verifier %r raised %s: %s (scored as reason 'error')", name, type(failed).__name__, failed
+        )
+    return out
 
 
 @atexit.register
