@@ -4,7 +4,9 @@
 positions that predict each completion token. Rows of a GRPO group share their prompt: it runs once
 (``prompt_prefix``) and its keys/values feed every row, as the ``fast`` engine decodes. On CPU the
 completions may run packed end to end (``r1zero.cpu.packed_outputs``); anywhere else they run padded
-over a KV cache. ``sequence_logprobs`` turns logits into the per-token log-probs the loss needs.
+over a KV cache. ``sequence_logprobs`` turns them into the per-token log-probs the loss needs: from the
+full logits when they are small, else from the final hidden states with the LM head run over chunks of
+positions (``r1zero.train.logprobs``), so a 152k vocabulary never materialises ``[b, T, V]`` logits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from r1zero import cpu
 from r1zero.algo.batch import PackedBatch, PromptPrefix, prefix_rows
-from r1zero.algo.grpo import entropy_from_logp
+from r1zero.train import logprobs
 
 __all__ = [
     "cache_keyword",
@@ -27,6 +29,9 @@ __all__ = [
     "prompt_prefix",
     "sequence_logprobs",
 ]
+
+#: the output key the chunked log-probs ask for: the final hidden states (after the last norm)
+_HIDDEN = "hidden"
 
 
 def cache_keyword(model: torch.nn.Module) -> str | None:
@@ -62,6 +67,20 @@ def drops_cache(model: torch.nn.Module) -> bool:
     return checkpointing and model.training and torch.is_grad_enabled()
 
 
+def _forward(model: torch.nn.Module, key: str, last_logits: bool = False, **inputs: object) -> torch.Tensor:
+    """``model(**inputs)``'s output ``key``; ``_HIDDEN`` gives the final hidden states.
+
+    ``last_logits`` (implied by ``_HIDDEN``) computes the logits of the last position only, where the
+    forward takes ``logits_to_keep``. The hidden states come out of the model's own forward (not its
+    decoder called apart), so a wrapper around the whole model (FSDP, LoRA) sees an ordinary call.
+    """
+    if (last_logits or key == _HIDDEN) and "logits_to_keep" in _forward_parameters(model):
+        inputs["logits_to_keep"] = 1
+    if key == _HIDDEN:
+        return model(**inputs, output_hidden_states=True).hidden_states[-1]  # [b, t, H]
+    return model(**inputs)[key]
+
+
 def prompt_prefix(
     model: torch.nn.Module, batch: PackedBatch, key: str = "logits", detach: bool = False
 ) -> PromptPrefix | None:
@@ -85,16 +104,17 @@ def prompt_prefix(
     ids, mask = unique[:, :p], unique[:, p:]  # [U, P]
     config = getattr(model, "config", None)
     cache = DynamicCache(config=config)
-    head = {"logits_to_keep": 1} if "logits_to_keep" in _forward_parameters(model) else {}
-    out = model(
+    out = _forward(
+        model,
+        key,
+        last_logits=True,
         input_ids=ids,
         attention_mask=mask,
         position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
         use_cache=True,
         **{cache_arg: cache},
-        **head,
     )
-    graph = (out[key][:, -1], *(t for layer in cache.layers for t in (layer.keys, layer.values)))
+    graph = (out[:, -1], *(t for layer in cache.layers for t in (layer.keys, layer.values)))
     leaves = tuple(t.detach().requires_grad_(t.requires_grad) for t in graph) if detach else graph
     return PromptPrefix(mask, inverse, graph, leaves, config, cache_arg)
 
@@ -116,29 +136,45 @@ def completion_outputs(
     if prefix is not None and (out := cpu.packed_outputs(model, batch, key, prefix)) is not None:
         return out
     if prefix is None:
-        positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions)
-        return out[key][:, batch.prompt_width - 1 : -1]  # [b, T, ...]
+        return _padded_outputs(model, batch, key)
+    first = prefix.leaves[0][prefix.index]  # [b, ...] predicts completion token 0
+    if batch.input_ids.shape[1] == batch.prompt_width + 1:  # one completion column: nothing more to run
+        return first[:, None]
+    return torch.cat([first[:, None], _cached_outputs(model, batch, key, prefix)], dim=1)  # [b, T, ...]
+
+
+def _padded_outputs(model: torch.nn.Module, batch: PackedBatch, key: str) -> torch.Tensor:
+    """Output ``key`` at the completion positions ``[b, T, ...]``, every row its own prompt (no prefix)."""
+    positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # [b, P+T]
+    out = _forward(
+        model, key, input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions
+    )  # [b, P+T, ...]
+    return out[:, batch.prompt_width - 1 : -1]  # [b, T, ...]
+
+
+def _cached_outputs(
+    model: torch.nn.Module, batch: PackedBatch, key: str, prefix: PromptPrefix
+) -> torch.Tensor:
+    """Output ``key`` at completion positions ``1..T-1`` ``[b, T-1, ...]``, padded rows over the prompts'
+    keys/values in ``prefix`` (position 0 is the prefix's own output)."""
     from transformers import DynamicCache
 
     rows, p = prefix.index, batch.prompt_width
-    first = prefix.leaves[0][rows]  # [b, ...] predicts completion token 0
-    if batch.input_ids.shape[1] == p + 1:  # one completion column: nothing more to run
-        return first[:, None]
     cache = DynamicCache(config=prefix.config)
     keys, values = prefix.leaves[1::2], prefix.leaves[2::2]
     for layer, (k, v) in enumerate(zip(keys, values, strict=True)):
         cache.update(k[rows], v[rows], layer)  # [b, Hkv, P, Dh]: each row's prompt
     mask = torch.cat([prefix.mask[rows], batch.attention_mask[:, p:-1]], dim=1)  # [b, P_prefix + T-1]
     positions = (mask.cumsum(dim=1) - 1)[:, prefix.mask.shape[1] :]  # [b, T-1]
-    out = model(
+    return _forward(
+        model,
+        key,
         input_ids=batch.input_ids[:, p:-1],
         attention_mask=mask,
         position_ids=positions,
         use_cache=True,
         **{prefix.cache_arg: cache},
-    )
-    return torch.cat([first[:, None], out[key]], dim=1)  # [b, T, ...]
+    )  # [b, T-1, ...]
 
 
 def sequence_logprobs(
@@ -147,19 +183,60 @@ def sequence_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     prefix: PromptPrefix | None = None,
+    *,
+    chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probs ``[b, T]`` (and entropies) of the completion tokens under ``model``."""
-    logits = completion_outputs(model, batch, "logits", prefix).float()  # [b, T, V]
-    if temperature > 0 and temperature != 1.0:
-        logits = logits / temperature
+    """Per-token log-probs ``[b, T]`` (and entropies, no grad) of the completion tokens under ``model``.
+
+    Full logits up to ``logprobs.FULL_LOGITS_MAX_BYTES`` (float32) are computed in one piece; larger ones
+    never exist: the model returns its final hidden states and the LM head and log-softmax run over
+    chunks of positions, recomputed in the backward (``logprobs.chunked_logprobs``). Same values and
+    gradients up to float rounding. The prompt's position (predicting token 0) comes from ``prefix``'s
+    logits as before, and the CPU packed path (``r1zero.cpu.packed_outputs``) serves only the full one.
+
+    Args:
+        chunk_size: positions per LM-head chunk; None chooses (``logprobs.chunk_positions``).
+    """
     targets = batch.input_ids[:, batch.prompt_width :]  # [b, T]
-    logp = torch.log_softmax(logits, dim=-1)  # [b, T, V]
-    token_logp = logp.gather(-1, targets[..., None]).squeeze(-1)  # [b, T]
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = entropy_from_logp(logp)  # [b, T]
-    return token_logp, entropy
+    head = _chunkable_head(model)
+    if chunk_size is None and head is not None:
+        chunk_size = logprobs.chunk_positions(*targets.shape, head.weight.shape[0])
+    if chunk_size is None:
+        logits = completion_outputs(model, batch, "logits", prefix)  # [b, T, V]
+        return logprobs.token_logprobs(logits, targets, temperature, with_entropy)
+    if head is None:
+        raise ValueError(
+            f"chunk_size={chunk_size} needs a model whose get_output_embeddings() alone gives its logits; "
+            f"{type(model).__name__} has none: use chunk_size=None"
+        )
+    prefix = prefix if prefix is not None else prompt_prefix(model, batch)
+    if prefix is None:
+        hidden = _padded_outputs(model, batch, _HIDDEN)  # [b, T, H]
+        return logprobs.chunked_logprobs(hidden, head, targets, temperature, chunk_size, with_entropy)
+    first = prefix.leaves[0][prefix.index][:, None]  # [b, 1, V] the prompt's logits predict token 0
+    logp, entropy = logprobs.token_logprobs(first, targets[:, :1], temperature, with_entropy)  # [b, 1]
+    if targets.shape[1] == 1:
+        return logp, entropy
+    hidden = _cached_outputs(model, batch, _HIDDEN, prefix)  # [b, T-1, H]
+    rest, rest_entropy = logprobs.chunked_logprobs(
+        hidden, head, targets[:, 1:], temperature, chunk_size, with_entropy
+    )  # [b, T-1]
+    entropy = torch.cat([entropy, rest_entropy], dim=1) if with_entropy else None  # [b, T]
+    return torch.cat([logp, rest], dim=1), entropy  # [b, T]
+
+
+def _chunkable_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """``model``'s LM head when it alone maps the final hidden states to the logits, else None (no
+    ``get_output_embeddings``, or a config that rescales or soft-caps the logits after it, as Gemma 2's
+    ``final_logit_softcapping``, Cohere's ``logit_scale`` or Granite's ``logits_scaling`` do)."""
+    config = getattr(model, "config", None)
+    if any(
+        getattr(config, name, None) for name in ("final_logit_softcapping", "logit_scale", "logits_scaling")
+    ):
+        return None
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    return head if isinstance(getattr(head, "weight", None), torch.Tensor) else None
 
 
 @torch.no_grad()
