@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("r1zero.eval.plots", "plot a run's curves (accuracy, length, reflection)"),
     "report": ("r1zero.eval.report", "write a self-contained HTML report of a run"),
     "rm": ("r1zero.reward_model.cli", "train / evaluate a learned (Bradley-Terry) reward model"),
+    "export": ("r1zero.train.export", "write a run's checkpoint as one Hugging Face model directory"),
 }
 
 

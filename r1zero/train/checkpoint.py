@@ -17,6 +17,9 @@ non-string keys, numpy arrays and scalars, and tensors are tagged objects (``{"$
 ``{"$tensor": "optimizer.state.0.exp_avg"}``) so that loading gives back exactly the types saved.
 A ``trainer_state.pt`` written by earlier versions is read with torch's weights-only unpickler, which
 builds nothing but tensors, plain containers and the numpy types of numpy's RNG state.
+
+A sharded policy (FSDP) is checkpointed by every rank into the same directory layout with other files
+(``r1zero.train.sharded_checkpoint``); ``checkpoint_problem`` and ``latest_checkpoint`` handle both.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ _TMP_DIR = re.compile(r"^\.tmp_step_(\d{6,})_\d+$")
 _OLD_DIR = re.compile(r"^\.old_step_(\d{6,})_\d+$")
 #: files ``save_pretrained`` writes for a tokenizer (one of them is enough: fast, slow, sentencepiece)
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
+#: the manifest of a sharded (FSDP) checkpoint (``r1zero.train.sharded_checkpoint``)
+_SHARDED_MANIFEST = "r1zero_sharded.json"
 #: numpy dtype kinds a saved array or scalar may have: bool, signed and unsigned integers, floats
 _NUMPY_KINDS = "biuf"
 #: how torch's weights-only unpickler names a global it refused to load
@@ -246,6 +251,10 @@ def checkpoint_problem(checkpoint: Checkpoint) -> str | None:
                 json.loads((path / name).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 return f"{name} is corrupt ({_one_line(exc)})"
+    if (path / _SHARDED_MANIFEST).is_file():  # every rank's shards and state: see sharded_checkpoint
+        from r1zero.train.sharded_checkpoint import sharded_problem
+
+        return sharded_problem(path)
     weights = sorted(path.glob("model-*.safetensors"))
     if (path / "model.safetensors").is_file():
         weights = [path / "model.safetensors"]
@@ -324,6 +333,10 @@ def load_trainer_state(checkpoint: Checkpoint) -> dict[str, Any]:
     """Read the trainer state without unpickling; a missing, damaged or unsafe file is a one-line
     ``CheckpointError`` naming it."""
     path = checkpoint.path / STATE_FILE
+    if (checkpoint.path / _SHARDED_MANIFEST).is_file():
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint.path)!r} is sharded: load_sharded_checkpoint reads it"
+        )
     if path.is_file():
         state = _read_state(path, checkpoint.path / TENSORS_FILE)
     elif (checkpoint.path / LEGACY_STATE_FILE).is_file():
