@@ -1,4 +1,4 @@
-"""r1zero's GRPO losses against TRL 1.16's formulas, without TRL installed.
+"""r1zero's GRPO, GSPO, CISPO and SAPO losses against TRL 1.16's formulas, without TRL installed.
 
 ``trl_loss`` below transcribes the part of ``GRPOTrainer._compute_loss`` (trl 1.16.0,
 ``trl/trainer/grpo_trainer.py``) that runs with token-level importance sampling, beta = 0, no entropy
@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from r1zero.algo.grpo import group_advantages, grpo_loss
+from r1zero.algo.losses import cispo_loss, gspo_loss, sapo_loss
 from r1zero.train.config import RolloutConfig
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -101,6 +102,79 @@ def test_trl_formula_golden_values(loss_type, expected):
     theirs = trl_loss(logp, old, adv, mask, loss_type, 0.2, 0.2, 4, 3.0, 1)
     assert ours.item() == pytest.approx(expected, abs=1e-6)
     assert theirs.item() == pytest.approx(expected, abs=1e-6)
+
+
+def trl_variant_loss(logp, old, adv, mask, variant, num_items, accum):
+    """TRL 1.16 ``_compute_loss`` for GSPO (``loss_type="grpo"``, ``importance_sampling_level="sequence"``,
+    epsilon 3e-4 / 4e-4), CISPO (``loss_type="cispo"``, ``epsilon_high`` 5.0) and SAPO (``loss_type="sapo"``,
+    temperatures 1.0 / 1.05) on one micro-batch, transcribed line by line (beta 0, train mode)."""
+    advantages = adv.unsqueeze(1)
+    mask = mask.float()
+    log_ratio = logp - old
+    if variant == "gspo":
+        log_importance_weights = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    else:
+        log_importance_weights = log_ratio
+    coef_1 = torch.exp(log_importance_weights)
+    if variant == "cispo":
+        clamped_ratios = torch.clamp(coef_1, max=5.0).detach()
+        per_token_loss = -clamped_ratios * advantages * logp
+        return (per_token_loss * mask).sum() / (torch.tensor(num_items).clamp(min=1.0) * accum / accum)
+    if variant == "gspo":
+        coef_2 = torch.clamp(coef_1, 1 - 3e-4, 1 + 4e-4)
+        per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+    else:  # sapo
+        temperatures = torch.where(advantages > 0, 1.0, 1.05)
+        per_token_loss = -torch.sigmoid(temperatures * (coef_1 - 1)) * 4 / temperatures * advantages
+    return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accum
+
+
+#: r1zero's side of each TRL variant: the loss and the keywords that reproduce TRL's settings.
+R1ZERO_VARIANTS = {
+    "gspo": (gspo_loss, {"eps_low": 3e-4, "eps_high": 4e-4, "aggregation": "grpo"}),
+    "cispo": (cispo_loss, {"eps_low": None, "eps_high": 4.0, "aggregation": "dapo"}),
+    "sapo": (sapo_loss, {"tau_pos": 1.0, "tau_neg": 1.05, "aggregation": "grpo"}),
+}
+
+
+@pytest.mark.parametrize("variant", ["gspo", "cispo", "sapo"])
+@pytest.mark.parametrize("accum", [1, 2])
+@pytest.mark.parametrize("noise", [0.0, 4e-4, 0.4])
+def test_r1zero_variants_match_trl_formula(variant, accum, noise):
+    """Noise 4e-4 puts GSPO's sequence ratios on both sides of its tiny clip range; 0.4 CISPO's above 5."""
+    logp, old, adv, mask = random_case(seed=accum, off_policy=False)
+    old = old + noise * torch.randn(old.shape, generator=torch.Generator().manual_seed(7)) * 4  # [B, T]
+    batch = logp.shape[0]
+    num_items, micro = float(mask.sum()), batch // accum
+    fn, kwargs = R1ZERO_VARIANTS[variant]
+    totals = {}
+    for side in ("trl", "r1zero"):
+        x = logp.clone().requires_grad_(True)
+        loss = torch.zeros(())
+        for k in range(accum):
+            rows = slice(k * micro, (k + 1) * micro)
+            if side == "trl":
+                loss = loss + trl_variant_loss(
+                    x[rows], old[rows], adv[rows], mask[rows], variant, num_items, accum
+                )
+            else:
+                loss = (
+                    loss
+                    + fn(
+                        x[rows],
+                        old[rows],
+                        adv[rows],
+                        mask[rows],
+                        num_sequences=batch,
+                        num_tokens=num_items,
+                        **kwargs,
+                    )[0]
+                )
+        loss.backward()
+        totals[side] = (loss.detach(), x.grad)
+    assert torch.allclose(totals["trl"][0], totals["r1zero"][0], atol=1e-6, rtol=0)
+    assert torch.allclose(totals["trl"][1], totals["r1zero"][1], atol=1e-6, rtol=0)
+    assert totals["trl"][1].abs().max() > 0
 
 
 def _load(name: str):
