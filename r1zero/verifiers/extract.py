@@ -2,14 +2,19 @@
 
 Rules, in order; the first that finds something wins:
 
-1. ``<answer>…</answer>`` content (a ``\\boxed{}`` inside it is unwrapped). Several answer blocks that
-   disagree are *conflicting*: the verifier refuses them rather than picking one (a policy could
-   otherwise list every candidate).
-2. The last ``\\boxed{…}`` / ``\\fbox{…}``, braces nested to any depth.
+1. ``<answer>…</answer>`` content (a ``\\boxed{}`` inside it is unwrapped; an ``Answer:`` label, markdown
+   bold and math delimiters around it are dropped; in a sentence, its last value). Several answer
+   blocks that disagree are *conflicting*: the verifier refuses them rather than picking one (a policy
+   could otherwise list every candidate); so is a different boxed or "final answer" after ``</answer>``.
+2. The last group of ``\\boxed{…}`` / ``\\fbox{…}`` (boxes separated only by commas, "and", spacing:
+   ``\\boxed{1}, \\boxed{2}``), braces nested to any depth; a group of different boxes is *several*
+   answers, which the verifier compares as a list or refuses against a single-valued gold. A
+   "final answer is …" written after the last box wins over it.
 3. The last "the (final) answer is …".
 4. The last GSM8K ``#### n``.
-5. Free-form text: the last math expression (``$…$``, ``\\(…\\)``, ``\\[…\\]``; its last side when it is a
-   chain of equalities), else the last number.
+5. Free-form text: the whole text when it is one short formula (``\\frac{7}{3}``), else the last math
+   expression (``$…$``, ``\\(…\\)``, ``\\[…\\]``; its last side when it is a chain of equalities), else the
+   last number.
 
 When the output has a think block, only the text after the last ``</think>`` is searched; an output
 that opens ``<think>`` and never closes it has no answer. An answer written only while thinking is no
@@ -30,11 +35,31 @@ SOURCES = ("answer_tag", "boxed", "answer_is", "gsm8k", "final_expr")
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_ANSWER_IS = re.compile(r"(?:final\s+)?answer\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"(?:final\s+)?answer\s*\**\s*(?:is|:|=)\s*:?\s*\**\s*", re.IGNORECASE)
+_FINAL_ANSWER = re.compile(r"final\s+answer\s*\**\s*(?:is|:|=)", re.IGNORECASE)
+# "Answer:", "**Final answer:**" opening an answer block.
+_LABEL = re.compile(r"^\s*\**\s*(?:final\s+)?answer\s*\**\s*(?:[:：]\s*\**\s*|(?=\$|\\[(\[]))", re.IGNORECASE)
+_HEDGE_WORD = re.compile(
+    r"\b(?:or|either|maybe|possibly|perhaps|not sure|at least|at most|between|about|approximately|around"
+    r"|roughly|than|range)\b",
+    re.IGNORECASE,
+)
+# A wholly bold answer, "**6**" (not a power chain such as 9**9**9).
+_BOLD = re.compile(r"\s*\*\*((?:(?!\*\*).)+?)\*\*\s*\.?\s*", re.DOTALL)
+# What may stand between two boxes of one group: punctuation, spacing, "and", a short \text{…}, delimiters.
+_BOX_GAP = re.compile(
+    r"(?:[\s,;&$()\[\]{}]|\\[(),;!\[\] ]|\\q?quad\b|\\text\s*\{[^{}\n]{0,40}\}|\b(?:and|or)\b|\\\\"
+    r"|[A-Za-z](?:_\{?\w+\}?)?\s*=)*"
+)
+# A bare "=" (not part of <=, >=, !=, :=).
+_BARE_EQUALS = re.compile(r"(?<![<>!:=\\])=(?!=)")
 _WORDS = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _GSM8K = re.compile(r"####\s*([^\n]+)")
-_MATH_DELIMITER = re.compile(r"\$\$|\$|\\\(|\\\)|\\\[|\\\]")
+_MATH_DELIMITER = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\)|\\\[|\\\]")
 _MATH_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+_UNIT_AFTER = re.compile(r"\s*[a-zA-Z]{1,3}[²³]")
+_BARE_COMMANDS = re.compile(r"\\[a-zA-Z]+")
+_ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[a-zA-Z*]+\}(?:\{[lcr|]*\})?|\\[a-zA-Z]+")
 _NUMBER = re.compile(r"[-−]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+")
 # End of an "answer is" sentence: a period/semicolon not inside a number, or a line break.
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.(?=\s|\Z)|;|\n")
@@ -51,18 +76,20 @@ class Extraction:
         answer: The answer text (stripped), or None when nothing answer-like was found.
         source: Which rule found it (one of :data:`SOURCES`), or None.
         conflicting: True when several answer blocks give different answers.
+        several: True when the answer is a group of different boxes joined with ", ".
     """
 
     answer: str | None
     source: str | None
     conflicting: bool = False
+    several: bool = False
 
 
 def extract_answer(response: str) -> Extraction:
     """Extract the final answer from a whole model output.
 
     >>> extract_answer("<think>maybe 3</think> <answer>\\\\boxed{4}</answer>")
-    Extraction(answer='4', source='answer_tag', conflicting=False)
+    Extraction(answer='4', source='answer_tag', conflicting=False, several=False)
     >>> extract_answer("so $x = \\\\frac{1}{2}$ and the answer is $\\\\boxed{\\\\frac{1}{2}}$.").answer
     '\\\\frac{1}{2}'
     >>> extract_answer("She pays 5 + 7 = 12 dollars.\\n#### 12").source
@@ -71,6 +98,8 @@ def extract_answer(response: str) -> Extraction:
     True
     >>> extract_answer("<answer>4</answer> <answer>5</answer>").conflicting
     True
+    >>> extract_answer(r"so \\boxed{(0,3)}, \\boxed{(3,0)}")
+    Extraction(answer='(0,3), (3,0)', source='boxed', conflicting=False, several=True)
     """
     text = strip_eos(response)
     if "</think>" in text:
@@ -92,15 +121,39 @@ def find_boxed(text: str) -> str | None:
     >>> find_boxed(r"\\boxed{unclosed") is None
     True
     """
-    starts = [match.end() for match in _BOXED.finditer(text)]
-    if not starts:
-        return None
+    boxes = _boxes(text)
+    return text[boxes[-1][1] : boxes[-1][2]] if boxes else None
+
+
+def _boxes(text: str) -> list[tuple[int, int, int]]:
+    """``(command start, content start, content end)`` of each complete box, in order."""
     closing = _matching_braces(text)
-    for start in reversed(starts):
-        end = closing.get(start - 1)
+    boxes = []
+    for match in _BOXED.finditer(text):
+        end = closing.get(match.end() - 1)
         if end is not None:
-            return text[start:end]
-    return None
+            boxes.append((match.start(), match.end(), end))
+    return boxes
+
+
+def boxed_group(text: str) -> tuple[list[str], int] | None:
+    """Contents of the last group of boxes (separated only by commas, "and", spacing) and where it ends.
+
+    >>> boxed_group(r"\\boxed{1} and \\boxed{2}")
+    (['1', '2'], 23)
+    >>> boxed_group(r"\\boxed{17}. Checking again, it is \\boxed{18}.")[0]
+    ['18']
+    """
+    boxes = _boxes(text)
+    if not boxes:
+        return None
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        gap = text[box[2] + 1 : group[0][0]]
+        if len(gap) > 80 or not _BOX_GAP.fullmatch(gap):
+            break
+        group.insert(0, box)
+    return [text[start:end].strip() for _, start, end in group], boxes[-1][2] + 1
 
 
 def _matching_braces(text: str) -> dict[int, int]:
@@ -120,23 +173,45 @@ def _from_answer_tags(text: str) -> Extraction | None:
     blocks = _ANSWER_BLOCK.findall(text)
     if not blocks:
         return None
-    answers = [_unbox(block) for block in blocks]
-    answers = [a for a in answers if a]
-    if not answers:
+    unboxed = [_unbox(block) for block in blocks]
+    unboxed = [(a, several) for a, several in unboxed if a]
+    if not unboxed:
         return Extraction(None, "answer_tag")
-    distinct = {" ".join(a.split()) for a in answers}
-    return Extraction(answers[-1], "answer_tag", conflicting=len(distinct) > 1)
+    distinct = {" ".join(a.split()) for a, _ in unboxed}
+    after = text.rsplit("</answer>", 1)[1] if "</answer>" in text else ""
+    later = _from_boxed_or_final(after) if after.strip() else None
+    if later is not None and later.answer:  # a different "final" answer after the tag
+        distinct.add(" ".join(later.answer.split()))
+    answer, several = unboxed[-1]
+    return Extraction(answer, "answer_tag", conflicting=len(distinct) > 1, several=several)
 
 
-def _unbox(block: str) -> str:
-    """The answer inside an answer block: its boxed content, or what follows "the answer is", or all of it."""
-    boxed = find_boxed(block)
-    if boxed is not None:
-        return boxed.strip()
+def _unbox(block: str) -> tuple[str, bool]:
+    """The answer inside an answer block and whether it is several boxes: its boxed content, what follows
+    "the answer is", the inside of math delimiters around all of it, the value of a sentence, or all of it.
+    """
+    block = _LABEL.sub("", block)
+    if (bold := _BOLD.fullmatch(block)) is not None:  # "**6**"
+        block = bold.group(1)
+    boxed = _from_boxed(block)
+    if boxed is not None and boxed.answer:
+        return boxed.answer, boxed.several
     said = _from_answer_is(block)
     if said is not None and said.answer:
-        return said.answer
-    return _single_value_in_prose(block) or block.strip()
+        return (_value_in_prose(said.answer) or said.answer), False
+    stripped = _strip_math_delimiters(block)
+    if (
+        block.lstrip().startswith(("$", "\\(", "\\["))
+        and stripped != block.strip()
+        and not _math_spans(stripped)
+    ):
+        return stripped, False
+    return _value_in_prose(block) or block.strip(), False
+
+
+def _joined(contents: list[str]) -> tuple[str, bool]:
+    distinct = list(dict.fromkeys(" ".join(c.split()) for c in contents if c.strip()))
+    return (", ".join(distinct), True) if len(distinct) > 1 else (contents[-1].strip(), False)
 
 
 def _math_spans(text: str) -> list[tuple[int, int, str]]:
@@ -170,26 +245,38 @@ def _blank_math(text: str) -> str:
     return "".join([*pieces, text[last:]])
 
 
-def _single_value_in_prose(block: str) -> str | None:
-    """ "The total cost is $64." -> "64": a sentence with exactly one number or formula in it.
+def _value_in_prose(block: str) -> str | None:
+    """ "The total cost is $64." -> "64": the last number or formula of a sentence (math-verify's reading).
 
-    A sentence with several ("it could be 12 or 13") is left whole, so the verifier sees the hedge.
+    A sentence that hedges ("it could be 12 or 13", "maybe 4") is left whole, so the verifier sees it.
     """
     prose = _blank_math(block)
-    if len(_WORDS.findall(prose)) < 3:
-        return None
-    maths, numbers = _math_spans(block), _NUMBER.findall(prose)
-    if len(maths) + len(numbers) != 1:
+    words = len(_WORDS.findall(_ENVIRONMENT.sub(" ", prose)))
+    if not (words >= 3 or (words and len(_math_spans(block)) == 1)) or _HEDGE_WORD.search(prose):
         return None
     found = _from_final_expression(block)
     return found.answer if found is not None else None
 
 
 def _from_boxed(text: str) -> Extraction | None:
-    boxed = find_boxed(text)
-    if boxed is None:
+    group = boxed_group(text)
+    if group is None:
         return None
-    return Extraction(boxed.strip() or None, "boxed")
+    final = list(_FINAL_ANSWER.finditer(text))
+    if final and final[-1].start() > group[1]:  # "Final Answer: The final answer is $2,310$." after a box
+        said = _from_answer_is(text)
+        if said is not None:
+            return said
+    answer, several = _joined(group[0])
+    return Extraction(answer or None, "boxed", several=several)
+
+
+def _from_boxed_or_final(text: str) -> Extraction | None:
+    """A box or a "final answer is" in ``text`` (what counts after ``</answer>``)."""
+    found = _from_boxed(text)
+    if found is None and _FINAL_ANSWER.search(text):
+        found = _from_answer_is(text)
+    return found
 
 
 def _from_answer_is(text: str) -> Extraction | None:
@@ -210,10 +297,18 @@ def _from_gsm8k(text: str) -> Extraction | None:
 
 
 def _from_final_expression(text: str) -> Extraction | None:
+    bare = text.strip()
+    if (
+        len(bare) <= 200
+        and "\\" in bare
+        and not _MATH_DELIMITER.search(bare)
+        and not _WORDS.findall(_BARE_COMMANDS.sub("", bare))
+    ):
+        return Extraction(bare, "final_expr")  # the whole output is one formula: \frac{7}{3}
     maths = _math_spans(text)
     numbers = list(_NUMBER.finditer(text))
     if maths and (not numbers or maths[-1][1] >= numbers[-1].end()):
-        inner = maths[-1][2].rsplit("=", 1)[-1].strip()  # "3 + 4 = 7": the value is the last side
+        inner = _BARE_EQUALS.split(maths[-1][2])[-1].strip()  # "3 + 4 = 7": the value is the last side
         if inner:
             return Extraction(inner, "final_expr")
     if numbers and not _is_fragment(text, numbers[-1]):
@@ -231,11 +326,15 @@ def _is_fragment(text: str, number: re.Match) -> bool:
     """
     before = text[number.start() - 1] if number.start() > 0 else " "
     after = text[number.end()] if number.end() < len(text) else " "
+    if _UNIT_AFTER.match(text, number.end()):  # "1,000.99m²": a unit, not a glued letter
+        return before in _GLUE_BEFORE or before.isalpha()
     return before in _GLUE_BEFORE or before.isalpha() or after in _GLUE_AFTER or after.isalpha()
 
 
 def _strip_math_delimiters(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
+    if (bold := _BOLD.fullmatch(answer)) is not None:
+        answer = bold.group(1).strip().rstrip(".").strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left) + len(right):
             return answer[len(left) : -len(right)].strip()

@@ -29,7 +29,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from r1zero.verifiers.base import Verdict, register
-from r1zero.verifiers.extract import extract_answer, find_boxed
+from r1zero.verifiers.extract import boxed_group, extract_answer
 from r1zero.verifiers.format import check_format
 from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
 from r1zero.verifiers.support import sandbox
@@ -38,6 +38,7 @@ from r1zero.verifiers.support.intervals import IntervalSet, interval_set
 from r1zero.verifiers.support.normalize import (
     ExactValue,
     choice_letter,
+    encloses,
     exact_equal,
     normalize,
     parse_exact,
@@ -84,6 +85,17 @@ _MATH_WORDS = frozenset(
     ]
 )
 _WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
+# "1000,99", "0,111", "7,25": a decimal comma (one comma, not a thousands grouping such as 1,000).
+_DECIMAL_COMMA = re.compile(r"^(-?(?![1-9]\d{0,2},\d{3}$)\d+),(\d+)$")
+_FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|:)", re.IGNORECASE)
+# A bare "=" (not part of <=, >=, \ne): "\frac{1}{2} = \frac{10}{9}" answers with its last side.
+_BARE_EQUALS = re.compile(r"(?<![<>!:=\\])=(?!=)")
+# A decimal with many places: "0.0833333333333333" is 1/12 written out as far as the writer went.
+_LONG_DECIMAL = re.compile(r"^-?\d*\.(\d{6,})$")
+# "(a) 5, (b) 7": the labels of a several-part answer.
+_PART_LABEL = re.compile(r"(^|,)\s*\(?(?:[a-e]|i{1,3}|iv)\)\s*")
+# "x = 3" inside a list item: the value is the right-hand side.
+_ITEM_ASSIGNMENT = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*")
 # Python in a gold ("1 + __import__('os').system(...)") is a data defect or an attack, not an answer.
 _PYTHON = re.compile(
     r"__\w+|(?<!\\)\b(?:import|lambda|exec|eval)\b|[A-Za-z_]\w*\.[A-Za-z_]\w*\s*\("
@@ -99,6 +111,7 @@ class _Gold:
     multi: bool  # several parts (a list or set of more than one element)
     bad: bool  # refused by the guards or empty
     intervals: IntervalSet | None = None  # an interval, a union of them or an inequality ("x \ge 3")
+    parts: str = ""  # the brackets of a tuple/vector gold with several entries ("()" for "(7, 3)")
 
 
 @register("math")
@@ -150,16 +163,32 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     answer = found.answer
     if found.conflicting or (not gold_info.multi and _HEDGE.search(answer) and not _HEDGE.search(gold)):
         return "rejected", answer
+    if found.several:  # several different boxes: a list when the gold has parts, else candidates
+        if not (gold_info.multi or gold_info.parts):
+            return "rejected", answer
+        answer = _as_gold_list(answer, gold_info)
     if guard_answer(answer) is not None:
         return "rejected", answer
     if gold_info.choice is not None:
         return ("correct" if choice_letter(answer) == gold_info.choice else "wrong"), answer
-    normal = normalize(_CONNECTOR.sub(",", answer) if gold_info.multi else answer)
+    normal = normalize(_as_list(answer) if gold_info.multi else answer)
+    if _LOOSE_SET.fullmatch(normal):
+        normal = normal[1:-1].strip()
+    if "=" not in gold_info.text and len(_BARE_EQUALS.split(normal)) > 1:
+        normal = _BARE_EQUALS.split(normal)[-1].strip()  # "a = b = 12": the value is the last side
+    if gold_info.exact is not None and gold_info.exact.kind == "number":
+        normal = _DECIMAL_COMMA.sub(r"\1.\2", normal)  # "7,25" against one number is 7.25
     if gold_info.word is not None:
         return ("correct" if normal.casefold() == gold_info.word else "wrong"), answer
     exact = parse_exact(normal)
+    comma_gold = _DECIMAL_COMMA.fullmatch(gold_info.text)
+    if comma_gold is not None and normal == f"{comma_gold[1]}.{comma_gold[2]}":
+        return "correct", answer  # "0.111" for a gold written with a decimal comma, "0,111"
     if gold_info.exact is not None and exact is not None:
-        return ("correct" if exact_equal(gold_info.exact, exact) else "wrong"), answer
+        same = exact_equal(gold_info.exact, exact) or _long_decimal_of(gold_info.exact, normal)
+        if gold_info.exact.brackets == "()" and exact.kind == "set" and not normal.startswith("\\{"):
+            same = gold_info.exact.items == exact.items  # "1, 3" or "{1,3}" for the pair (1, 3), in order
+        return ("correct" if same else "wrong"), answer
     if (decided := _interval_verdict(gold_info, normal, exact)) is not None:
         return decided, answer
     if gold_info.exact is not None and _has_prose(normal):  # words are not a number: spare sympy the prose
@@ -247,22 +276,79 @@ def _has_prose(text: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _read_gold(gold: str) -> _Gold:
-    boxed = find_boxed(gold)
-    raw = boxed if boxed is not None else gold
+    group = boxed_group(gold)
+    raw = ", ".join(group[0]) if group is not None else gold
+    if group is None and len(gold) > 200 and _FINAL_ANSWER.search(gold):  # a whole worked solution
+        raw = extract_answer(gold).answer or gold
     if guard_answer(raw) is not None or _PYTHON.search(raw):  # before any regex or sympy sees it
         return _Gold(raw[:100], None, None, None, False, bad=True)
+    if _CONNECTOR.search(raw) and len(split_top_level(raw)) > 1:  # "19, 46, and 82"
+        raw = _as_list(raw)
     text = normalize(raw)
+    if _LOOSE_SET.fullmatch(text):  # "{1,2,3}" from "$${1,2,3}$$": LaTeX grouping braces
+        text = text[1:-1].strip()
     exact = parse_exact(text)
     if not text or (exact is None and malformed(text)):
         return _Gold(text, None, None, None, False, bad=True)
     choice = choice_letter(text) if re.fullmatch(r"\(?[A-J]\)?", text) else None
     word = text.casefold() if _WORD.match(text) and len(text) >= 3 and re.search("[aeiouy]", text) else None
-    enclosed = text.startswith(("(", "[", r"\{")) and len(split_top_level(text[1:-1])) > 1
+    enclosed = text.startswith(("(", "[", r"\{")) and encloses(text) and len(split_top_level(text[1:-1])) > 1
     multi = (exact is not None and exact.kind == "set" and len(exact.items) > 1) or (
         not enclosed and len(split_top_level(text)) > 1
     )
     intervals = interval_set(text, exact if exact is not None and exact.kind == "sequence" else None)
-    return _Gold(text, exact, choice, word, multi, bad=False, intervals=intervals)
+    parts = text[0] + text[-1] if enclosed and encloses(text) else ""
+    return _Gold(text, exact, choice, word, multi, bad=False, intervals=intervals, parts=parts)
+
+
+_LOOSE_SET = re.compile(r"\{[^{}\\]*,[^{}\\]*\}")
+
+
+def _as_list(answer: str) -> str:
+    """A several-part answer as a comma list: "and" and "(a)"/"(b)" labels dropped.
+
+    >>> _as_list(r"(a) 5 and (b) 7"), _as_list(r"19, 46, \\text{ and } 82")
+    ('5,7', '19, 46, 82')
+    """
+    listed = _PART_LABEL.sub(r"\1", _CONNECTOR.sub(",", answer))
+    return re.sub(r"\s*,(?:\s*,)*", ",", listed).strip(" ,")
+
+
+def _long_decimal_of(gold: ExactValue, answer: str) -> bool:
+    """A decimal of 6+ places against a rational gold whose expansion does not end: right when it is the
+    gold rounded or cut to the places written (math-verify rounds to 6 places; exact elsewhere).
+
+    >>> _long_decimal_of(parse_exact("1/12"), "0.0833333333333333"), _long_decimal_of(parse_exact("1/12"), "0.083334")
+    (True, False)
+    """
+    match = _LONG_DECIMAL.fullmatch(answer)
+    if match is None or gold.kind != "number" or gold.percent or not isinstance(gold.items[0], Fraction):
+        return False
+    value, places = gold.items[0], len(match.group(1))
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator == 1:  # a terminating decimal must be written exactly
+        return False
+    written, scale = Fraction(answer), 10**places
+    cut = Fraction(int(value * scale), scale)  # toward zero
+    rounded = Fraction(round(value * scale), scale)
+    return written in (cut, rounded)
+
+
+def _as_gold_list(answer: str, gold: _Gold) -> str:
+    """Several boxed answers joined as the gold's structure: ``a = 7``, ``b = 3`` against ``(7, 3)`` is
+    ``(7, 3)``; against a list or set gold, the list of values (assignments dropped when the gold has none).
+
+    >>> _as_gold_list("a = 7, b = 3", _read_gold("(7, 3)"))
+    '(7, 3)'
+    """
+    items = split_top_level(answer)
+    if "=" not in gold.text:
+        items = [_ITEM_ASSIGNMENT.sub("", item) for item in items]
+    joined = ", ".join(items)
+    return f"{gold.parts[0]}{joined}{gold.parts[1]}" if gold.parts else joined
 
 
 def _as_rational(value: ExactValue | None) -> tuple[int, int] | None:

@@ -65,7 +65,7 @@ _TRIG_DEGREES = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?
 _ORDINAL = re.compile(r"(\d)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)\b\}?")
 _SCALE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
+_THOUSANDS = re.compile(r"(?<![\d.])[1-9]\d{0,2}(?:,\d{3})+(?![\d])")
 # "x = 3", "m_{\max} = n^2-1", "\frac{dM}{dt} = kM": a named left-hand side; the value is the right-hand side.
 _ASSIGNMENT = re.compile(
     r"^\s*(?:(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?|_\{\s*\\?[a-zA-Z]+\s*\})?(?:\([a-z]\))?"
@@ -78,7 +78,30 @@ _MIXED = re.compile(
 _UNITS_TAIL = re.compile(
     r"^(?P<num>[-+]?[\d./]+%?)\s*[a-zA-Z]{2,}\.?(?:\^?\d)?(?:[\s/]+[a-zA-Z]+\.?(?:\^?\d)?)*$"
 )
-_CURRENCY = re.compile(r"\\?\$|\bdollars?\b|\bUSD\b|\bcents?\b")
+_CURRENCY = re.compile(r"\\?\$|\bdollars?\b|\bUSD\b|\bcents?\b|€|£|\\euro\b|\\pounds\b")
+# A unit with a superscript after a number: "1,000.99m²", "12 km³".
+_SUPERSCRIPT_UNIT = re.compile(r"(?<=\d)\s*[a-zA-Z]{1,3}[²³]\s*$")
+_SEPARATOR_SPACE = re.compile(r"(?<=\d),\s*(?:\\[!,]\s*)+(?=\d{3}(?!\d))")
+_SPACE_THOUSANDS = re.compile(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?")
+_RELATION_ASCII = re.compile(r"<=|>=|!=|=<|=>|=/=")
+_RELATION_LATEX = {
+    "<=": r" \le ",
+    "=<": r" \le ",
+    ">=": r" \ge ",
+    "=>": r" \ge ",
+    "!=": r" \ne ",
+    "=/=": r" \ne ",
+}
+_SQRT_PARENS = re.compile(r"\\sqrt\s*\(([^()]*)\)")
+_MATRIX_ENV = re.compile(r"\\(begin|end)\{(?:bmatrix|Bmatrix|smallmatrix|matrix)\}|\\(end)\{array\}")
+_ARRAY_SPEC = re.compile(r"\\begin\{array\}\s*\{[lcr|\s]*\}")
+# A lone matrix in brackets left by \left[ … \right]: the brackets are the matrix's own.
+_BRACKETED_MATRIX = re.compile(r"^[\[(]\s*(\\begin\{pmatrix\}.*\\end\{pmatrix\})\s*[\])]$", re.DOTALL)
+# A unit in text after a value: "\frac{1}{3} \text{meters}", "12 \textbf{cm}^2" (not a text answer alone).
+_UNIT_TEXT = re.compile(
+    r"(?<=[\d}])\s*\\(?:text|textbf|textit|textrm|mathrm|mbox)\s*\{\s*[a-zA-Z]{1,12}(?:\s+[a-zA-Z]{1,12}){0,2}\s*\}"
+    r"(?:\s*\^\s*\{?\d\}?)?\s*$"
+)
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _FRACTION = re.compile(
     r"^(?P<sign>[+-]?)(?:(?P<n1>-?\d+(?:\.\d+)?)/(?P<d1>\d+(?:\.\d+)?)"
@@ -125,10 +148,15 @@ def normalize(text: str) -> str:
     >>> normalize(r"45^\\circ"), normalize(r"12\\text{ cm}^2"), normalize(r"50\\%")
     ('45', '12', '50%')
     """
-    text = text.translate(_CHAR_MAP)
+    text = _SUPERSCRIPT_UNIT.sub("", text).translate(_CHAR_MAP)
     text = text.replace("{,}", ",").replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
     text = text.replace(r"\%", "%").replace(r"\dbinom", r"\binom").replace(r"\tbinom", r"\binom")
     text = re.sub(r"(\d)\\,(?=\d{3}\b)", r"\1", text)  # thin-space thousands separator: 1\,234
+    text = _SEPARATOR_SPACE.sub(",", text)  # 12,\!345 and 3,\! 141,\! 592: a comma plus a LaTeX space
+    text = _RELATION_ASCII.sub(lambda m: _RELATION_LATEX[m.group(0)], text)
+    text = _SQRT_PARENS.sub(r"\\sqrt{\1}", text)
+    text = _MATRIX_ENV.sub(_pmatrix, _ARRAY_SPEC.sub(r"\\begin{pmatrix}", text))
+    text = _UNIT_TEXT.sub("", text)
     text = _CURRENCY.sub("", text)
     text = _DROP.sub(" ", text)
     for _ in range(3):
@@ -142,6 +170,9 @@ def normalize(text: str) -> str:
         text = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
     text = _SCALE.sub(lambda m: _scaled(m.group(1), m.group(2)), text)
     text = " ".join(text.split()).rstrip(".").strip().replace(" %", "%")
+    if _SPACE_THOUSANDS.fullmatch(text):  # "2 500", "1 000 000.5"
+        text = text.replace(" ", "")
+    text = _BRACKETED_MATRIX.sub(r"\1", text)
     if (assignment := _ASSIGNMENT.match(text)) is not None:
         text = assignment.group("rhs").strip()
     if (units := _UNITS_TAIL.match(text)) is not None:
@@ -149,6 +180,10 @@ def normalize(text: str) -> str:
     if (mixed := _MIXED.match(text)) is not None:
         text = _mixed(mixed)
     return text
+
+
+def _pmatrix(match: re.Match) -> str:
+    return "\\" + (match.group(1) or match.group(2)) + "{pmatrix}"
 
 
 def _scaled(number: str, word: str) -> str:
@@ -413,10 +448,11 @@ def exact_equal(gold: ExactValue, answer: ExactValue) -> bool:
 
 
 def _numbers_equal(gold: ExactValue, answer: ExactValue) -> bool:
+    """Percent on both sides compares the written numbers (``0.4%`` is not ``40%``); on one side only, the
+    number may be written either way (``40%`` answers ``0.4`` and ``40``, as math-verify reads it)."""
     g, a = gold.items[0], answer.items[0]
-    candidates = {a}
-    if answer.percent and isinstance(a, Fraction):
-        candidates.add(a / 100)
-    if gold.percent and isinstance(g, Fraction):
-        return g in candidates or g / 100 in candidates
-    return g in candidates
+    if gold.percent == answer.percent or not (isinstance(g, Fraction) and isinstance(a, Fraction)):
+        return g == a
+    if gold.percent:
+        return a in (g, g / 100)
+    return g in (a, a / 100)
