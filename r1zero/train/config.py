@@ -38,6 +38,7 @@ __all__ = [
     "config_from_dict",
     "config_help",
     "config_to_dict",
+    "resolved_compute_dtype",
     "validate",
 ]
 
@@ -58,6 +59,22 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     """Trade compute for activation memory in the learner's forward/backward (checkpointed layers drop
     a KV cache, so each row then runs its own prompt instead of sharing its group's prompt pass)."""
+    sharding: str = field(default="none", metadata=_choices("none", "fsdp"))
+    """How the learner's weights live over data-parallel ranks: "none" keeps a full copy per rank and
+    sums the gradients with an all-reduce (float32 on the wire); "fsdp" shards weights, gradients and
+    AdamW state over the ranks with torch's FSDP2 (``fully_shard``, per decoder layer), the reference
+    model and PPO critic too. "fsdp" also runs on one process (no torchrun: a 1-rank group), which is
+    how ``compute_dtype`` and ``cpu_offload`` are had on one GPU. Under "fsdp" each row runs its own
+    prompt in the update (no shared prompt pass) and the CPU speed code is off for the sharded models."""
+    compute_dtype: str = field(default="auto", metadata=_choices("auto", "float32", "bfloat16", "float16"))
+    """dtype of the learner's forward/backward: "auto" = ``dtype``. "bfloat16" with ``dtype float32``
+    (needs ``sharding fsdp``) keeps float32 master weights and AdamW state, computes in bf16 and reduces
+    gradients in float32 (FSDP2 ``MixedPrecisionPolicy``), as verl does: AdamW on bf16 weights loses
+    updates at small learning rates (1e-6 next to a weight of 0.02 is below bf16's step there)."""
+    cpu_offload: bool = False
+    """``sharding fsdp`` on a GPU only: keep the sharded weights, gradients and AdamW state in CPU memory
+    (FSDP2 ``CPUOffloadPolicy``), copying each layer to the GPU for its forward/backward; lets a model
+    whose float32 AdamW state does not fit train on one GPU, at the cost of host-device copies."""
 
 
 @dataclass(frozen=True)
@@ -422,7 +439,47 @@ def validate(config: TrainConfig) -> TrainConfig:
     for ok, message, value in checks:
         if not ok:
             raise ValueError(f"{message}; got {value!r}")
+    _check_model_precision(config.model)
     return config
+
+
+def _check_model_precision(model: ModelConfig) -> None:
+    """Refuse combinations of ``model.sharding``, ``compute_dtype`` and ``cpu_offload`` that cannot run.
+
+    >>> _check_model_precision(ModelConfig(dtype="float32", compute_dtype="bfloat16"))
+    Traceback (most recent call last):
+    ...
+    ValueError: model.compute_dtype 'bfloat16' differs from model.dtype 'float32', which needs --model.sharding fsdp (works on one process too); with sharding none the learner computes in model.dtype
+    """
+    compute = resolved_compute_dtype(model)
+    if compute != model.dtype and model.sharding != "fsdp":
+        raise ValueError(
+            f"model.compute_dtype {model.compute_dtype!r} differs from model.dtype {model.dtype!r}, which "
+            "needs --model.sharding fsdp (works on one process too); with sharding none the learner "
+            "computes in model.dtype"
+        )
+    if compute != model.dtype and model.dtype != "float32":
+        raise ValueError(
+            f"model.compute_dtype {model.compute_dtype!r} with model.dtype {model.dtype!r}: mixed precision "
+            "keeps float32 master weights; use --model.dtype float32 (or compute_dtype auto)"
+        )
+    if model.cpu_offload and model.sharding != "fsdp":
+        raise ValueError(
+            "model.cpu_offload needs --model.sharding fsdp (FSDP2 offloads its shards); got sharding 'none'"
+        )
+    if model.cpu_offload and model.device == "cpu":
+        raise ValueError(
+            "model.cpu_offload moves GPU weights to CPU memory; with --model.device cpu they are there already"
+        )
+
+
+def resolved_compute_dtype(model: ModelConfig) -> str:
+    """The learner's compute dtype: ``model.compute_dtype``, or ``model.dtype`` for "auto".
+
+    >>> resolved_compute_dtype(ModelConfig(dtype="bfloat16"))
+    'bfloat16'
+    """
+    return model.dtype if model.compute_dtype == "auto" else model.compute_dtype
 
 
 # ---------------------------------------------------------------- dict round trip

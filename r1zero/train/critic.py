@@ -20,6 +20,8 @@ from r1zero.train.config import CriticConfig
 from r1zero.train.distributed import DistInfo, all_reduce_grads
 from r1zero.train.forward import completion_outputs, frozen_per_token, prompt_prefix
 from r1zero.train.learner import split_rows
+from r1zero.train.sharding import grad_norm as clipped_grad_norm
+from r1zero.train.sharding import is_sharded
 
 __all__ = ["critic_update", "gae_batch", "load_critic", "sequence_values"]
 
@@ -111,6 +113,7 @@ def critic_update(
     Micro-batching is ``policy_update``'s: rows sorted and split by completion length, the step's prompts
     run once forward and once backward, gradients accumulated with the whole batch's token count as the
     normaliser; with data parallelism the gradients are summed over ranks (``dist_info``) before each step.
+    A sharded critic (FSDP2) runs as a sharded policy does: each row its own prompt, fixed micro-batches.
     """
     # PackedBatch sorts and trims rows consistently; carry returns and old values in its [B, T] slots
     value_batch = replace(batch, advantages=returns, rollout_logp=old_values).by_length()
@@ -118,11 +121,12 @@ def critic_update(
     lengths = value_batch.attention_mask[:, value_batch.prompt_width :].sum(dim=1).tolist()  # ascending
     sums = {"value_loss": 0.0, "value_clip_frac": 0.0}
     grad_norm = torch.zeros(())
+    sharded = is_sharded(critic)
     critic.train()
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
-        prefix = prompt_prefix(critic, value_batch, detach=True)
-        for rows in split_rows(critic, lengths, micro_batch_size, prefix):
+        prefix = None if sharded else prompt_prefix(critic, value_batch, detach=True)
+        for rows in split_rows(critic, lengths, micro_batch_size, prefix, fixed=sharded):
             micro = value_batch.rows(rows)
             values = sequence_values(critic, micro, prefix_rows(prefix, rows))  # [b, T]
             loss, stats = ppo.value_loss(
@@ -134,10 +138,9 @@ def critic_update(
             sums["value_clip_frac"] += stats["clip_frac"] * share / epochs
         if prefix is not None:
             prefix.backward()
-        all_reduce_grads(critic.parameters(), dist_info)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            critic.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf")
-        )
+        if not sharded:
+            all_reduce_grads(critic.parameters(), dist_info)
+        grad_norm = clipped_grad_norm(critic.parameters(), config.grad_clip)
         if torch.isfinite(grad_norm):  # as the policy's: a NaN/inf gradient never reaches the weights
             optimizer.step()
         else:

@@ -4,8 +4,14 @@
 joins the group (gloo on CPU, NCCL on GPU). Each rank rolls out and verifies its own share of the step's
 prompts (whole groups, so advantages stay group-local), starts from rank 0's weights
 (``broadcast_parameters``), and after its backward passes sums the gradients over ranks
-(``all_reduce_grads``, once per optimiser step); rank 0 alone writes the run directory. Without torchrun
-everything here is a no-op with world size 1.
+(``all_reduce_grads``, once per optimiser step, in float32 whatever the weights' dtype); rank 0 alone
+writes the run directory. Without torchrun everything here is a no-op with world size 1. With
+``model.sharding fsdp`` the weights are sharded instead (``r1zero.train.sharding``) and FSDP2 reduces
+the gradients itself; ``init_distributed(device, always=True)`` then joins a 1-rank group when there
+is no torchrun, since FSDP2 needs a process group.
+
+Every tensor collective here goes through ``_check_backend_device``: NCCL moves CUDA tensors only,
+gloo CPU ones, and a tensor on the wrong device fails deep inside the backend (or hangs).
 
 Why not ``DistributedDataParallel``: DDP syncs inside the backward of each forward it wraps, so the
 learner's shared prompt pass (each distinct prompt run once, its keys/values read by every row of its
@@ -30,6 +36,7 @@ __all__ = [
     "all_gather_list",
     "all_reduce_grads",
     "all_reduce_sum",
+    "backend_for",
     "broadcast_parameters",
     "check_gpu_rank",
     "init_distributed",
@@ -60,16 +67,22 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); else return a 1-process info."""
+def init_distributed(device: torch.device, always: bool = False) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); else return a 1-process info.
+
+    ``always`` (FSDP, which needs a process group) joins a 1-rank group without torchrun too.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and not always:
         return DistInfo()
     if device.type == "cuda":
         check_gpu_rank(int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count())
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        backend = backend_for(device)
+        if "MASTER_ADDR" in os.environ or world > 1:
+            dist.init_process_group(backend=backend)
+        else:  # one process, no torchrun: an in-memory store is all a 1-rank group needs
+            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
     info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         torch.cuda.set_device(info.local_rank)
@@ -90,6 +103,49 @@ def check_gpu_rank(local_rank: int, gpus: int) -> None:
             f"local rank {local_rank} has no GPU: this machine has {gpus}; use --nproc_per_node {gpus} "
             "(one rank per GPU), or --model.device cpu"
         )
+
+
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for ranks whose tensors live on ``device``.
+
+    >>> backend_for(torch.device("cpu")), backend_for(torch.device("cuda", 1))
+    ('gloo', 'nccl')
+    """
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+#: the device type each backend's tensor collectives take
+BACKEND_DEVICES = {"nccl": "cuda", "gloo": "cpu"}
+
+
+def _check_backend_device(tensor: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """``tensor``, after checking that ``backend`` (default: the process group's) can move it.
+
+    NCCL takes CUDA tensors only and gloo CPU ones; a mismatch would fail inside the backend with a
+    message that names neither, or hang. Backends not in ``BACKEND_DEVICES`` are not checked.
+
+    >>> _check_backend_device(torch.zeros(2), "gloo").shape
+    torch.Size([2])
+    >>> _check_backend_device(torch.zeros(2), "nccl")
+    Traceback (most recent call last):
+    ...
+    ValueError: a collective on the nccl backend needs cuda tensors; got one on cpu (float32, shape (2,))
+    """
+    backend = str(backend if backend is not None else dist.get_backend()).lower()
+    wanted = BACKEND_DEVICES.get(backend)
+    if wanted is not None and tensor.device.type != wanted:
+        raise ValueError(
+            f"a collective on the {backend} backend needs {wanted} tensors; got one on "
+            f"{tensor.device.type} ({str(tensor.dtype).removeprefix('torch.')}, shape {tuple(tensor.shape)})"
+        )
+    return tensor
+
+
+def _collective_device() -> torch.device:
+    """Where this process group's collectives want small helper tensors: the current GPU under NCCL."""
+    if str(dist.get_backend()).lower() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def shard_range(total: int, info: DistInfo) -> range:
@@ -118,8 +174,9 @@ def all_reduce_sum(values: dict[str, float], info: DistInfo) -> dict[str, float]
     if not info.enabled or not values:
         return dict(values)
     keys = sorted(values)
-    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    # float64 for exact-enough counts; NCCL reduces float64 too. On NCCL the tensor lives on the GPU.
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(_check_backend_device(tensor), op=dist.ReduceOp.SUM)
     return dict(zip(keys, tensor.tolist(), strict=True))
 
 
@@ -128,7 +185,7 @@ def broadcast_parameters(model: torch.nn.Module, info: DistInfo) -> torch.nn.Mod
     if info.enabled:
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
-                dist.broadcast(tensor.data, src=0)
+                dist.broadcast(_check_backend_device(tensor.data), src=0)
     return model
 
 
@@ -137,7 +194,8 @@ def all_reduce_grads(parameters: Iterable[torch.nn.Parameter], info: DistInfo | 
     without data parallelism).
 
     The loss normalisers are global (``policy_update``), so the sum is the whole step's gradient. Same-
-    dtype gradients travel in flat buckets of about ``BUCKET_BYTES``, one collective each.
+    dtype gradients travel in flat buckets of about ``BUCKET_BYTES``, one collective each, summed in
+    float32 (bf16 gradients are upcast for the sum, so adding N ranks' parts does not round at bf16).
     """
     if info is None or not info.enabled:
         return
@@ -146,8 +204,10 @@ def all_reduce_grads(parameters: Iterable[torch.nn.Parameter], info: DistInfo | 
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     for bucket in _buckets([p.grad for p in params], BUCKET_BYTES):
-        flat = torch.cat([g.reshape(-1) for g in bucket])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat = torch.cat([g.reshape(-1) for g in bucket])  # [n]
+        wide = flat.float() if flat.is_floating_point() and flat.element_size() < 4 else flat  # [n]
+        dist.all_reduce(_check_backend_device(wide), op=dist.ReduceOp.SUM)
+        flat = wide.to(flat.dtype)
         for g, part in zip(bucket, flat.split([g.numel() for g in bucket]), strict=True):
             g.copy_(part.view_as(g))
 
@@ -173,6 +233,7 @@ def _buckets(tensors: list[torch.Tensor], limit: int) -> list[list[torch.Tensor]
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op without data parallelism). NCCL's barrier runs on the current GPU."""
     if info.enabled:
         dist.barrier()
 

@@ -5,6 +5,10 @@
 the forward pass is ``r1zero.train.forward``'s (each distinct prompt once). The loss normalisers are
 the whole batch's (across ranks too), so the gradient does not depend on the micro-batch size or on the
 number of data-parallel ranks (except for ``bnpo``, whose normaliser is the micro-batch by definition).
+
+A sharded learner (``r1zero.train.sharding``, FSDP2) reduces its gradients itself during the backward;
+it runs each row's own prompt (no shared prompt pass: its deferred backward would run outside FSDP2's
+per-layer gather) in fixed-size micro-batches, so every rank makes the same number of calls.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
 from r1zero.train.distributed import DistInfo, all_reduce_grads
 from r1zero.train.forward import frozen_logprobs, prompt_prefix, sequence_logprobs
+from r1zero.train.sharding import grad_norm as clipped_grad_norm
+from r1zero.train.sharding import is_sharded
 
 __all__ = ["pack_rollouts", "policy_update", "split_rows"]
 
@@ -88,7 +94,7 @@ def policy_update(
 
     With data parallelism each rank passes its own shard, the global sequence/token counts and its
     ``dist_info``: the gradients are summed over ranks before each optimizer step (every rank then takes
-    the same step).
+    the same step). A sharded ``model`` sums them itself (FSDP2).
 
     An optimizer step whose gradient norm is NaN or infinite (a non-finite reward, advantage or loss
     gives one) is skipped: the gradients are dropped, so neither the weights nor Adam's moments see
@@ -102,6 +108,7 @@ def policy_update(
     lengths = batch.attention_mask[:, batch.prompt_width :].sum(dim=1).tolist()  # ascending
     # bnpo normalises by each micro-batch's tokens: its micro-batches must keep their fixed size
     fixed = algo.loss_agg == "bnpo"
+    sharded = is_sharded(model)  # FSDP2: no shared prompt pass, the same number of calls on every rank
     old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
     sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
     grad_norm = torch.zeros(())
@@ -109,8 +116,8 @@ def policy_update(
     for _ in range(algo.mu):
         optimizer.zero_grad(set_to_none=True)
         # the step's distinct prompts run forward once here and backward once after the micro-batches
-        prefix = prompt_prefix(model, batch, detach=True)
-        for rows in split_rows(model, lengths, algo.micro_batch_size, prefix, fixed):
+        prefix = None if sharded else prompt_prefix(model, batch, detach=True)
+        for rows in split_rows(model, lengths, algo.micro_batch_size, prefix, fixed or sharded):
             micro = batch.rows(rows)
             logp, entropy = sequence_logprobs(
                 model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)
@@ -143,10 +150,9 @@ def policy_update(
             sums["entropy"] += grpo.masked_mean(entropy, micro.loss_mask).item() * share / algo.mu
         if prefix is not None:
             prefix.backward()
-        all_reduce_grads(model.parameters(), dist_info)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            model.parameters(), grad_clip if grad_clip > 0 else float("inf")
-        )
+        if not sharded:
+            all_reduce_grads(model.parameters(), dist_info)
+        grad_norm = clipped_grad_norm(model.parameters(), grad_clip)
         if torch.isfinite(grad_norm):
             optimizer.step()
         else:
