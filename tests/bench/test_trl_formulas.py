@@ -244,3 +244,17 @@ def test_benchmark_merges_ranks():
     assert merged["per_step"]["step_cpu_s"][0] == 2.5 and merged["median_step_cpu_s"] == 2.5
     assert merged["peak_rss_mb"] == 1100.0 and merged["ranks"] == 2
     assert trl_step.merge_ranks([rank0]) is rank0
+
+
+def test_loss_agreement_setups_call_r1zero_losses_with_their_own_knobs():
+    """bench/loss_agreement.py's r1zero side (TRL and verl setups) runs against the current loss API."""
+    from r1zero.algo.dispatch import LOSS_OPTIONS, LOSSES
+
+    bench = _load("loss_agreement")
+    setups = {**bench.SETUPS, **{f"verl-{k}": v for k, v in bench.verl_setups().items()}}
+    logp, old, adv, mask = random_case(seed=0)
+    for name, setup in setups.items():
+        variant = next(k for k, fn in LOSSES.items() if fn is setup.loss)
+        assert set(setup.kwargs) - {"aggregation"} <= set(LOSS_OPTIONS[variant]), name
+        loss, _ = setup.loss(logp, old, adv, mask, max_len=logp.shape[1], **setup.kwargs)
+        assert torch.isfinite(loss), name
