@@ -141,3 +141,78 @@ def test_torchrun_two_ranks_runs_the_recipe(tiny_model_dir, tmp_path):
     samples = (tmp_path / "ddp" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 2 * 2  # one sample per prompt group (2 groups gathered from 2 ranks) x 2 steps
     assert (tmp_path / "ddp" / "checkpoints" / "step_000002" / "model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------- collectives and the backend's device
+@pytest.fixture
+def one_rank_group():
+    """A 1-rank gloo group; ``DistInfo(world_size=2)`` then makes the helpers run their collectives."""
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield DistInfo(0, 2, 0)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    "device,backend,ok",
+    [("cpu", "gloo", True), ("cpu", "nccl", False), ("meta", "nccl", False), ("meta", "gloo", False)],
+)
+def test_check_backend_device(device, backend, ok):
+    from r1zero.train.distributed import _check_backend_device
+
+    tensor = torch.zeros(3, device=device)
+    if ok:
+        assert _check_backend_device(tensor, backend) is tensor
+    else:
+        with pytest.raises(ValueError, match=f"the {backend} backend needs"):
+            _check_backend_device(tensor, backend)
+
+
+def test_every_tensor_collective_checks_the_device():
+    """Source check: a function of distributed.py that calls a tensor collective also calls the device
+    check (an object collective, all_gather_object, picks its device itself)."""
+    import inspect
+    import re
+
+    from r1zero.train import distributed
+
+    collective = re.compile(
+        r"dist\.(all_reduce|broadcast|all_gather|all_gather_into_tensor|reduce_scatter\w*)\("
+    )
+    functions = [
+        f
+        for _, f in inspect.getmembers(distributed, inspect.isfunction)
+        if f.__module__ == distributed.__name__
+    ]
+    calling = [f for f in functions if collective.search(inspect.getsource(f))]
+    assert {f.__name__ for f in calling} >= {"all_reduce_sum", "broadcast_parameters", "all_reduce_grads"}
+    for f in calling:
+        assert "_check_backend_device(" in inspect.getsource(f), f.__name__
+
+
+def test_collective_helpers_route_through_the_check(one_rank_group, monkeypatch):
+    from r1zero.train import distributed
+
+    seen = []
+    real = distributed._check_backend_device
+
+    def spy(tensor, backend=None):
+        seen.append((tensor.dtype, tensor.device.type))
+        return real(tensor, backend)
+
+    monkeypatch.setattr(distributed, "_check_backend_device", spy)
+    info = one_rank_group
+    assert distributed.all_reduce_sum({"a": 1.0, "b": 2.0}, info) == {"a": 1.0, "b": 2.0}
+    assert seen == [(torch.float64, "cpu")]
+    layer = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    distributed.broadcast_parameters(layer, info)
+    assert len(seen) == 1 + 2  # weight and bias
+    seen.clear()
+    layer.weight.grad = torch.full((2, 2), 1.0 + 2**-8, dtype=torch.bfloat16)  # bf16 keeps it exactly
+    distributed.all_reduce_grads(layer.parameters(), info)
+    # bf16 gradients travel upcast: the sum is float32's, then written back in the gradients' dtype
+    assert seen == [(torch.float32, "cpu")]
+    assert layer.weight.grad.dtype == torch.bfloat16 and layer.bias.grad.dtype == torch.bfloat16
+    assert torch.equal(layer.weight.grad, torch.full((2, 2), 1.0 + 2**-8, dtype=torch.bfloat16))
+    assert distributed._collective_device() == torch.device("cpu")  # gloo: CPU tensors

@@ -274,3 +274,38 @@ def test_shard_model_on_one_process_group(tmp_path):
         _assert_close(stats, single, "1-rank", atol=1e-6)
     finally:
         dist.destroy_process_group()
+
+
+def _one_adamw_step(model: torch.nn.Module, lr: float) -> None:
+    """One policy_update step (AdamW, ``lr``) on the test batch, the shared path for both precisions."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    batch = _batch()
+    algo = AlgoConfig(loss_agg="dapo", mu=1, micro_batch_size=4)
+    policy_update(model, optimizer, batch, algo, max_len=T, grad_clip=0.0)
+
+
+def _moved_fraction(before: torch.Tensor, after: torch.Tensor) -> float:
+    return (after.float() != before.float()).float().mean().item()
+
+
+def test_fp32_masters_keep_a_1e6_step_that_bf16_weights_lose():
+    """AdamW at lr 1e-6 moves each weight by ~1e-6: float32 masters (bf16 compute) take it, bf16 weights
+    of ~0.02 round it away (bf16's step there is ~1.2e-4). Measured: 100% vs 1.8% of q_proj's entries."""
+    name = "model.layers.0.self_attn.q_proj.weight"
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        masters = shard_model(_model(), device=CPU, compute_dtype=torch.bfloat16)
+        before = _full(dict(masters.named_parameters())[name])
+        _one_adamw_step(masters, 1e-6)
+        after = _full(dict(masters.named_parameters())[name])
+    finally:
+        dist.destroy_process_group()
+    pure = _model().to(torch.bfloat16)
+    pure_before = dict(pure.named_parameters())[name].detach().clone()
+    _one_adamw_step(pure, 1e-6)
+    pure_after = dict(pure.named_parameters())[name].detach()
+    assert before.dtype == torch.float32
+    kept, lost = _moved_fraction(before, after), _moved_fraction(pure_before, pure_after)
+    print(f"lr 1e-6 AdamW step moved {kept:.4f} of fp32-master entries, {lost:.4f} of bf16 entries")
+    assert kept >= 0.99, kept
+    assert lost <= 0.1, lost
