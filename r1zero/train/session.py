@@ -30,6 +30,7 @@ from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.train import build
 from r1zero.train.checkpoint import (
+    Checkpoint,
     CheckpointError,
     checkpoint_dirs,
     latest_checkpoint,
@@ -40,6 +41,13 @@ from r1zero.train.checkpoint import (
 from r1zero.train.config import TrainConfig, config_from_dict, config_to_dict
 from r1zero.train.distributed import DistInfo, barrier, broadcast_parameters, init_distributed
 from r1zero.train.runlog import RunLog
+from r1zero.train.sharded_checkpoint import (
+    all_finite,
+    is_sharded,
+    is_sharded_checkpoint,
+    load_sharded_checkpoint,
+    save_sharded_checkpoint,
+)
 
 __all__ = [
     "RUN_MARKER",
@@ -123,7 +131,9 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
 
     problems = build.load_problems_for(config)
     heldout = build.load_problems_for(config, True, problems) if config.data.heldout_size else []
-    source = str(checkpoint.path) if checkpoint else config.model.name
+    # a sharded checkpoint holds no Hugging Face weights: the base model is built, _restore loads its shards
+    sharded_checkpoint = checkpoint is not None and is_sharded_checkpoint(checkpoint.path)
+    source = str(checkpoint.path) if checkpoint and not sharded_checkpoint else config.model.name
     model, tokenizer = build.load_model(
         source, config.model.dtype, device, config.model.gradient_checkpointing
     )
@@ -170,9 +180,10 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         session.learned_reward = LearnedReward.from_pretrained(config.reward.model, device=str(device))
         _prepare_for_cpu(config, reward_model=session.learned_reward.model)
     if config.algo.estimator == "ppo":
-        session.critic, session.critic_optimizer = _open_critic(config, checkpoint, device, dist_info)
+        critic_source = None if sharded_checkpoint else checkpoint
+        session.critic, session.critic_optimizer = _open_critic(config, critic_source, device, dist_info)
     if checkpoint is not None:
-        _restore(session, load_trainer_state(checkpoint))
+        _restore(session, checkpoint)
         log.info("resumed from %s (step %d)", checkpoint.path, session.state["step"])
     return session
 
@@ -187,34 +198,61 @@ def _prepare_for_cpu(config: TrainConfig, **models: torch.nn.Module | None) -> N
 
 
 def save_session(session: Session, step: int) -> None:
-    """Checkpoint the run at ``step`` (rank 0 writes; every rank waits for it). Weights that are not all
-    finite are never saved: a ``TrainingError`` instead, the previous checkpoint intact."""
+    """Checkpoint the run at ``step``: rank 0 writes a replicated run's checkpoint (every rank waits for
+    it), every rank writes its shards of a sharded one (``r1zero.train.sharded_checkpoint``), whose last
+    save is also exported to ``RUN_DIR/final/`` as one Hugging Face model. Weights that are not all finite
+    are never saved: a ``TrainingError`` instead, the previous checkpoint intact."""
+    sharded = is_sharded(session.learner)
     for role, model in (("policy", session.learner), ("critic", session.critic)):
-        if model is not None and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        if model is None:
+            continue
+        finite = (
+            all_finite(model) if sharded else all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        )
+        if not finite:
             raise TrainingError(
                 f"step {step}: the {role} has NaN or infinite weights; no checkpoint written "
                 f"(the last one in {str(session.run_dir / 'checkpoints')!r} is intact)"
             )
-    if session.dist.is_main:
+    shared = {"scheduler": session.scheduler.state_dict(), **{k: session.state[k] for k in _SAVED_STATE}}
+    if sharded:
+        extra = None
+        if session.critic is not None and session.critic_optimizer is not None:
+            extra = {"critic": (session.critic, session.critic_optimizer)}
+        path = save_sharded_checkpoint(
+            session.run_dir,
+            step,
+            session.learner,
+            session.optimizer,
+            session.tokenizer,
+            shared,
+            {"sampler": session.sampler.state_dict()},
+            session.config.run.keep_checkpoints,
+            extra=extra,
+        )
+        if step == session.config.run.steps and session.dist.is_main:
+            from r1zero.train.export import export_checkpoint
+
+            export_checkpoint(path, session.run_dir / "final", replace=True)
+    elif session.dist.is_main:
         trainer_state = {
             "optimizer": session.optimizer.state_dict(),
-            "scheduler": session.scheduler.state_dict(),
+            "scheduler": shared.pop("scheduler"),
             "sampler": session.sampler.state_dict(),
-            **{k: session.state[k] for k in _SAVED_STATE},
+            **shared,
         }
-        model = session.learner
-        extra = {}
+        extra_models = {}
         if session.critic is not None and session.critic_optimizer is not None:
-            extra["critic"] = session.critic
+            extra_models["critic"] = session.critic
             trainer_state["critic_optimizer"] = session.critic_optimizer.state_dict()
         save_checkpoint(
             session.run_dir,
             step,
-            model,
+            session.learner,
             session.tokenizer,
             trainer_state,
             session.config.run.keep_checkpoints,
-            extra_models=extra,
+            extra_models=extra_models,
         )
     barrier(session.dist)
 
@@ -368,15 +406,28 @@ def _running_owner(run_dir: Path) -> int | None:
     return pid
 
 
-def _restore(session: Session, saved: dict[str, Any]) -> None:
-    """Load optimizer, scheduler, sampler and RNG state; cut the logs back to the checkpoint's step."""
-    session.optimizer.load_state_dict(saved["optimizer"])
+def _restore(session: Session, checkpoint: Checkpoint) -> None:
+    """Load the checkpoint's optimizer, scheduler, sampler and RNG state (and a sharded checkpoint's
+    weights, on any world size); cut the logs back to the checkpoint's step."""
+    if is_sharded_checkpoint(checkpoint.path):
+        extra = None
+        if session.critic is not None and session.critic_optimizer is not None:
+            extra = {"critic": (session.critic, session.critic_optimizer)}
+        saved = load_sharded_checkpoint(checkpoint, session.learner, session.optimizer, extra)
+    else:
+        if is_sharded(session.learner):
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint.path)!r} was written by a replicated run; resume it with "
+                "--model.sharding none (a sharded run resumes only from sharded checkpoints)"
+            )
+        saved = load_trainer_state(checkpoint)
+        session.optimizer.load_state_dict(saved["optimizer"])
+        if session.critic_optimizer is not None:
+            if "critic_optimizer" not in saved:
+                raise CheckpointError("the checkpoint has no critic optimizer state (was it a GRPO run?)")
+            session.critic_optimizer.load_state_dict(saved["critic_optimizer"])
     session.scheduler.load_state_dict(saved["scheduler"])
     session.sampler.load_state_dict(saved["sampler"])
-    if session.critic_optimizer is not None:
-        if "critic_optimizer" not in saved:
-            raise CheckpointError("the checkpoint has no critic optimizer state (was it a GRPO run?)")
-        session.critic_optimizer.load_state_dict(saved["critic_optimizer"])
     restore_rng(saved["rng"])
     if session.runlog is not None:
         session.runlog.resume_at(saved["step"])

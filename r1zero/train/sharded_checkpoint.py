@@ -63,6 +63,7 @@ from r1zero.train.checkpoint import (
 __all__ = [
     "DCP_DIR",
     "MANIFEST",
+    "all_finite",
     "is_sharded",
     "is_sharded_checkpoint",
     "load_sharded_checkpoint",
@@ -91,6 +92,18 @@ def is_sharded(model: torch.nn.Module) -> bool:
 def is_sharded_checkpoint(path: Path) -> bool:
     """Whether the checkpoint directory ``path`` is a sharded one (it has r1zero's manifest)."""
     return (Path(path) / MANIFEST).is_file()
+
+
+def all_finite(model: torch.nn.Module) -> bool:
+    """Whether every parameter of ``model`` is finite on every rank (each rank checks its own shards; all
+    get the same answer, so all refuse a save together).
+
+    >>> all_finite(torch.nn.Linear(2, 1))
+    True
+    """
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]
+    finite = all(bool(torch.isfinite(t).all()) for t in local)
+    return not _max_over_ranks(int(not finite))
 
 
 def source_rank(rank: int, saved_world: int) -> int:
@@ -143,6 +156,7 @@ def save_sharded_checkpoint(
     trainer_state: dict[str, Any],
     rank_state: dict[str, Any],
     keep: int = 0,
+    extra: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] | None = None,
 ) -> Path:
     """Write ``checkpoints/step_{step:06d}`` from every rank at once, atomically; return its path.
 
@@ -157,7 +171,10 @@ def save_sharded_checkpoint(
         trainer_state: What the ranks share (scheduler, history); rank 0's is written, ``step`` added.
         rank_state: This rank's own state (its sampler); the RNG states are added.
         keep: Keep only the newest ``keep`` checkpoints (0 keeps all).
+        extra: Other trained models of the run and their optimizers (``{"critic": (critic, optimizer)}``),
+            sharded or not, saved in the same DCP checkpoint under their name.
     """
+    modules = {"model": (model, optimizer), **(extra or {})}
     rank, world = _rank_world()
     root = Path(run_dir) / "checkpoints"
     final = root / f"step_{step:06d}"
@@ -166,7 +183,7 @@ def save_sharded_checkpoint(
         (rank == 0, lambda: _make_empty_dir(tmp)),
         (
             True,
-            lambda: _write_shards(tmp, step, model, optimizer, tokenizer, trainer_state, rank_state, rank),
+            lambda: _write_shards(tmp, step, modules, tokenizer, trainer_state, rank_state, rank),
         ),
         (rank == 0, lambda: _write_manifest(tmp, step, world)),
     )
@@ -213,25 +230,40 @@ def _make_empty_dir(path: Path) -> None:
 def _write_shards(
     tmp: Path,
     step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    modules: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]],
     tokenizer: Any,
     trainer_state: dict[str, Any],
     rank_state: dict[str, Any],
     rank: int,
 ) -> None:
     """Every rank's part of a save: its DCP shards and its own state; rank 0 also the shared files."""
-    model_state, optim_state = get_state_dict(model, optimizer)
-    state = {"model": model_state, "optim": optim_state}
+    state = _dcp_state(modules)
     with _single_process_quiet():
         dcp.save(state, checkpoint_id=str(tmp / DCP_DIR), no_dist=not _grouped())
     _write_state(tmp, f"rank_{rank:05d}", {**rank_state, "rng": capture_rng()})
     if rank == 0:
-        model.config.save_pretrained(tmp)
+        modules["model"][0].config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _write_state(tmp, Path(STATE_FILE).stem, {**trainer_state, "step": step})
     _fsync_dir(tmp)
     _fsync_dir(tmp / DCP_DIR)
+
+
+def _optim_key(name: str) -> str:
+    """The DCP key of a module's optimizer state: ``optim`` for the policy (``model``), else ``NAME_optim``.
+
+    >>> _optim_key("model"), _optim_key("critic")
+    ('optim', 'critic_optim')
+    """
+    return "optim" if name == "model" else f"{name}_optim"
+
+
+def _dcp_state(modules: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]) -> dict[str, Any]:
+    """What DCP saves and loads: each module's state dict under its name, its optimizer's beside it."""
+    state: dict[str, Any] = {}
+    for name, (module, optimizer) in modules.items():
+        state[name], state[_optim_key(name)] = get_state_dict(module, optimizer)
+    return state
 
 
 def _write_state(directory: Path, stem: str, state: dict[str, Any]) -> None:
@@ -328,14 +360,19 @@ def _checked_manifest(path: Path) -> dict[str, Any]:
 
 
 def load_sharded_checkpoint(
-    checkpoint: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+    checkpoint: Checkpoint,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] | None = None,
 ) -> dict[str, Any]:
-    """Load the model and optimizer shards in place (every rank, any world size) and return the trainer
-    state: the shared one with this rank's ``sampler`` and ``rng`` (``source_rank``) merged in.
+    """Load the model's and optimizer's shards in place (every rank, any world size), and ``extra``'s as
+    saved, and return the trainer state: the shared one with this rank's ``sampler`` and ``rng``
+    (``source_rank``) merged in.
 
     The model may be sharded on any number of ranks or be a plain module (each rank then loads all of it);
     DCP reshards. A different world size is logged: what then stays identical is said there.
     """
+    modules = {"model": (model, optimizer), **(extra or {})}
     rank, world = _rank_world()
     manifest = _checked_manifest(checkpoint.path)
     saved_world = manifest["world_size"]
@@ -349,20 +386,20 @@ def load_sharded_checkpoint(
             saved_world,
             saved_world,
         )
-    if optimizer is None:
-        model_state = get_state_dict(model, [])[0]
-        target = {"model": model_state}
-    else:
-        model_state, optim_state = get_state_dict(model, optimizer)
-        target = {"model": model_state, "optim": optim_state}
+    target = _dcp_state(modules)
     reader = SafeFileSystemReader(checkpoint.path / DCP_DIR)
-    reader.read_metadata()  # a refused .metadata is a one-line error here, not inside DCP's collectives
+    metadata = reader.read_metadata()  # a refused .metadata is one line here, not inside DCP's collectives
+    saved = {key.split(".", 1)[0] for key in metadata.state_dict_metadata}
+    if set(target) - saved:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint.path)!r} holds {sorted(saved)}; this run needs {sorted(target)}"
+        )
     with _single_process_quiet():
         dcp.load(target, storage_reader=reader, no_dist=not _grouped())
-    if optimizer is None:
-        set_state_dict(model, [], model_state_dict=target["model"], optim_state_dict={})
-    else:
-        set_state_dict(model, optimizer, model_state_dict=target["model"], optim_state_dict=target["optim"])
+    for name, (module, optim) in modules.items():
+        set_state_dict(
+            module, optim, model_state_dict=target[name], optim_state_dict=target[_optim_key(name)]
+        )
     shared = _read_state(checkpoint.path / STATE_FILE, checkpoint.path / TENSORS_FILE)
     if shared.get("step") != checkpoint.step:
         raise CheckpointError(
