@@ -171,7 +171,8 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
         return "rejected", answer
     if gold_info.choice is not None:
         return ("correct" if choice_letter(answer) == gold_info.choice else "wrong"), answer
-    normal = normalize(_as_list(answer) if gold_info.multi else answer)
+    equation = "=" in gold_info.text and not gold_info.multi  # "y = 2x + 3" answers "2x - y + 3 = 0"
+    normal = normalize(_as_list(answer) if gold_info.multi else answer, keep_assignment=equation)
     if _LOOSE_SET.fullmatch(normal):
         normal = normal[1:-1].strip()
     if "=" not in gold_info.text and len(_BARE_EQUALS.split(normal)) > 1:
@@ -191,6 +192,8 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
         return ("correct" if same else "wrong"), answer
     if (decided := _interval_verdict(gold_info, normal, exact)) is not None:
         return decided, answer
+    if _ELLIPSIS.search(gold_info.text) or _ELLIPSIS.search(normal):
+        return _ellipsis_verdict(gold_info.text, normal), answer
     if gold_info.exact is not None and _has_prose(normal):  # words are not a number: spare sympy the prose
         return "wrong", answer
     if gold_info.exact is not None and gold_info.exact.kind == "number" and _RELATION.search(normal):
@@ -299,6 +302,32 @@ def _read_gold(gold: str) -> _Gold:
     intervals = interval_set(text, exact if exact is not None and exact.kind == "sequence" else None)
     parts = text[0] + text[-1] if enclosed and encloses(text) else ""
     return _Gold(text, exact, choice, word, multi, bad=False, intervals=intervals, parts=parts)
+
+
+_ELLIPSIS = re.compile(r"\\[lc]?dots\b|\.\.\.|…")
+
+
+def _ellipsis_verdict(gold: str, answer: str) -> str:
+    """Two sequences written with an ellipsis, item by item: the same numbers (exactly) or the same text
+    at each place; ``2, 4, \\ldots, 2n`` is not ``1, 2, \\ldots, n`` (math-verify drops the ellipsis and
+    compares what is left loosely).
+
+    >>> _ellipsis_verdict(r"1, 2, \\ldots, n", r"1,2,\\dots,n"), _ellipsis_verdict(r"1, 2, \\ldots, n", r"2, 4, \\ldots, 2n")
+    ('correct', 'wrong')
+    """
+    gold_items, answer_items = split_top_level(gold), split_top_level(answer)
+    if len(gold_items) != len(answer_items):
+        return "wrong"
+    for gold_item, answer_item in zip(gold_items, answer_items, strict=True):
+        gold_value, answer_value = parse_exact(gold_item), parse_exact(answer_item)
+        if gold_value is not None and answer_value is not None:
+            if not exact_equal(gold_value, answer_value):
+                return "wrong"
+            continue
+        keys = [_ELLIPSIS.sub("...", item).replace(" ", "") for item in (gold_item, answer_item)]
+        if keys[0] != keys[1]:
+            return "wrong"
+    return "correct"
 
 
 _LOOSE_SET = re.compile(r"\{[^{}\\]*,[^{}\\]*\}")

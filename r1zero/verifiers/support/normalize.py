@@ -136,7 +136,7 @@ class ExactValue:
     percent: bool = False
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, *, keep_assignment: bool = False) -> str:
     """Rewrite equivalent surface forms of an answer into one form (still LaTeX-ish text).
 
     >>> normalize(r"\\$1{,}234.50")
@@ -173,7 +173,7 @@ def normalize(text: str) -> str:
     if _SPACE_THOUSANDS.fullmatch(text):  # "2 500", "1 000 000.5"
         text = text.replace(" ", "")
     text = _BRACKETED_MATRIX.sub(r"\1", text)
-    if (assignment := _ASSIGNMENT.match(text)) is not None:
+    if not keep_assignment and (assignment := _ASSIGNMENT.match(text)) is not None:
         text = assignment.group("rhs").strip()
     if (units := _UNITS_TAIL.match(text)) is not None:
         text = units.group("num")

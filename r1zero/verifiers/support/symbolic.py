@@ -114,6 +114,8 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
         if decided is not None:
             return decided
     fast_gold = _fast_read(gold)
+    if (decided := _imaginary_verdict(fast_gold, _fast_read(answer))) is not None:
+        return decided
     if fast_gold is not None:
         if rational is not None and fast_gold.is_number:
             return _rational_check(fast_gold, rational)
@@ -133,6 +135,8 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
     )
     if not answer_parsed:
         return "unparseable"
+    if (decided := _imaginary_verdict(gold_expr, answer_parsed[0])) is not None:
+        return decided
     same_number = _same_number(gold_expr, answer_parsed[0])
     if same_number is not None:
         return "correct" if same_number else "wrong"
@@ -141,6 +145,22 @@ def symbolic_check(gold: str, answer: str, rational: tuple[int, int] | None = No
         list(gold_parsed), answer_parsed, allow_set_relation_comp=True, timeout_seconds=None
     )
     return "correct" if same else "wrong"
+
+
+def _imaginary_verdict(gold, answer) -> str | None:
+    """Two expressions whose only symbol is ``i``: ``i`` is the imaginary unit (``\\frac{2}{i}`` is ``-2i``).
+
+    >>> i = sympy.Symbol("i", real=True)
+    >>> _imaginary_verdict(2 / i, -2 * i), _imaginary_verdict(2 / i, 2 * i), _imaginary_verdict(i, sympy.Symbol("x"))
+    ('correct', 'wrong', None)
+    """
+    if not (isinstance(gold, sympy.Expr) and isinstance(answer, sympy.Expr)):
+        return None
+    names = {symbol.name for symbol in gold.free_symbols | answer.free_symbols}
+    if names != {"i"}:
+        return None
+    unit = {symbol: sympy.I for symbol in gold.free_symbols | answer.free_symbols}
+    return "correct" if sympy.simplify(gold.subs(unit) - answer.subs(unit)) == 0 else "wrong"
 
 
 def _rational_check(gold, rational: tuple[int, int]) -> str:
@@ -184,9 +204,11 @@ def _linear_verdict(gold: str, answer: str, gold_side, answer_side) -> str | Non
     'wrong'
     """
     sides = [_fast_read(text.partition("=")[0]) for text in (gold, answer)]
-    if any(side is None or is_expr_of_only_symbols(side) for side in sides):
-        return None
     symbols = sorted(gold_side.free_symbols | answer_side.free_symbols, key=str)
+    if any(side is None for side in sides):
+        return None
+    if len(symbols) < 2 and any(is_expr_of_only_symbols(side) for side in sides):
+        return None  # "x = 3" against "x = 4": an assignment, math-verify compares the values
     if not symbols or gold_side.has(sympy.Float) or answer_side.has(sympy.Float):
         return None
     try:
