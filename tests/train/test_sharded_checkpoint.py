@@ -125,6 +125,40 @@ def test_one_process_round_trip_is_bitwise_with_rng_and_sampler(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_an_extra_model_and_its_optimizer_round_trip_and_are_required_back(tmp_path):
+    run = _run_dir(tmp_path)
+    model, optimizer = _trained()
+    critic, critic_opt = _trained(steps=2)
+    path = sc.save_sharded_checkpoint(
+        run,
+        1,
+        model,
+        optimizer,
+        _tokenizer(),
+        {},
+        {"sampler": SAMPLER},
+        extra={"critic": (critic, critic_opt)},
+    )
+    fresh, fresh_critic = _model(), _model()
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-2)
+    fresh_critic_opt = torch.optim.AdamW(fresh_critic.parameters(), lr=1e-2)
+    sc.load_sharded_checkpoint(
+        Checkpoint(path, 1), fresh, fresh_opt, extra={"critic": (fresh_critic, fresh_critic_opt)}
+    )
+    for a, b in zip(critic.parameters(), fresh_critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(_optimizer_tensors(critic_opt), _optimizer_tensors(fresh_critic_opt), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(fresh.model.embed_tokens.weight, fresh_critic.model.embed_tokens.weight)
+    assert torch.equal(sc.read_model_state_dict(path)["lm_head.weight"], model.lm_head.weight)  # the policy's
+
+    plain = _save(run, 2, model, optimizer)  # no critic in it: a PPO resume is refused by name
+    with pytest.raises(CheckpointError, match=r"holds \['model', 'optim'\]; this run needs \['critic', "):
+        sc.load_sharded_checkpoint(
+            Checkpoint(plain, 2), fresh, fresh_opt, extra={"critic": (fresh_critic, fresh_critic_opt)}
+        )
+
+
 def test_load_trainer_state_refuses_a_sharded_checkpoint_by_name(tmp_path):
     run = _run_dir(tmp_path)
     path = _save(run, 1, *_trained())
