@@ -191,8 +191,9 @@ def sequence_logprobs(
     Full logits up to ``logprobs.FULL_LOGITS_MAX_BYTES`` (float32) are computed in one piece; larger ones
     never exist: the model returns its final hidden states and the LM head and log-softmax run over
     chunks of positions, recomputed in the backward (``logprobs.chunked_logprobs``). Same values and
-    gradients up to float rounding. The prompt's position (predicting token 0) comes from ``prefix``'s
-    logits as before, and the CPU packed path (``r1zero.cpu.packed_outputs``) serves only the full one.
+    gradients up to float rounding. With shared prompts, the position predicting token 0 reads
+    ``prefix``'s logits (one position per row); the CPU packed path (``r1zero.cpu.packed_outputs``)
+    serves only the full logits.
 
     Args:
         chunk_size: positions per LM-head chunk; None chooses (``logprobs.chunk_positions``).

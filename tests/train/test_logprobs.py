@@ -18,12 +18,25 @@ ATOL = 1e-5
 
 
 def _model(head: str) -> torch.nn.Module:
-    """A 2-layer tiny-base Llama: ``tied`` embeddings (tiny-base's), ``untied``, or an untied ``bias`` head."""
-    from transformers import LlamaForCausalLM
+    """A 2-layer tiny-base Llama: ``tied`` embeddings (tiny-base's), ``untied``, or an untied ``bias`` head;
+    ``qwen2``: the same sizes as a tied Qwen2 (Qwen2.5's architecture: biased q/k/v projections)."""
+    from transformers import LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     from r1zero.models.tiny import tiny_config
 
     torch.manual_seed(0)
+    if head == "qwen2":
+        sizes = tiny_config(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        ).to_dict()
+        sizes = {
+            k: v for k, v in sizes.items() if k not in ("architectures", "model_type", "transformers_version")
+        }
+        return Qwen2ForCausalLM(Qwen2Config(**sizes))
     config = tiny_config(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         tie_word_embeddings=head == "tied",
@@ -73,7 +86,7 @@ def _update(model, batch, temperature, chunk_size, detach=False):
     return logp.detach(), entropy, grads
 
 
-@pytest.mark.parametrize("head", ["tied", "untied", "bias"])
+@pytest.mark.parametrize("head", ["tied", "untied", "bias", "qwen2"])
 @pytest.mark.parametrize("shared", [True, False], ids=["prefix", "no-prefix"])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_chunked_sequence_logprobs_match_the_full_logits(head, shared, temperature):
