@@ -4,7 +4,7 @@ the learner's ``sequence_logprobs``: same log-probs, entropies and gradients, ne
 import pytest
 import torch
 
-from r1zero.algo.batch import prefix_rows
+from r1zero.algo.batch import PackedBatch, prefix_rows
 from r1zero.rollout.base import Rollout
 from r1zero.train import logprobs
 from r1zero.train.forward import prompt_prefix, sequence_logprobs
@@ -15,6 +15,11 @@ torch.set_num_threads(1)
 
 VOCAB = 128
 ATOL = 1e-5
+SIZES = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
+#: completion tokens of the 9 rows (7 columns, right padding) and the prompt length of each group of 3
+COMPLETIONS, PROMPTS = (3, 1, 6, 2, 5, 4, 7, 2, 1), (4, 6, 2)
 
 
 def _model(head: str) -> torch.nn.Module:
@@ -25,42 +30,27 @@ def _model(head: str) -> torch.nn.Module:
     from r1zero.models.tiny import tiny_config
 
     torch.manual_seed(0)
+    config = tiny_config(**SIZES, tie_word_embeddings=head in ("tied", "qwen2"))
     if head == "qwen2":
-        sizes = tiny_config(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        ).to_dict()
-        sizes = {
-            k: v for k, v in sizes.items() if k not in ("architectures", "model_type", "transformers_version")
-        }
-        return Qwen2ForCausalLM(Qwen2Config(**sizes))
-    config = tiny_config(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        tie_word_embeddings=head == "tied",
-    )  # fmt: skip
+        fields = {k: v for k, v in config.to_dict().items() if k not in ("architectures", "model_type")}
+        return Qwen2ForCausalLM(Qwen2Config(**fields))
     model = LlamaForCausalLM(config)
     if head == "bias":
-        model.lm_head = torch.nn.Linear(32, VOCAB, bias=True)
+        model.lm_head = torch.nn.Linear(SIZES["hidden_size"], VOCAB, bias=True)
         torch.nn.init.normal_(model.lm_head.bias)
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == (head == "tied")
     return model
 
 
-def _batch(shared: bool) -> object:
-    """9 rows: prompts of 2-6 tokens (left padding), completions of 1-7 tokens (right padding); ``shared``:
+def _batch(shared: bool) -> PackedBatch:
+    """9 rows: prompts of 2-7 tokens (left padding), completions of 1-7 tokens (right padding); ``shared``:
     three groups of three rows share a prompt (the prefix path), else every row has its own."""
     g = torch.Generator().manual_seed(1)
     rollouts = []
-    for row, n in enumerate((3, 1, 6, 2, 5, 4, 7, 2, 1)):
+    for row, n in enumerate(COMPLETIONS):
         if not shared or row % 3 == 0:
-            prompt = tuple(
-                torch.randint(
-                    4, VOCAB, ((4, 6, 2)[row // 3 % 3] + (0 if shared else row % 2),), generator=g
-                ).tolist()
-            )
+            length = PROMPTS[row // 3] + (0 if shared else row % 2)
+            prompt = tuple(torch.randint(4, VOCAB, (length,), generator=g).tolist())
         ids = tuple(torch.randint(4, VOCAB, (n,), generator=g).tolist())
         rollouts.append(Rollout(prompt, ids, "", tuple([-1.0] * n), "stop"))
     return pack_rollouts(rollouts, torch.randn(len(rollouts), generator=g), 0)
