@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("r1zero.data.cli", "generate task files, inspect datasets"),
     "pretrain": ("r1zero.models.pretrain", "pretrain the built-in tiny base model"),
     "train": ("r1zero.train.cli", "zero-RL training (GRPO and variants); no arguments runs the CPU demo"),
+    "plan": ("r1zero.train.plan_cli", "per-GPU memory of a training preset: will it fit?"),
     "eval": ("r1zero.eval.cli", "evaluate a model or a run's checkpoints on benchmarks"),
     "plot": ("r1zero.eval.plots", "plot a run's curves (accuracy, length, reflection)"),
     "report": ("r1zero.eval.report", "write a self-contained HTML report of a run"),
