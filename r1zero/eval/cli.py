@@ -4,7 +4,8 @@ Options are those of ``r1zero train`` wherever they mean the same thing (``--mod
 ``--data.template``, ``--rollout.temperature``, ``--rollout.max_new_tokens``, ``--run.seed``,
 ``--run.out_dir``, ...), plus evaluation's own (``--benchmarks``, ``--n``, ``--limit``, ``--data_dir``,
 ``--force``, ...). ``--config FILE`` (JSON, YAML or TOML; e.g. a suite in ``eval/``) sets any of them and
-the command line overrides it. Every name (benchmarks, template, verifiers, reflection preset, backend)
+the command line overrides it. A suite with a ``paper`` block (published figures) also gets a "paper vs
+this checkpoint" table. Every name (benchmarks, template, verifiers, reflection preset, backend)
 is checked before a model is loaded.
 
 Examples::
@@ -13,6 +14,8 @@ Examples::
     r1zero eval --config eval/math6.json --model.name Qwen/Qwen2.5-Math-1.5B --rollout.backend vllm \\
         --data_dir ../shared/data/benchmarks --run.out_dir results/qwen-math-1.5b
     r1zero eval --run runs/demo --benchmarks list_sum --n 4     # each checkpoint once; --force re-runs
+    r1zero eval --suite oat-zero --model.name sail/Qwen2.5-Math-7B-Oat-Zero --rollout.backend vllm \\
+        --model.dtype bfloat16 --rollout.tensor_parallel 1 --rollout.gpu_memory_utilization 0.9
 """
 
 from __future__ import annotations
@@ -23,14 +26,43 @@ from dataclasses import replace
 from pathlib import Path
 
 from r1zero.eval.config import EvalConfig, check_benchmarks, check_names, eval_config
-from r1zero.options import config_help, take_option
+from r1zero.eval.paper import Paper, load_paper, paper_table, pick_row
+from r1zero.options import config_help, read_config_file, take_option
 
-__all__ = ["format_table", "main"]
+__all__ = ["format_table", "main", "suite_paper"]
+
+log = logging.getLogger(__name__)
 
 _USAGE = (
     "usage: r1zero eval (--model.name MODEL | --run RUN_DIR) [--config FILE] [--benchmarks A,B] "
     "[--force] [--section.field VALUE ...]"
 )
+
+
+def suite_paper(argv: list[str], cfg: EvalConfig) -> tuple[Paper, str] | None:
+    """The ``paper`` block of the ``--suite``/``--config`` file in ``argv`` and the row to compare with,
+    or None (no file, no block, or several rows and none named like the model: then it says so)."""
+    spec = take_option(list(argv), "--config")[0] or take_option(list(argv), "--suite")[0]
+    paper = load_paper(spec) if spec else None
+    if paper is None:
+        return None
+    model = cfg.model.name or _run_model(cfg.run_dir)
+    row = pick_row(paper, model, cfg.paper_model)
+    if row is None:
+        log.info(
+            "the suite's paper has figures for %s; --paper_model NAME prints one beside %s",
+            ", ".join(paper.models), model,
+        )  # fmt: skip
+        return None
+    return paper, row
+
+
+def _run_model(run_dir: str) -> str:
+    """The base model named in a run's config.json ("" when unreadable; build_config checks the run)."""
+    try:
+        return str(read_config_file(Path(run_dir) / "config.json")["model"]["name"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def build_config(argv: list[str]) -> EvalConfig:
@@ -96,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = build_config(argv)
+        compare = suite_paper(argv, cfg)
     except ValueError as exc:
         print(f"r1zero eval: {exc}", file=sys.stderr)
         return 2
@@ -122,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"r1zero eval: {exc}", file=sys.stderr)
         return 2
     print(format_table(results))
+    if compare is not None:
+        print("\n" + paper_table(results, *compare))
     if cfg.run.out_dir and not cfg.run_dir:
         print(f"results: {cfg.run.out_dir}")
     return 0

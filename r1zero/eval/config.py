@@ -20,7 +20,15 @@ from typing import Any
 
 from r1zero.options import did_you_mean, flatten_config, parse_overrides, read_config_file, update_config
 
-__all__ = ["EvalConfig", "check_benchmarks", "check_names", "eval_config", "legacy_keys", "result_settings"]
+__all__ = [
+    "EvalConfig",
+    "check_benchmarks",
+    "check_names",
+    "eval_config",
+    "legacy_keys",
+    "result_settings",
+    "vllm_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,15 @@ class EvalRolloutConfig:
     decode_threads: int = 2
     """fast only: Python threads that each decode their own share of the prompts, on their own seeded RNG
     stream (samples depend on this count, never on the machine)."""
+    gpu_memory_utilization: float = 0.9
+    """vllm only: share of GPU memory vLLM may take for weights and KV cache (evaluation has no learner
+    beside it; on CPU, the share of host RAM)."""
+    tensor_parallel: int = 1
+    """vllm only: GPUs one engine shards the model over (tensor parallelism; attention heads must divide
+    by it)."""
+    max_model_len: int = 0
+    """vllm only: longest prompt + completion vLLM reserves KV cache for (0 = the model's own context
+    length); set it to about the longest prompt plus ``max_new_tokens`` to fit more sequences at once."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,9 @@ class EvalConfig:
     skipped)."""
     description: str = ""
     """What a config file is for (recorded, not used)."""
+    paper_model: str = ""
+    """Which model of the suite's ``paper`` block to print beside the results (default: the one named like
+    the evaluated model, or the only one)."""
 
     def validate(self) -> EvalConfig:
         """Check choices and ranges; raise ``ValueError`` naming the key, the value and what is allowed."""
@@ -134,6 +154,8 @@ class EvalConfig:
             "n": (self.n, 1),
             "rollout.max_new_tokens": (self.rollout.max_new_tokens, 1),
             "rollout.decode_threads": (self.rollout.decode_threads, 1),
+            "rollout.tensor_parallel": (self.rollout.tensor_parallel, 1),
+            "rollout.max_model_len": (self.rollout.max_model_len, 0),
             "batch_size": (self.batch_size, 1),
             "limit": (self.limit, 0),
             "rollout.top_k": (self.rollout.top_k, 0),
@@ -146,12 +168,18 @@ class EvalConfig:
                 raise ValueError(f"{key} must be >= {low}; got {value!r}")
         if not 0 < self.rollout.top_p <= 1:
             raise ValueError(f"rollout.top_p must be in (0, 1]; got {self.rollout.top_p!r}")
+        if not 0 < self.rollout.gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"rollout.gpu_memory_utilization must be in (0, 1]; got {self.rollout.gpu_memory_utilization!r}"
+            )
         if self.reward.timeout <= 0:
             raise ValueError(f"reward.timeout must be > 0; got {self.reward.timeout!r}")
         return self
 
 
 # ---------------------------------------------------------------- building one from argv and files
+#: the suite-file block of published figures (``r1zero.eval.paper``), not an option
+PAPER_KEY = "paper"
 #: the earlier flat ``r1zero eval`` names (flags and suite-file keys) -> the shared names
 LEGACY_KEYS = {
     "model": "model.name",
@@ -223,7 +251,8 @@ def eval_config(argv: list[str], config_file: str | None = None) -> EvalConfig:
     if config_file:
         path = find_config_file(config_file)
         try:
-            file_values = legacy_keys(flatten_config(read_config_file(path), EvalConfig), warn=False)
+            data = {k: v for k, v in read_config_file(path).items() if k != PAPER_KEY}  # r1zero.eval.paper
+            file_values = legacy_keys(flatten_config(data, EvalConfig), warn=False)
             update_config(EvalConfig(), file_values, prefix="")  # unknown keys and types, named as file keys
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
@@ -270,6 +299,25 @@ def check_benchmarks(names: Iterable[str], data_dir: str = "") -> list[tuple[str
     if not names:
         raise ValueError("no benchmarks: give --benchmarks NAME[,NAME...] or a --config file that lists them")
     return [(name, get_benchmark(name).verifier) for name in runnable_benchmarks(names, data_dir or None)]
+
+
+def vllm_options(cfg: EvalConfig) -> dict[str, Any]:
+    """The ``r1zero.rollout.vllm.VLLMEngine`` keywords of an evaluation: dtype, tensor parallel size,
+    memory share, context length, seed; no sleeping (no learner needs the memory back).
+
+    >>> options = vllm_options(eval_config(["--model.dtype", "bfloat16", "--rollout.tensor_parallel", "2"]))
+    >>> options["dtype"], options["tensor_parallel_size"], options["max_model_len"], options["sleep"]
+    ('bfloat16', 2, None, False)
+    """
+    r = cfg.rollout
+    return {
+        "dtype": cfg.model.dtype,
+        "tensor_parallel_size": r.tensor_parallel,
+        "gpu_memory_utilization": r.gpu_memory_utilization,
+        "max_model_len": r.max_model_len or None,
+        "sleep": False,
+        "seed": cfg.run.seed,
+    }
 
 
 def result_settings(cfg: EvalConfig) -> dict[str, Any]:

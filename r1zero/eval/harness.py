@@ -24,7 +24,7 @@ from pathlib import Path
 
 from r1zero.data.problem import Problem
 from r1zero.eval.benchmarks import get_benchmark, load_benchmark
-from r1zero.eval.config import EvalConfig, result_settings
+from r1zero.eval.config import EvalConfig, result_settings, vllm_options
 from r1zero.eval.summary import SampleRecord, make_record, summarize
 
 logger = logging.getLogger(__name__)
@@ -189,8 +189,11 @@ def evaluate_model(model: str, cfg: EvalConfig, out_dir: str | Path | None = Non
 
     Returns one result dict per benchmark (the summary plus ``benchmark``, ``model``, settings, versions).
     """
-    policy, tokenizer = _load_model(model, cfg.model.device, cfg.model.dtype)
-    engine = make_engine(cfg, policy, tokenizer)
+    if cfg.rollout.backend == "vllm":  # vLLM loads the weights itself: no second copy in memory
+        policy, tokenizer, path = None, _load_tokenizer(model), _resolve(model)
+    else:
+        (policy, tokenizer), path = _load_model(model, cfg.model.device, cfg.model.dtype), None
+    engine = make_engine(cfg, policy, tokenizer, model_path=path)
     settings = {**result_settings(cfg), "engine": engine.name}
     results = []
     for name in cfg.benchmarks:
@@ -345,6 +348,31 @@ def _load_model(model: str, device: str = "auto", dtype: str = "float32"):
     return policy.eval(), tokenizer
 
 
+def _resolve(model: str) -> str:
+    """A model's directory or hub name (``tiny-base`` -> the packaged checkpoint); a missing local path
+    is a ``FileNotFoundError`` before anything loads."""
+    from r1zero.models.loading import resolve_model_path
+
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        raise FileNotFoundError(f"model directory {model!r} does not exist")
+    return resolve_model_path(str(Path(model).expanduser()) if _looks_like_path(model) else model)
+
+
+def _load_tokenizer(model: str):
+    """The tokenizer of ``model``, padding on the left like ``load_policy``'s."""
+    from transformers import AutoTokenizer
+
+    path = _resolve(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise OSError(f"could not load the tokenizer of {model!r}: {exc}") from exc
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def _looks_like_path(name: str) -> bool:
     """Whether a model name can only be a local path, not a hub id (``namespace/name``).
 
@@ -359,12 +387,15 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def make_engine(cfg: EvalConfig, model, tokenizer):
+def make_engine(cfg: EvalConfig, model, tokenizer, model_path: str | None = None):
     """The rollout engine ``cfg.rollout.backend`` on ``model``; "auto" is "fast" on CPU for the model types
-    it runs (its constructor refuses the others), else "hf"."""
+    it runs (its constructor refuses the others), else "hf". "vllm" takes ``vllm_options(cfg)`` and loads
+    ``model_path`` itself when given (``model`` may then be None)."""
     from r1zero.rollout import build_engine
 
     backend = cfg.rollout.backend
+    if backend == "vllm":
+        return build_engine("vllm", model, tokenizer, model_path=model_path, **vllm_options(cfg))
     fast_options = {"decode_threads": cfg.rollout.decode_threads}
     if backend == "auto":
         if next(model.parameters()).device.type == "cpu":

@@ -27,6 +27,8 @@ SHARED = {
     "rollout.max_new_tokens",
     "rollout.stop",
     "rollout.decode_threads",
+    "rollout.gpu_memory_utilization",
+    "rollout.tensor_parallel",
     "reward.workers",
     "reward.timeout",
     "run.out_dir",
@@ -35,8 +37,9 @@ SHARED = {
     "run.threads",
     "run.progress",
 }
-#: eval's own meaning: the model is always given; "auto" picks fast on CPU; results go to one directory
-DEFAULTS_DIFFER = {"model.name", "rollout.backend", "run.out_dir"}
+#: eval's own meaning: the model is always given; "auto" picks fast on CPU; results go to one directory;
+#: vLLM may take most of the GPU (no learner beside it)
+DEFAULTS_DIFFER = {"model.name", "rollout.backend", "run.out_dir", "rollout.gpu_memory_utilization"}
 
 
 def _get(config, key):
