@@ -87,6 +87,8 @@ _MATH_WORDS = frozenset(
 _WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
 # "1000,99", "0,111", "7,25": a decimal comma (one comma, not a thousands grouping such as 1,000).
 _DECIMAL_COMMA = re.compile(r"^(-?(?![1-9]\d{0,2},\d{3}$)\d+),(\d+)$")
+# "\frac{1}{0}", "1/0", "5 \div 0": a gold with no value (math-verify reads 1/0 as zoo, equal to itself).
+_DIVISION_BY_ZERO = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{\s*0+\s*\}|(?:/|\\div)\s*\{?\s*0+(?![\d.])")
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|:)", re.IGNORECASE)
 # A bare "=" (not part of <=, >=, \ne): "\frac{1}{2} = \frac{10}{9}" answers with its last side.
 _BARE_EQUALS = re.compile(r"(?<![<>!:=\\])=(?!=)")
@@ -283,7 +285,7 @@ def _read_gold(gold: str) -> _Gold:
     raw = ", ".join(group[0]) if group is not None else gold
     if group is None and len(gold) > 200 and _FINAL_ANSWER.search(gold):  # a whole worked solution
         raw = extract_answer(gold).answer or gold
-    if guard_answer(raw) is not None or _PYTHON.search(raw):  # before any regex or sympy sees it
+    if guard_answer(raw) is not None or _PYTHON.search(raw) or _DIVISION_BY_ZERO.search(raw):
         return _Gold(raw[:100], None, None, None, False, bad=True)
     if _CONNECTOR.search(raw) and len(split_top_level(raw)) > 1:  # "19, 46, and 82"
         raw = _as_list(raw)

@@ -368,6 +368,49 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+#: Address space a child may grow by past what its imports took (sympy asked for 10^(10^10) digits
+#: raises MemoryError in the child, which the verifier reports as an error, instead of swapping the host).
+MEMORY_HEADROOM_BYTES = 3 << 30
+#: CPU seconds one call may use: a backstop to the caller's wall-clock limit (SIGXCPU ends the child,
+#: which the caller replaces, as after a timeout).
+CPU_SECONDS_PER_CALL = 60
+
+
+def limit_memory(headroom: int = MEMORY_HEADROOM_BYTES) -> int | None:
+    """Cap this process's address space (``RLIMIT_AS``) at its current size plus ``headroom``; returns
+    the cap, or None where the platform has no such limit."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        cap = size + headroom
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        return cap
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+def limit_cpu(seconds: int = CPU_SECONDS_PER_CALL) -> int | None:
+    """Allow this process ``seconds`` more CPU time from now (soft ``RLIMIT_CPU``; called before each
+    call, so a long-lived child is not ended by the sum of many short calls); returns the new soft limit."""
+    try:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        soft = int(usage.ru_utime + usage.ru_stime) + seconds + 1
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        return soft
+    except (ImportError, OSError, ValueError):
+        return None
+
+
 def _child_main(fd: int) -> None:
     """Loop of the child interpreter: receive calls, run them, send results, until the parent closes."""
     global _IN_WORKER, _CHILD_CONN
@@ -381,9 +424,11 @@ def _child_main(fd: int) -> None:
             with contextlib.suppress(Exception):  # a failure is reported when a call needs the module
                 pickle.loads(warm)
         freeze_imports()
+        limit_memory()
         conn.send(("ready", None))
         while True:
             kind, payload = conn.recv()
+            limit_cpu()
             _handle(conn, kind, payload)
     except (EOFError, OSError, KeyboardInterrupt):
         return
