@@ -1,8 +1,9 @@
 """Named training presets: the CPU demo and the headline published configurations.
 
 Each preset is a function returning a full ``TrainConfig``; command-line overrides go on top. GPU
-presets state the hardware they assume and their expected memory use; the figures they target are
-the papers' own (see ../docs/training.md), not something these presets have reproduced.
+presets state the hardware they assume; ``r1zero plan --preset NAME --gpus N`` prints their memory per
+GPU and whether it fits (``r1zero.train.plan``). The figures they target are the papers' own (see
+../docs/training.md), not something these presets have reproduced.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ from r1zero.train.config import (
 )
 
 __all__ = ["PRESETS", "get_preset"]
+
+
+def _gpu_model(name: str) -> ModelConfig:
+    """The GPU presets' learner: FSDP2-sharded over the ranks, float32 master weights and AdamW state,
+    bf16 compute, activation checkpointing (verl's setup). With bf16 weights an AdamW update of 1e-6
+    rounds away on most entries, and a 7B model's unsharded bf16 weights, gradients and AdamW state
+    (57 GiB) leave too little of an 80 GB GPU for vLLM (``r1zero plan``)."""
+    return ModelConfig(
+        name=name, dtype="float32", compute_dtype="bfloat16", sharding="fsdp", gradient_checkpointing=True
+    )
 
 
 def cpu_demo() -> TrainConfig:
@@ -52,11 +63,11 @@ def r1zero_paper() -> TrainConfig:
     """DeepSeek-R1-Zero recipe (GRPO, accuracy + format reward) at a size one node can run.
 
     The paper trains DeepSeek-V3-Base (671B); this preset keeps its algorithm (group-std advantages,
-    sequence-mean loss, eps 0.2, k3 KL, rule rewards only) on Qwen2.5-7B. Assumes 8x80 GB GPUs
-    (vLLM colocated, ~60 GB per GPU with FSDP2 and gradient checkpointing).
+    sequence-mean loss, eps 0.2, k3 KL, rule rewards only) on Qwen2.5-7B. Assumes 8x80 GB GPUs with vLLM
+    colocated (memory: ``r1zero plan --preset r1zero-paper --gpus 8``).
     """
     return TrainConfig(
-        model=ModelConfig(name="Qwen/Qwen2.5-7B", dtype="bfloat16", gradient_checkpointing=True),
+        model=_gpu_model("Qwen/Qwen2.5-7B"),
         data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=64, group_size=16, max_new_tokens=4096),
         reward=RewardConfig(format_bonus=0.1, require_format=True, workers=8),
@@ -71,10 +82,10 @@ def dr_grpo() -> TrainConfig:
     """Dr. GRPO / Oat-Zero-7B (Liu et al. 2025): Qwen2.5-Math-7B, no std scaling, constant normaliser.
 
     beta = 0, lr 1e-6, G = 8, T = 1, MATH levels 3-5, 3000-token responses (paper: AIME24 43.3%).
-    Assumes 8x80 GB GPUs (no reference model; ~50 GB per GPU).
+    Assumes 8x80 GB GPUs, no reference model (memory: ``r1zero plan --preset dr-grpo --gpus 8``).
     """
     return TrainConfig(
-        model=ModelConfig(name="Qwen/Qwen2.5-Math-7B", dtype="bfloat16", gradient_checkpointing=True),
+        model=_gpu_model("Qwen/Qwen2.5-Math-7B"),
         data=DataConfig(source="math", heldout_source="aime24", heldout_size=30, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=8, max_new_tokens=3000),
         reward=RewardConfig(require_format=False, workers=8),
@@ -89,10 +100,11 @@ def dapo() -> TrainConfig:
     """DAPO (Yu et al. 2025): clip-higher 0.28, token-mean loss, dynamic sampling, overlong shaping, beta 0.
 
     The paper: Qwen2.5-32B on DAPO-Math-17k, G = 16, 512 prompts, 20k max tokens (4k buffer), AIME24 50.
-    This preset keeps the algorithm on Qwen2.5-7B with 8k tokens; assumes 8x80 GB GPUs (~70 GB each).
+    This preset keeps the algorithm on Qwen2.5-7B with 8k tokens; assumes 8x80 GB GPUs (memory:
+    ``r1zero plan --preset dapo --gpus 8``).
     """
     return TrainConfig(
-        model=ModelConfig(name="Qwen/Qwen2.5-7B", dtype="bfloat16", gradient_checkpointing=True),
+        model=_gpu_model("Qwen/Qwen2.5-7B"),
         data=DataConfig(source="dapo_math_17k", heldout_source="aime24", heldout_size=30, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=16, max_new_tokens=8192),
         reward=RewardConfig(correct=1.0, wrong=-1.0, require_format=False, overlong_buffer=2048, workers=8),
@@ -114,10 +126,11 @@ def simplerl_zoo() -> TrainConfig:
     """SimpleRL-Zoo (Zeng et al. 2025): GRPO on 8K MATH problems with KL 1e-4, Qwen2.5-Math-7B.
 
     Paper: average of six benchmarks 37.2 -> 59.5. G = 8, 1024 prompts x 8 per step in the paper; here
-    128 prompts. Assumes 8x80 GB GPUs (~65 GB each with the reference model).
+    128 prompts. Assumes 8x80 GB GPUs, with the reference model (memory:
+    ``r1zero plan --preset simplerl-zoo --gpus 8``).
     """
     return TrainConfig(
-        model=ModelConfig(name="Qwen/Qwen2.5-Math-7B", dtype="bfloat16", gradient_checkpointing=True),
+        model=_gpu_model("Qwen/Qwen2.5-Math-7B"),
         data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="qwen_math"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=8, max_new_tokens=4096),
         reward=RewardConfig(require_format=False, workers=8),
@@ -131,10 +144,10 @@ def simplerl_zoo() -> TrainConfig:
 def countdown_3b() -> TrainConfig:
     """TinyZero-style Countdown on Qwen2.5-3B (base), R1-Zero template, strict format.
 
-    Assumes 2x80 GB GPUs (or one with gradient checkpointing, ~60 GB), 1k-token responses.
+    Assumes 2x80 GB GPUs, 1k-token responses (memory: ``r1zero plan --preset countdown-3b --gpus 2``).
     """
     return TrainConfig(
-        model=ModelConfig(name="Qwen/Qwen2.5-3B", dtype="bfloat16", gradient_checkpointing=True),
+        model=_gpu_model("Qwen/Qwen2.5-3B"),
         data=DataConfig(
             source="countdown", difficulty="4", train_size=50000, heldout_size=256, template="r1zero"
         ),
@@ -170,10 +183,11 @@ def ppo_orz() -> TrainConfig:
 
     lambda, gamma and beta = 0 are the paper's; the model (Qwen2.5-7B base), batch sizes and learning
     rates (policy 1e-6, critic 5e-6) are chosen for one 8x80 GB node and are ours. The critic is a second
-    copy of the base model (~2x the learner memory of GRPO: weights, gradients and AdamW state).
+    copy of the base model with its own gradients and AdamW state (memory:
+    ``r1zero plan --preset ppo-orz --gpus 8``).
     """
     return TrainConfig(
-        model=ModelConfig(name="Qwen/Qwen2.5-7B", dtype="bfloat16", gradient_checkpointing=True),
+        model=_gpu_model("Qwen/Qwen2.5-7B"),
         data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=64, group_size=16, max_new_tokens=8192),
         reward=RewardConfig(require_format=True, workers=8),

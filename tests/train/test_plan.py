@@ -170,22 +170,28 @@ def test_fits_needs_the_headroom():
     assert not plan_memory(shape, replace(inputs, gpu_mem_gib=just * 0.999)).fits
 
 
-def test_remedies_fit_and_are_listed_when_a_plan_does_not(capsys):
+#: the GPU presets' learner as it was before they sharded: bf16 weights and AdamW state, a copy per GPU
+UNSHARDED_BF16 = ["--model.sharding", "none", "--model.dtype", "bfloat16", "--model.compute_dtype", "auto"]
+
+
+def test_remedies_fit_and_are_listed_when_a_plan_does_not():
+    from r1zero.train.config import apply_overrides
+
     shape = load_shape("qwen2.5-math-7b")
-    inputs = plan.inputs_from_config(get_preset("dr-grpo"), 8, 80.0, logits_chunk=27)
-    assert not plan_memory(shape, inputs).fits  # bf16 AdamW unsharded + vLLM's half
+    config = apply_overrides(get_preset("dr-grpo"), UNSHARDED_BF16)
+    inputs = plan.inputs_from_config(config, 8, 80.0, logits_chunk=27)
+    assert not plan_memory(shape, inputs).fits  # 57 GiB of bf16 weights, gradients and AdamW + vLLM's half
     found = plan_cli.remedies(shape, inputs)
     assert found and all(p.fits for _, p in found)
     assert found[0][0] == "--model.sharding fsdp"
 
 
 def test_cli_prints_the_table_and_reads_overrides(capsys):
-    assert plan_cli.main(["--preset", "dr-grpo", "--gpus", "8", "--gpu-mem", "80"]) == 0
+    assert plan_cli.main(["--preset", "dr-grpo", "--gpus", "8", "--gpu-mem", "80", *UNSHARDED_BF16]) == 0
     out = capsys.readouterr().out
     assert "model qwen2.5-math-7b" in out and "optimizer (AdamW, 2 moments)" in out
     assert "does NOT fit" in out and "try --model.sharding fsdp" in out
-    args = ["--preset", "dr-grpo", "--model", "qwen2.5-math-1.5b", "--model.sharding", "fsdp"]
-    assert plan_cli.main([*args, "--model.dtype", "float32", "--model.compute_dtype", "bfloat16"]) == 0
+    assert plan_cli.main(["--preset", "dr-grpo", "--model", "qwen2.5-math-1.5b", "--gpus", "1"]) == 0
     out = capsys.readouterr().out
     assert "1/1 per GPU (fsdp)" in out and "fits with 10% headroom" in out
     with pytest.raises(ValueError, match="unknown"):
@@ -200,10 +206,19 @@ def test_the_dispatcher_knows_plan():
     assert COMMANDS["plan"][0] == "r1zero.train.plan_cli"
 
 
-@pytest.mark.parametrize("name", [n for n in PRESETS if get_preset(n).rollout.backend == "vllm"])
-def test_every_gpu_preset_has_a_shipped_shape_and_a_plan(name, capsys):
-    assert plan_cli.main(["--preset", name, "--gpus", "8"]) == 0
-    assert "peak" in capsys.readouterr().out
+#: the GPUs each GPU preset's docstring assumes
+PRESET_GPUS = {"r1zero-paper": 8, "dr-grpo": 8, "dapo": 8, "simplerl-zoo": 8, "countdown-3b": 2, "ppo-orz": 8}
+
+
+def test_every_gpu_preset_is_listed():
+    assert set(PRESET_GPUS) == {n for n in PRESETS if get_preset(n).rollout.backend == "vllm"}
+
+
+@pytest.mark.parametrize(("name", "gpus"), sorted(PRESET_GPUS.items()))
+def test_every_gpu_preset_fits_the_gpus_it_assumes(name, gpus, capsys):
+    assert plan_cli.main(["--preset", name, "--gpus", str(gpus), "--gpu-mem", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "fits with 10% headroom" in out, out
 
 
 def _bench():
