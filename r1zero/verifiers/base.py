@@ -58,6 +58,12 @@ class Verdict:
         reason: Short code explaining the verdict (see ``REASONS``).
         extracted: The answer text that was checked, if any.
         parts: Reward components (e.g. ``{"accuracy": 1.0, "format": 0.1}``) for logging.
+        own_reward: True when ``reward`` is the verifier's own (partial credit, e.g. 0.5 for half the
+            parts of a multi-part answer): training and ``apply_weights`` then use it as it is instead
+            of recomputing it from ``correct`` and ``formatted``.
+
+    >>> Verdict(0.5, False, True, "wrong", "(1, 3)", {"accuracy": 0.5}, own_reward=True).own_reward
+    True
     """
 
     reward: float
@@ -66,9 +72,10 @@ class Verdict:
     reason: str
     extracted: str | None = None
     parts: dict[str, float] = field(default_factory=dict)
+    own_reward: bool = False
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "reward": self.reward,
             "correct": self.correct,
             "formatted": self.formatted,
@@ -76,6 +83,9 @@ class Verdict:
             "extracted": self.extracted,
             "parts": dict(self.parts),
         }
+        if self.own_reward:
+            out["own_reward"] = True
+        return out
 
 
 class Verifier(Protocol):

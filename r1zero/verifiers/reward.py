@@ -58,11 +58,16 @@ def compose_reward(
 
 
 def apply_weights(verdict: Verdict, weights: RewardWeights) -> Verdict:
-    """Recompute a verdict's reward and parts under other weights (its other fields are kept).
+    """Recompute a verdict's reward and parts under other weights (its other fields are kept); a verdict
+    with ``own_reward`` (partial credit) is returned unchanged.
 
     >>> v = Verdict(1.0, True, False, "correct", "4", {"accuracy": 1.0})
     >>> apply_weights(v, STRICT_R1ZERO).reward
     0.0
+    >>> apply_weights(Verdict(0.5, False, True, "wrong", own_reward=True), STRICT_R1ZERO).reward
+    0.5
     """
+    if verdict.own_reward:
+        return verdict
     reward, parts = compose_reward(verdict.correct, verdict.formatted, weights)
     return replace(verdict, reward=reward, parts={**verdict.parts, **parts})
