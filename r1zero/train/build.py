@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from r1zero.data.problem import Problem
-from r1zero.train.config import TrainConfig
+from r1zero.train.config import TrainConfig, resolved_compute_dtype
 from r1zero.verifiers import Verdict, verify_batch
 from r1zero.verifiers.reward import RewardWeights, apply_weights
 
@@ -27,6 +27,8 @@ __all__ = [
     "render_prompts",
     "resolve_device",
     "reward_weights",
+    "rollout_replica",
+    "shard_for_training",
     "split_heldout",
     "verify",
 ]
@@ -170,17 +172,49 @@ def load_model(
     return load_policy(name, dtype=dtype, device=str(device), gradient_checkpointing=gradient_checkpointing)
 
 
-def make_engine(config: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> Any:
-    """The rollout engine named by ``rollout.backend`` (``r1zero.rollout.<backend>``), on ``model``."""
-    from r1zero.rollout import build_engine
+def shard_for_training(config: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` sharded with FSDP2 over the process group (``model.sharding fsdp``): computing in
+    ``model.compute_dtype``, offloaded to CPU memory with ``model.cpu_offload``. Every rank must hold the
+    same weights first (``broadcast_parameters``)."""
+    from r1zero.models.loading import DTYPES
+    from r1zero.train.sharding import shard_model
 
+    if config.model.cpu_offload and device.type != "cuda":
+        raise ValueError(
+            f"--model.cpu_offload keeps a GPU model's shards in CPU memory; the model is on {device.type} "
+            "(set --model.device cuda, or drop --model.cpu_offload)"
+        )
+    compute = DTYPES[resolved_compute_dtype(config.model)]
+    return shard_model(model, device=device, compute_dtype=compute, cpu_offload=config.model.cpu_offload)
+
+
+def rollout_replica(config: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The unsharded copy a sharded learner's rollout engine generates from, made before sharding: in
+    the compute dtype, on ``device`` (on CPU for vllm, which only writes it to disk for its own copy)."""
+    from r1zero.models.loading import DTYPES
+    from r1zero.train.sharding import unsharded_copy
+
+    where = torch.device("cpu") if config.rollout.backend == "vllm" else device
+    return unsharded_copy(model, DTYPES[resolved_compute_dtype(config.model)], where)
+
+
+def make_engine(
+    config: TrainConfig, model: torch.nn.Module, tokenizer: Any, replica: torch.nn.Module | None = None
+) -> Any:
+    """The rollout engine named by ``rollout.backend`` (``r1zero.rollout.<backend>``), on ``model``; on a
+    sharded learner's unsharded ``replica`` instead, refreshed with full weights at each ``load_weights``."""
+    from r1zero.rollout import build_engine
+    from r1zero.train.sharding import FullWeightsEngine
+
+    if replica is not None:
+        return FullWeightsEngine(make_engine(config, replica, tokenizer), replica)
     r = config.rollout
     options: dict[str, Any] = {}
     if r.backend == "vllm":
         options = {
             "gpu_memory_utilization": r.gpu_memory_utilization,
             "tensor_parallel_size": r.tensor_parallel,
-            "dtype": config.model.dtype,
+            "dtype": resolved_compute_dtype(config.model),
         }
     elif r.backend == "fast":
         c = config.cpu

@@ -111,7 +111,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         torch.set_num_threads(config.run.threads)
     cpu.prepare_process(config.cpu)
     device = build.resolve_device(config.model.device)
-    dist_info = init_distributed(device)
+    sharded = config.model.sharding == "fsdp"
+    dist_info = init_distributed(device, always=sharded)  # FSDP needs a process group, even of 1 rank
     run_dir = build.run_dir_of(config)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
@@ -141,7 +142,16 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
         reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
-    _prepare_for_cpu(config, policy=model, reference=reference)
+    model = broadcast_parameters(model, dist_info)
+    replica = None
+    if sharded:  # FSDP2: policy and reference sharded; the rollout engine generates from a full copy
+        replica = build.rollout_replica(config, model, device)
+        model = build.shard_for_training(config, model, device)
+        if reference is not None:
+            reference = build.shard_for_training(config, reference, device)
+        _prepare_for_cpu(config, rollout=replica)
+    else:
+        _prepare_for_cpu(config, policy=model, reference=reference)
     o = config.optim
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=o.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
@@ -155,13 +165,13 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
         runlog=runlog,
         problems=problems,
         heldout=heldout,
-        learner=broadcast_parameters(model, dist_info),
+        learner=model,
         tokenizer=tokenizer,
         reference=reference,
         optimizer=optimizer,
         scheduler=scheduler,
         sampler=PromptSampler(problems, config.rollout.prompts_per_step, seed=config.run.seed),
-        engine=build.make_engine(config, model, tokenizer),
+        engine=build.make_engine(config, model, tokenizer, replica),
         state={
             "step": 0,
             "elapsed": 0.0,
@@ -273,12 +283,16 @@ def _open_critic(
         critic = load_critic(str(saved), config.model.dtype, device, fresh_head=False)
     else:
         critic = load_critic(c.model or config.model.name, config.model.dtype, device)
+    critic = broadcast_parameters(critic.eval(), dist_info)
+    if config.model.sharding == "fsdp":  # sharded as the policy; its AdamW steps the shards
+        critic = build.shard_for_training(config, critic, device)
+    else:
+        _prepare_for_cpu(config, critic=critic)
     o = config.optim
     optimizer = torch.optim.AdamW(
         critic.parameters(), lr=c.lr, betas=(o.adam_beta1, o.adam_beta2), weight_decay=o.weight_decay
     )
-    _prepare_for_cpu(config, critic=critic)
-    return broadcast_parameters(critic.eval(), dist_info), optimizer
+    return critic, optimizer
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -414,6 +428,7 @@ def _restore(session: Session, checkpoint: Checkpoint) -> None:
         if session.critic is not None and session.critic_optimizer is not None:
             extra = {"critic": (session.critic, session.critic_optimizer)}
         saved = load_sharded_checkpoint(checkpoint, session.learner, session.optimizer, extra)
+        session.engine.load_weights(session.learner)  # it was built from the base model's weights
     else:
         if is_sharded(session.learner):
             raise CheckpointError(

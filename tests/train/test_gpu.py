@@ -103,3 +103,85 @@ def test_greedy_eval_on_cuda_matches_the_cpu(tmp_path):
     same = sum(a == b for a, b in zip(results["cpu"], results["cuda"], strict=True))
     # fp32 kernels differ in rounding between devices: a near-tie may flip one argmax, not more
     assert same >= len(results["cpu"]) - 1, same
+
+
+# ---------------------------------------------------------------- FSDP2 on one GPU (model.sharding fsdp)
+def _tiny_llama() -> torch.nn.Module:
+    from transformers import LlamaForCausalLM
+
+    from r1zero.models.tiny import tiny_config
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_config(num_hidden_layers=2))
+
+
+def _gpu_batch(device: str) -> PackedBatch:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, 100, (8, 30), generator=g)  # [B, P+T]
+    attention = torch.ones_like(ids)
+    return PackedBatch(
+        ids, attention, torch.ones(8, 20), torch.randn(8, generator=g), torch.zeros(8, 20), None, 10
+    ).to(device)
+
+
+def _adamw_step_moved(model: torch.nn.Module, name: str) -> float:
+    """Fraction of ``name``'s entries that one lr-1e-6 AdamW policy step changes."""
+    from r1zero.train.config import AlgoConfig
+    from r1zero.train.learner import policy_update
+
+    def full(t):
+        return (t.full_tensor() if hasattr(t, "full_tensor") else t).detach().float().cpu().clone()
+
+    before = full(dict(model.named_parameters())[name])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.0)
+    algo = AlgoConfig(loss_agg="dapo", mu=1, micro_batch_size=4)
+    policy_update(model, optimizer, _gpu_batch("cuda"), algo, max_len=20, grad_clip=0.0)
+    after = full(dict(model.named_parameters())[name])
+    return (after != before).float().mean().item()
+
+
+@pytest.fixture
+def nccl_one_rank():
+    import torch.distributed as dist
+
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_fsdp_fp32_masters_take_a_1e6_step_on_cuda(nccl_one_rank, offload):
+    from r1zero.train.sharding import shard_model
+
+    name = "model.layers.0.self_attn.q_proj.weight"
+    model = shard_model(
+        _tiny_llama().cuda(), device=torch.device("cuda"), compute_dtype=torch.bfloat16, cpu_offload=offload
+    )
+    moved = _adamw_step_moved(model, name)
+    pure = _adamw_step_moved(_tiny_llama().to("cuda", torch.bfloat16), name)
+    print(f"cuda, offload={offload}: lr 1e-6 moved {moved:.4f} of fp32-master entries, {pure:.4f} of bf16")
+    assert moved >= 0.99, moved
+    assert pure <= 0.1, pure
+
+
+def test_collectives_put_their_tensors_on_the_gpu_under_nccl(nccl_one_rank):
+    from r1zero.train.distributed import DistInfo, all_reduce_grads, all_reduce_sum
+
+    info = DistInfo(0, 2, 0)  # a 1-rank group; world_size 2 makes the helpers run their collectives
+    assert all_reduce_sum({"a": 1.5, "b": 2.0}, info) == {"a": 1.5, "b": 2.0}
+    layer = torch.nn.Linear(4, 4).to("cuda", torch.bfloat16)
+    layer.weight.grad = torch.ones_like(layer.weight)
+    all_reduce_grads(layer.parameters(), info)
+    assert layer.weight.grad.dtype == torch.bfloat16 and float(layer.weight.grad.sum()) == 16.0
+
+
+def test_fsdp_bf16_compute_training_on_cuda_end_to_end(tiny_model_dir, tmp_path):
+    extra = ("--model.sharding", "fsdp", "--model.compute_dtype", "bfloat16", "--rollout.backend", "hf")
+    done = _train(tiny_model_dir, tmp_path, *extra)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = _metrics(tmp_path / "smoke")
+    assert [x["step"] for x in lines] == [0, 1, 2, 3]
+    assert all(math.isfinite(x["policy/grad_norm"]) for x in lines[1:])

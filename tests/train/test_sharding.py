@@ -261,6 +261,31 @@ def test_sharded_reference_and_weight_sync(ranks):
             assert torch.equal(r["sync"][name], param), name
 
 
+def _checkpointed_step(sharded: bool) -> dict:
+    from r1zero.models.loading import _enable_checkpointing
+
+    model = _model()
+    _enable_checkpointing(model)  # what --model.gradient_checkpointing does
+    model.train()
+    if sharded:
+        shard_model(model, device=CPU)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    algo = AlgoConfig(loss_agg="grpo", mu=1, micro_batch_size=4)
+    stats = policy_update(model, optimizer, _batch(), algo, max_len=T, grad_clip=0.0)
+    return _snapshot(model, stats)
+
+
+def test_sharding_composes_with_activation_checkpointing():
+    plain = _checkpointed_step(sharded=False)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        sharded = _checkpointed_step(sharded=True)
+    finally:
+        dist.destroy_process_group()
+    assert sharded["stats"]["grad_norm"] > 0
+    _assert_close(sharded, plain, "checkpointing", atol=1e-6)
+
+
 def test_shard_model_on_one_process_group(tmp_path):
     """One process (a 1-rank group, as ``--model.sharding fsdp`` without torchrun) shards and trains."""
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
@@ -309,3 +334,42 @@ def test_fp32_masters_keep_a_1e6_step_that_bf16_weights_lose():
     print(f"lr 1e-6 AdamW step moved {kept:.4f} of fp32-master entries, {lost:.4f} of bf16 entries")
     assert kept >= 0.99, kept
     assert lost <= 0.1, lost
+
+
+@pytest.mark.parametrize(
+    "overrides,error",
+    [
+        (["--model.sharding", "fsdp"], None),
+        (["--model.sharding", "fsdp", "--model.compute_dtype", "bfloat16"], None),
+        (["--model.sharding", "fsdp", "--model.cpu_offload", "true", "--model.device", "cuda"], None),
+        (["--model.compute_dtype", "float32"], None),  # the same as dtype: nothing to mix
+        (["--model.compute_dtype", "bfloat16"], "needs --model.sharding fsdp"),
+        (["--model.sharding", "ddp"], "model.sharding must be one of none, fsdp; got 'ddp'"),
+        (["--model.compute_dtype", "fp8"], "model.compute_dtype must be one of auto, float32"),
+        (
+            ["--model.sharding", "fsdp", "--model.dtype", "bfloat16", "--model.compute_dtype", "float16"],
+            "use --model.dtype float32",
+        ),
+        (["--model.cpu_offload", "true"], "model.cpu_offload needs --model.sharding fsdp"),
+        (
+            ["--model.sharding", "fsdp", "--model.cpu_offload", "true", "--model.device", "cpu"],
+            "already",
+        ),
+    ],
+)
+def test_sharding_options_are_validated(overrides, error):
+    from r1zero.train.config import TrainConfig, apply_overrides
+
+    if error is None:
+        assert apply_overrides(TrainConfig(), overrides).model.sharding in ("none", "fsdp")
+    else:
+        with pytest.raises(ValueError, match=error):
+            apply_overrides(TrainConfig(), overrides)
+
+
+def test_a_config_from_before_sharding_loads_replicated():
+    from r1zero.train.config import config_from_dict, resolved_compute_dtype
+
+    model = config_from_dict({"model": {"name": "tiny-base", "dtype": "bfloat16", "packed": False}}).model
+    assert (model.sharding, model.compute_dtype, model.cpu_offload) == ("none", "auto", False)
+    assert resolved_compute_dtype(model) == "bfloat16"
