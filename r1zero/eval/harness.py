@@ -194,30 +194,37 @@ def evaluate_model(model: str, cfg: EvalConfig, out_dir: str | Path | None = Non
     else:
         (policy, tokenizer), path = _load_model(model, cfg.model.device, cfg.model.dtype), None
     engine = make_engine(cfg, policy, tokenizer, model_path=path)
-    settings = {**result_settings(cfg), "engine": engine.name}
-    results = []
-    for name in cfg.benchmarks:
-        bench = get_benchmark(name)
-        problems = load_benchmark(bench, cfg.data_dir or None, cfg.limit or None)
-        bar = _progress_bar(len(problems), f"eval {name}", cfg.run.progress)
-        t0 = time.perf_counter()
-        summary, records, template_text = evaluate_problems(engine, problems, cfg, tokenizer, bar.update)
-        bar.close()
-        result = {
-            "benchmark": name,
-            "model": str(model),
-            **summary,
-            "verifier": bench.verifier,
-            "template": {"name": cfg.data.template, "text": template_text},
-            "settings": settings,
-            "seed": cfg.run.seed,
-            "seconds": round(time.perf_counter() - t0, 3),
-            "versions": _versions(),
-        }
-        if out_dir is not None:
-            _write_results(Path(out_dir), name, result, records)
-        results.append(result)
-    return results
+    try:
+        return [_evaluate_benchmark(engine, name, model, cfg, tokenizer, out_dir) for name in cfg.benchmarks]
+    finally:  # vLLM keeps its GPU memory until shut down: free it before the next checkpoint loads
+        if (close := getattr(engine, "close", None)) is not None:
+            close()
+
+
+def _evaluate_benchmark(
+    engine, name: str, model: str, cfg: EvalConfig, tokenizer, out_dir: str | Path | None
+) -> dict:
+    """One benchmark of ``evaluate_model``: its result dict, written under ``out_dir`` when given."""
+    bench = get_benchmark(name)
+    problems = load_benchmark(bench, cfg.data_dir or None, cfg.limit or None)
+    bar = _progress_bar(len(problems), f"eval {name}", cfg.run.progress)
+    t0 = time.perf_counter()
+    summary, records, template_text = evaluate_problems(engine, problems, cfg, tokenizer, bar.update)
+    bar.close()
+    result = {
+        "benchmark": name,
+        "model": str(model),
+        **summary,
+        "verifier": bench.verifier,
+        "template": {"name": cfg.data.template, "text": template_text},
+        "settings": {**result_settings(cfg), "engine": engine.name},
+        "seed": cfg.run.seed,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "versions": _versions(),
+    }
+    if out_dir is not None:
+        _write_results(Path(out_dir), name, result, records)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- a run

@@ -297,3 +297,21 @@ def test_vllm_eval_hands_the_options_and_the_path_to_the_engine(model_dir, monke
     assert seen["backend"] == "vllm" and seen["model"] is None and seen["tokenizer"] is not None
     assert seen["model_path"] == str(model_dir)
     assert {k: seen[k] for k in vllm_options(cfg)} == vllm_options(cfg)
+
+
+def test_the_engine_is_closed_after_each_model(model_dir, monkeypatch):
+    """vLLM holds its GPU memory until shut down; evaluating a run loads one engine per checkpoint."""
+    closed = []
+    real = harness.make_engine
+
+    def make_engine(*args, **kwargs):
+        engine = real(*args, **kwargs)
+        engine.close = lambda: closed.append(engine.name)
+        return engine
+
+    monkeypatch.setattr(harness, "make_engine", make_engine)
+    cfg = eval_config(
+        [*QUIET, "--benchmarks", "list_sum", "--limit", "2", "--n", "1", "--rollout.max_new_tokens", "4"]
+    )
+    results = harness.evaluate_model(str(model_dir), cfg)
+    assert [r["benchmark"] for r in results] == ["list_sum"] and len(closed) == 1
