@@ -367,16 +367,17 @@ def plan_memory(shape: ModelShape, inputs: PlanInputs) -> MemoryPlan:
     per_gpu = (lambda n: on_gpu * -(-n // shards)) if fsdp else (lambda n: n)
     params = shape.num_params
     gathered = 0
-    reduce = 4 if compute != master else master
     if fsdp:
+        reduce = 4 if compute != master else master
         # FSDP2: the root unit (embedding, LM head, final norm) stays gathered from the forward to the end
-        # of the backward, and its gradient unsharded until then; two layers gathered at a time (one
-        # prefetched), one layer's unsharded gradient before its reduce-scatter (float32 under mixed precision)
-        gathered = compute * (shape.root_params + 2 * shape.layer_params)
-        gathered += reduce * (shape.root_params + shape.layer_params)
+        # of the backward (its unsharded gradient is the LM head's, counted with the logits); two layers
+        # gathered at a time (one prefetched); one layer's gradient cast for its reduce-scatter (float32
+        # under mixed precision)
+        gathered = compute * (shape.root_params + 2 * shape.layer_params) + reduce * shape.layer_params
     tokens = inputs.micro_batch * inputs.seq_len
-    # autograd sums the LM head weight's gradients from several uses (chunks, a tied embedding) in a buffer
-    # before accumulating it: the running sum, the next one and their sum (measured); one use: one gradient
+    # autograd sums the LM head weight's gradients (in the compute dtype) from several uses (chunks, a tied
+    # embedding) in a buffer before accumulating them: the running sum, the next one and their sum
+    # (measured); one use: one gradient
     head_grad_copies = 3 if inputs.logits_chunk or shape.tied_embeddings else 1
     critic = 4 * master * per_gpu(shape.critic_params) if inputs.critic else 0  # weights, grads, 2 moments
     return MemoryPlan(
@@ -393,10 +394,7 @@ def plan_memory(shape: ModelShape, inputs: PlanInputs) -> MemoryPlan:
             shape.vocab_size,
             compute,
             inputs.logits_chunk,
-            head_grad_bytes=head_grad_copies
-            * (reduce if fsdp else master)
-            * shape.vocab_size
-            * shape.hidden_size,
+            head_grad_bytes=head_grad_copies * compute * shape.vocab_size * shape.hidden_size,
         ),
         reference=master * per_gpu(params) if inputs.reference else 0,
         critic=critic,

@@ -143,7 +143,7 @@ def format_plan(shape: ModelShape, inputs: PlanInputs, plan: MemoryPlan, title: 
         (
             "gathered compute copies (FSDP2)",
             plan.gathered,
-            f"{i.compute_dtype} root + 2 layers, unsharded grads"
+            f"{i.compute_dtype} root + 2 layers, a layer's gradient to reduce"
             if fsdp
             else "none: computes on the weights",
         ),
@@ -153,7 +153,11 @@ def format_plan(shape: ModelShape, inputs: PlanInputs, plan: MemoryPlan, title: 
             plan.activations_other,
             "for comparison, not in the total",
         ),
-        ("logits / log-softmax", plan.logits, f"float32 [{i.micro_batch}, positions, {shape.vocab_size}]"),
+        (
+            "logits / log-softmax",
+            plan.logits,
+            f"[{i.micro_batch}, positions, {shape.vocab_size}] or LM-head grads",
+        ),
         ("reference model", plan.reference, "beta > 0: weights only" if i.reference else "beta = 0: none"),
         ("critic (PPO)", plan.critic, "weights, gradients, AdamW" if i.critic else "none"),
         ("rollout weight copy", plan.rollout_copy, _copy_note(i)),

@@ -140,9 +140,12 @@ def test_fsdp_divides_state_by_gpus_and_offload_moves_it_off():
     assert sharded.weights == 4 * -(-p // 8) and sharded.optimizer == 2 * sharded.weights
     assert offloaded.weights == offloaded.gradients == offloaded.optimizer == 0
     assert full.gathered == 0
-    # the root (embeddings + head) and two layers gathered in bf16, root and one layer's gradients in fp32
+    # the root (embeddings + head) and two layers gathered in bf16, one layer's gradients cast to fp32
     root, layer = shape.root_params, shape.layer_params
-    assert sharded.gathered == 2 * (root + 2 * layer) + 4 * (root + layer) == offloaded.gathered
+    assert sharded.gathered == 2 * (root + 2 * layer) + 4 * layer == offloaded.gathered
+    # chunked log-probs: 3 bf16 copies of the LM head's weight gradient dominate the chunk's buffers
+    chunked = plan_memory(shape, replace(base, sharding="fsdp", micro_batch=1, logits_chunk=8))
+    assert chunked.logits == 4 * 8 * shape.vocab_size + 3 * 2 * shape.vocab_size * shape.hidden_size
 
 
 def test_reference_critic_and_vllm_are_counted_only_when_used():
