@@ -58,6 +58,7 @@ _GSM8K = re.compile(r"####\s*([^\n]+)")
 _MATH_DELIMITER = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\)|\\\[|\\\]")
 _MATH_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _UNIT_AFTER = re.compile(r"\s*[a-zA-Z]{1,3}[²³]")
+_MAX_PROSE_CHARS = 5000  # longer tag content is not searched for a sentence's value
 _BARE_COMMANDS = re.compile(r"\\[a-zA-Z]+")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{[a-zA-Z*]+\}(?:\{[lcr|]*\})?|\\[a-zA-Z]+")
 _NUMBER = re.compile(r"[-−]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+")
@@ -127,9 +128,12 @@ def find_boxed(text: str) -> str | None:
 
 def _boxes(text: str) -> list[tuple[int, int, int]]:
     """``(command start, content start, content end)`` of each complete box, in order."""
+    matches = list(_BOXED.finditer(text))
+    if not matches:
+        return []
     closing = _matching_braces(text)
     boxes = []
-    for match in _BOXED.finditer(text):
+    for match in matches:
         end = closing.get(match.end() - 1)
         if end is not None:
             boxes.append((match.start(), match.end(), end))
@@ -183,7 +187,8 @@ def _from_answer_tags(text: str) -> Extraction | None:
     if later is not None and later.answer:  # a different "final" answer after the tag
         distinct.add(" ".join(later.answer.split()))
     answer, several = unboxed[-1]
-    return Extraction(answer, "answer_tag", conflicting=len(distinct) > 1, several=several)
+    conflicting = len(distinct) > 1 or any(_unbalanced_boxes(block) for block in blocks)
+    return Extraction(answer, "answer_tag", conflicting=conflicting, several=several)
 
 
 def _unbox(block: str) -> tuple[str, bool]:
@@ -250,6 +255,8 @@ def _value_in_prose(block: str) -> str | None:
 
     A sentence that hedges ("it could be 12 or 13", "maybe 4") is left whole, so the verifier sees it.
     """
+    if len(block) > _MAX_PROSE_CHARS:
+        return None
     prose = _blank_math(block)
     words = len(_WORDS.findall(_ENVIRONMENT.sub(" ", prose)))
     if not (words >= 3 or (words and len(_math_spans(block)) == 1)) or _HEDGE_WORD.search(prose):
@@ -268,7 +275,20 @@ def _from_boxed(text: str) -> Extraction | None:
         if said is not None:
             return said
     answer, several = _joined(group[0])
-    return Extraction(answer or None, "boxed", several=several)
+    return Extraction(answer or None, "boxed", conflicting=_unbalanced_boxes(text), several=several)
+
+
+def _unbalanced_boxes(text: str) -> bool:
+    """Several boxes among unbalanced braces (``\\boxed{5}}}} so \\boxed{6}``): which box is meant is
+    unclear, and stray braces are a way to hide candidates from a brace matcher.
+
+    >>> _unbalanced_boxes(r"\\boxed{5}}}} so \\boxed{6}"), _unbalanced_boxes(r"\\boxed{5}}}}"), _unbalanced_boxes(r"\\boxed{5}, \\boxed{6}")
+    (True, False, False)
+    """
+    if len(_BOXED.findall(text)) < 2:
+        return False
+    braces = re.findall(r"(?<!\\)[{}]", text)
+    return braces.count("{") != braces.count("}")
 
 
 def _from_boxed_or_final(text: str) -> Extraction | None:

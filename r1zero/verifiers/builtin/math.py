@@ -97,6 +97,9 @@ _LONG_DECIMAL = re.compile(r"^-?\d*\.(\d{6,})$")
 # "(a) 5, (b) 7": the labels of a several-part answer.
 _PART_LABEL = re.compile(r"(^|,)\s*\(?(?:[a-e]|i{1,3}|iv)\)\s*")
 # "x = 3" inside a list item: the value is the right-hand side.
+_ALL_ASSIGNMENTS = re.compile(
+    r"[A-Za-z](?:_\{?\w+\}?)?\s*=\s*[^,=]+(?:,\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*[^,=]+)+"
+)
 _ITEM_ASSIGNMENT = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*")
 # Python in a gold ("1 + __import__('os').system(...)") is a data defect or an attack, not an answer.
 _PYTHON = re.compile(
@@ -165,6 +168,8 @@ def _judge(response: str, gold: str, timeout: float) -> tuple[str, str | None]:
     answer = found.answer
     if found.conflicting or (not gold_info.multi and _HEDGE.search(answer) and not _HEDGE.search(gold)):
         return "rejected", answer
+    if gold_info.parts and not found.several and _ALL_ASSIGNMENTS.fullmatch(answer.strip()):
+        answer = _as_gold_list(answer, gold_info)  # "a = 7, b = 3" for the pair (7, 3)
     if found.several:  # several different boxes: a list when the gold has parts, else candidates
         if not (gold_info.multi or gold_info.parts):
             return "rejected", answer
@@ -298,11 +303,13 @@ def _read_gold(gold: str) -> _Gold:
     choice = choice_letter(text) if re.fullmatch(r"\(?[A-J]\)?", text) else None
     word = text.casefold() if _WORD.match(text) and len(text) >= 3 and re.search("[aeiouy]", text) else None
     enclosed = text.startswith(("(", "[", r"\{")) and encloses(text) and len(split_top_level(text[1:-1])) > 1
-    multi = (exact is not None and exact.kind == "set" and len(exact.items) > 1) or (
-        not enclosed and len(split_top_level(text)) > 1
+    multi = (
+        (exact is not None and exact.kind == "set" and len(exact.items) > 1)
+        or (not enclosed and len(split_top_level(text)) > 1)
+        or (text.startswith(r"\{") and text.endswith(r"\}") and len(split_top_level(text[2:-2])) > 1)
     )
     intervals = interval_set(text, exact if exact is not None and exact.kind == "sequence" else None)
-    parts = text[0] + text[-1] if enclosed and encloses(text) else ""
+    parts = text[0] + text[-1] if enclosed and text[0] in "([" else ""
     return _Gold(text, exact, choice, word, multi, bad=False, intervals=intervals, parts=parts)
 
 
