@@ -32,6 +32,7 @@ import torch
 
 from r1zero.algo import grpo
 from r1zero.algo.batch import PackedBatch
+from r1zero.eval import trace
 from r1zero.train.checkpoint import checkpoint_dirs
 from r1zero.train.config import TrainConfig
 from r1zero.train.distributed import all_gather_list, all_reduce_sum
@@ -116,7 +117,11 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             s.state["last_eval"] = _evaluate(s, step)
             metrics.update(s.state["last_eval"])
 
-        # ---- 9. log: metrics.jsonl, samples.jsonl, progress bar --------------------------------
+        # ---- 9. log: metrics.jsonl, samples.jsonl, groups.jsonl, progress bar ------------------
+        trace_dir = s.run_dir if s.runlog is not None else None
+        metrics.update(
+            trace.append_group(trace_dir, step, records, config.rollout.group_size, config.algo.advantage)
+        )
         metrics["time/step"] = time.perf_counter() - t_step
         metrics["perf/peak_rss_mb"] = _peak_rss_mb()
         if s.device.type == "cuda":
@@ -331,10 +336,12 @@ def _evaluate(s: Session, step: int) -> dict[str, float]:
     """Held-out metrics of the current policy (rank 0 evaluates and writes eval.jsonl)."""
     if not s.dist.is_main:
         return {}
-    metrics, line = evaluate_heldout(s.config, s.engine, s.tokenizer, s.heldout, step, s.learned_reward)
+    metrics, line, records = evaluate_heldout(
+        s.config, s.engine, s.tokenizer, s.heldout, step, s.learned_reward
+    )
     if s.runlog is not None:
         s.runlog.eval(line)
-    return metrics
+    return {**metrics, **trace.append_heldout(s.run_dir if s.runlog else None, step, s.heldout, records)}
 
 
 def _peak_rss_mb() -> float:

@@ -166,8 +166,8 @@ def evaluate_heldout(
     heldout: Sequence[Problem],
     step: int,
     learned: Any = None,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """One sample per held-out problem: ``(metrics with heldout/* keys, an eval.jsonl line)``."""
+) -> tuple[dict[str, float], dict[str, Any], list[dict[str, Any]]]:
+    """One sample per held-out problem: ``(metrics with heldout/* keys, an eval.jsonl line, the records)``."""
     from r1zero.eval.metrics import bootstrap_ci
 
     prompts = build.render_prompts(config, heldout, tokenizer)
@@ -197,4 +197,4 @@ def evaluate_heldout(
         "template": config.data.template,
         "max_new_tokens": config.rollout.max_new_tokens,
     }
-    return metrics, line
+    return metrics, line, records

@@ -20,7 +20,7 @@ __all__ = ["RunLog", "truncate_jsonl"]
 
 log = logging.getLogger(__name__)
 
-JSONL_FILES = ("metrics.jsonl", "samples.jsonl", "eval.jsonl")
+JSONL_FILES = ("metrics.jsonl", "samples.jsonl", "eval.jsonl", "heldout.jsonl", "groups.jsonl")
 
 
 def _clean(value: Any) -> Any:

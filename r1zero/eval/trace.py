@@ -1,0 +1,88 @@
+"""What the trainer keeps for the report beyond metrics: held-out completions and one whole group per step.
+
+``heldout.jsonl``: one line per (evaluation step, held-out problem): ``{"step", "id", "completion",
+"correct", "reason", "extracted", "length"}``, plus ``"question"`` and ``"gold"`` the first time the file
+is written, so a problem can be followed across steps after the checkpoints are gone.
+``groups.jsonl``: the first group of each training step, all G completions with reward and advantage
+(recomputed from the rewards with the run's ``algo.advantage``; PPO's token advantages are not kept).
+
+Both functions also return behaviour-type rates (``r1zero.eval.behaviour_types``) to add to the step's
+metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from r1zero.eval.behaviour_types import behaviour_rates
+
+__all__ = ["GROUPS_FILE", "HELDOUT_FILE", "append_group", "append_heldout", "group_advantages"]
+
+HELDOUT_FILE = "heldout.jsonl"
+GROUPS_FILE = "groups.jsonl"
+
+
+def _append(path: Path, lines: Sequence[dict[str, Any]]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def append_heldout(
+    run_dir: Path | None, step: int, problems: Sequence[Any], records: Sequence[dict[str, Any]]
+) -> dict[str, float]:
+    """Append one held-out evaluation to ``run_dir/heldout.jsonl`` (``None``: write nothing); returns
+    ``heldout/behaviour/*`` rates of the same completions."""
+    if len(problems) != len(records):
+        raise ValueError(f"append_heldout: {len(records)} records for {len(problems)} problems")
+    if run_dir is not None:
+        first = not (Path(run_dir) / HELDOUT_FILE).exists()
+        lines = []
+        for problem, r in zip(problems, records, strict=True):
+            line = {"step": step, "id": problem.id}
+            line.update({k: r.get(k) for k in ("completion", "correct", "reason", "extracted", "length")})
+            if first:
+                line.update({"question": problem.question, "gold": problem.answer})
+            lines.append(line)
+        _append(Path(run_dir) / HELDOUT_FILE, lines)
+    return behaviour_rates(
+        [str(r["completion"]) for r in records], [bool(r["correct"]) for r in records], "heldout/behaviour/"
+    )
+
+
+def group_advantages(rewards: Sequence[float], scale: str = "group") -> list[float]:
+    """GRPO advantages of one group: reward minus the group mean, divided by the group std for ``"group"``
+    (``"batch"`` is shown with the group std too; ``"none"`` leaves the difference unscaled).
+
+    >>> group_advantages([1.0, 0.0, 0.0, 1.0])
+    [0.866, -0.866, -0.866, 0.866]
+    >>> group_advantages([1.0, 0.0], "none")
+    [0.5, -0.5]
+    """
+    if scale not in ("group", "batch", "none"):
+        raise ValueError(f"advantage scale must be one of group, batch, none; got {scale!r}")
+    mean = sum(rewards) / len(rewards)
+    std = statistics.stdev(rewards) if len(rewards) > 1 else 0.0
+    div = 1.0 if scale == "none" else std + 1e-6
+    return [round((r - mean) / div, 3) for r in rewards]
+
+
+def append_group(
+    run_dir: Path | None, step: int, records: Sequence[dict[str, Any]], group_size: int, scale: str
+) -> dict[str, float]:
+    """Append the step's first group (``group_size`` records) to ``run_dir/groups.jsonl``; returns
+    ``behaviour/*`` rates of all the step's completions."""
+    if run_dir is not None and len(records) >= group_size:
+        group = records[:group_size]
+        advantages = group_advantages([float(r["reward"]) for r in group], scale)
+        line = {"step": step, "prompt": group[0]["prompt"], "gold": group[0]["gold"], "completions": []}
+        for r, a in zip(group, advantages, strict=True):
+            keep = ("completion", "reward", "correct", "reason", "extracted", "length", "reflection_hits")
+            line["completions"].append({**{k: r.get(k) for k in keep}, "advantage": a})
+        _append(Path(run_dir) / GROUPS_FILE, [line])
+    if not records:
+        return {}
+    return behaviour_rates([str(r["completion"]) for r in records], [bool(r["correct"]) for r in records])
