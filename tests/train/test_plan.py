@@ -264,3 +264,13 @@ def test_planner_matches_the_bench_cases_within_15_percent(case):
     rows = bench.compare(bench.CASES[case])
     off = {key: r["ratio"] for key, r in rows.items() if abs(r["ratio"] - 1) > bench.TOLERANCE}
     assert off == {}, rows
+
+
+def test_the_tables_in_the_training_docs_are_the_commands_output(capsys):
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    blocks = [b.split("\n```")[0] for b in docs.split("```text\n$ r1zero plan ")[1:]]
+    assert len(blocks) == 2
+    for block in blocks:
+        command, _, printed = block.partition("\n")
+        assert plan_cli.main(command.split()) == 0
+        assert capsys.readouterr().out.rstrip() == printed.rstrip()
