@@ -274,3 +274,21 @@ def test_the_tables_in_the_training_docs_are_the_commands_output(capsys):
         command, _, printed = block.partition("\n")
         assert plan_cli.main(command.split()) == 0
         assert capsys.readouterr().out.rstrip() == printed.rstrip()
+
+
+def test_the_presets_table_memory_column_is_the_planners():
+    import re
+
+    from r1zero.train.plan_cli import default_logits_chunk
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (\d)x80 GB[^|]*peak ([\d.]+) GiB each", docs, flags=re.M)
+    assert {name for name, _, _ in rows} == set(PRESET_GPUS)
+    for name, gpus, peak in rows:
+        config = get_preset(name)
+        shape = load_shape(config.model.name)
+        chunk, _ = default_logits_chunk(
+            config.algo.micro_batch_size, config.rollout.max_new_tokens, shape.vocab_size
+        )
+        inputs = plan.inputs_from_config(config, int(gpus), 80.0, logits_chunk=chunk)
+        assert f"{plan_memory(shape, inputs).peak / GIB:.1f}" == peak, name
