@@ -180,4 +180,6 @@ class FullWeightsEngine:
         self.engine.load_weights(copy_full_weights(model, self.replica))
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("engine", "replica"):  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.engine, name)

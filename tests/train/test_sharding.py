@@ -373,3 +373,29 @@ def test_a_config_from_before_sharding_loads_replicated():
     model = config_from_dict({"model": {"name": "tiny-base", "dtype": "bfloat16", "packed": False}}).model
     assert (model.sharding, model.compute_dtype, model.cpu_offload) == ("none", "auto", False)
     assert resolved_compute_dtype(model) == "bfloat16"
+
+
+def test_full_weights_engine_hands_the_replica_to_the_engine():
+    class Engine:
+        name = "fake"
+
+        def __init__(self):
+            self.loaded = []
+
+        def load_weights(self, model):
+            self.loaded.append(model)
+
+    learner, replica = _model(), unsharded_copy(_model(), torch.float32, CPU)
+    with torch.no_grad():
+        for p in learner.parameters():
+            p.add_(1.0)
+    from r1zero.train.sharding import FullWeightsEngine
+
+    engine = FullWeightsEngine(Engine(), replica)
+    engine.load_weights(learner)  # unsharded here: the copy is a plain copy
+    assert engine.name == "fake" and engine.engine.loaded == [replica]
+    for (name, a), b in zip(learner.named_parameters(), replica.parameters(), strict=True):
+        assert torch.equal(a, b) and not b.requires_grad, name
+    import copy
+
+    assert copy.copy(engine).engine is engine.engine  # attribute lookup does not recurse
