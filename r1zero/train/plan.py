@@ -6,9 +6,10 @@ parameters; ``plan_memory`` adds up what one GPU holds in each phase of a step:
 - **update** (the learner's forward/backward and AdamW step): weights, gradients and AdamW's two
   moments (all in ``model.dtype``, divided by the GPU count under ``sharding fsdp``, moved to host
   memory by ``cpu_offload``), FSDP2's gathered working copies, the saved activations of one
-  micro-batch, the logits/log-softmax buffers, the reference model (``beta > 0``), the PPO critic
-  (weights, gradients, AdamW), the unsharded rollout copy kept beside a sharded learner; vLLM sleeps
-  (level 1: weights to host, KV cache freed), so its share is not counted here.
+  micro-batch, the log-prob buffers (or the LM head's weight gradients, when larger), the reference
+  model (``beta > 0``), the PPO critic (weights, gradients, AdamW), the unsharded copy a sharded
+  learner's ``hf``/``fast`` engine generates from (vLLM's is in host memory); vLLM sleeps (level 1:
+  weights to host, KV cache freed), so its share is not counted here.
 - **rollout**: everything persistent (activations gone, gradients kept: they are freed only at the
   next update's ``zero_grad``) plus vLLM's ``rollout.gpu_memory_utilization`` of the GPU.
 
@@ -53,10 +54,6 @@ GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 #: model shapes shipped with the package (``config.json`` files of public models, no weights)
 SHAPES_DIR = Path(__file__).resolve().parent.parent / "assets" / "model_shapes"
-#: float32 ``[rows, positions, vocab]`` buffers alive at once when log-probs are not chunked: the logits
-#: (over the prompt too when they are the model's own float32 output), the log-softmax saved for the
-#: backward, and the entropy's two temporaries ``exp(logp)`` and ``exp(logp) * logp``
-UNCHUNKED_LOGIT_COPIES = 4
 
 
 @dataclass(frozen=True)
