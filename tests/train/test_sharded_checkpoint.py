@@ -3,9 +3,14 @@ damaged or foreign directory is refused before DCP unpickles anything, and DCP r
 
 import errno
 import json
+import os
 import pickle
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from safetensors.torch import load_file
 
 from r1zero.train import sharded_checkpoint as sc
 from r1zero.train.checkpoint import (
@@ -396,3 +402,129 @@ def test_two_gloo_ranks_round_trip_bitwise_export_and_reshard_to_one(tmp_path):
         assert torch.equal(param, weights[name]), name
     assert (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
     shutil.rmtree(out)
+
+
+# ------------------------------------------------------------------- the recipe under torchrun, killed
+HERE = Path(__file__).parent
+STEPS = 4
+
+
+def _torchrun(argv: list[str]):
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "r1zero", "train", *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def _train_args(model_dir: Path, out: Path, name: str) -> list[str]:
+    return [
+        "--preset", "smoke",
+        "--model.name", str(model_dir),
+        "--model.device", "cpu",
+        "--model.sharding", "fsdp",
+        "--data.template", "tiny-demo",
+        "--data.verifier", str(HERE / "digit_verifier.py"),
+        "--reward.workers", "0",
+        "--rollout.max_new_tokens", "24",
+        "--optim.lr", "5e-2",  # two steps move the weights enough to change what is sampled next
+        "--run.steps", str(STEPS),
+        "--run.save_every", "2",
+        "--run.threads", "1",
+        "--run.out_dir", str(out),
+        "--run.name", name,
+    ]  # fmt: skip
+
+
+def _metrics(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.startswith(("time/", "perf/"))} for row in rows]
+
+
+def _final_optimizer(run: Path) -> list[torch.Tensor]:
+    """The last checkpoint's AdamW state, gathered into one process (a plain model like the final one)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run / "final")
+    optimizer = torch.optim.AdamW(model.parameters())
+    sc.load_sharded_checkpoint(latest_checkpoint(run), model, optimizer)
+    return _optimizer_tensors(optimizer)
+
+
+@pytest.mark.slow
+def test_torchrun_fsdp_run_killed_after_a_checkpoint_resumes_bitwise(tiny_model_dir, tmp_path):
+
+    full = _torchrun(_train_args(tiny_model_dir, tmp_path, "full"))
+    killed = _torchrun(_train_args(tiny_model_dir, tmp_path, "killed"))
+    first = tmp_path / "killed" / "checkpoints" / "step_000002"
+    deadline = time.time() + 400
+    while not (first / sc.MANIFEST).is_file() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert killed.poll() is None, "the run ended before it could be killed: " + killed.stdout.read()[-3000:]
+    os.killpg(killed.pid, signal.SIGKILL)  # torchrun and both ranks
+    killed.wait(timeout=60)
+    assert latest_checkpoint(tmp_path / "killed").step == 2
+    base = load_file(Path(tiny_model_dir) / "model.safetensors")
+    at_kill = sc.read_model_state_dict(first)  # the checkpoint resumed from is past a real update
+    assert any(not torch.equal(base[k], at_kill[k]) for k in base.keys() & at_kill.keys())
+
+    resumed = _torchrun(["--resume", str(tmp_path / "killed")])
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-4000:]
+    out_full, _ = full.communicate(timeout=600)
+    assert full.returncode == 0, out_full[-4000:]
+
+    a, b = tmp_path / "full", tmp_path / "killed"
+    assert _metrics(a / "metrics.jsonl") == _metrics(b / "metrics.jsonl")
+    assert [row["step"] for row in _metrics(b / "metrics.jsonl")] == list(range(STEPS + 1))
+    weights_a, weights_b = (
+        (a / "final" / "model.safetensors").read_bytes(),
+        (b / "final" / "model.safetensors"),
+    )
+    assert weights_a == weights_b.read_bytes()
+    for x, y in zip(_final_optimizer(a), _final_optimizer(b), strict=True):
+        assert torch.equal(x, y)
+    manifest = json.loads((latest_checkpoint(b).path / sc.MANIFEST).read_text())
+    assert manifest["world_size"] == 2 and manifest["step"] == STEPS
+    end = load_file(a / "final" / "model.safetensors")
+    assert any(not torch.equal(at_kill[k], end[k]) for k in at_kill.keys() & end.keys())
+
+    # 2 ranks -> 1: the same checkpoint goes on in one process (DCP reshards), and says what changes
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    more = [sys.executable, "-m", "r1zero", "train", "--resume", str(a), "--run.steps", str(STEPS + 1)]
+    done = subprocess.run(more, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "resuming a checkpoint saved by 2 ranks on 1" in done.stdout + done.stderr
+    assert [row["step"] for row in _metrics(a / "metrics.jsonl")] == list(range(STEPS + 2))
+    assert json.loads((latest_checkpoint(a).path / sc.MANIFEST).read_text())["world_size"] == 1
+
+
+#: opens the run at sys.argv[1] with --resume (one process, a 1-rank group) and prints whether the rollout
+#: engine's unsharded copy holds the learner's restored weights
+_ENGINE_PROBE = """
+import sys, torch
+from r1zero.train.cli import build_config
+from r1zero.train.session import open_session
+s = open_session(*build_config(["--resume", sys.argv[1]]))
+replica = dict(s.engine.replica.named_parameters())
+print("SAME", all(torch.equal(p.full_tensor(), replica[n]) for n, p in s.learner.named_parameters()))
+"""
+
+
+@pytest.mark.slow
+def test_a_resumed_sharded_run_generates_from_the_restored_weights(tiny_model_dir, tmp_path):
+    args = _train_args(tiny_model_dir, tmp_path, "run")
+    args[args.index("--run.steps") + 1] = "2"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "r1zero", "train", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    base = load_file(Path(tiny_model_dir) / "model.safetensors")
+    saved = sc.read_model_state_dict(latest_checkpoint(tmp_path / "run").path)
+    assert any(not torch.equal(base[k], saved[k]) for k in base)  # the engine's base copy would be stale
+    probe = [sys.executable, "-c", _ENGINE_PROBE, str(tmp_path / "run")]
+    done = subprocess.run(probe, env=env, capture_output=True, text=True)
+    assert "SAME True" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
