@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -241,7 +242,7 @@ def parse_exact(text: str) -> ExactValue | None:
     text = text.strip()
     if text.startswith(r"\{") and text.endswith(r"\}"):
         items = _parse_items(text[2:-2])
-        return None if items is None else ExactValue("set", items)
+        return None if items is None else ExactValue("set", items, brackets="{}")
     if text[:1] in "([" and text[-1:] in ")]" and encloses(text):
         items = _parse_items(text[1:-1])
         if items is not None and len(items) == 1 and text[0] + text[-1] == "()":  # redundant parentheses
@@ -444,7 +445,9 @@ def exact_equal(gold: ExactValue, answer: ExactValue) -> bool:
         return _numbers_equal(gold, answer)
     if gold.kind == "sequence" or answer.kind == "sequence":
         return gold.kind == answer.kind and gold.brackets == answer.brackets and gold.items == answer.items
-    return set(gold.items) == set(answer.items)
+    if "{}" in (gold.brackets, answer.brackets):  # a set: \{1, 2\} = \{1, 2, 2\}
+        return set(gold.items) == set(answer.items)
+    return Counter(gold.items) == Counter(answer.items)  # a list: "16, 3, 1" is not "16, 3, 1, 1"
 
 
 def _numbers_equal(gold: ExactValue, answer: ExactValue) -> bool:

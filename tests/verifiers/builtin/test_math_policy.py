@@ -135,5 +135,5 @@ def test_external_rows_keep_their_source():
 @pytest.mark.slow
 def test_external_tuning_rows():
     rows = _external_rows("tune")
-    right = sum(verify(row["response"], row["gold"]).correct is row["expected"] for row in rows)
+    right = sum(verify(row["response"], row["gold"], timeout=30.0).correct is row["expected"] for row in rows)
     assert right / len(rows) >= 0.97
