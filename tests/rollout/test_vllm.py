@@ -3,6 +3,9 @@ rollout shape (16 prompts x 8 samples x 128 new tokens), which once crashed vLLM
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -70,3 +73,47 @@ def test_demo_rollout_shape_runs_and_repeats(tokenizer):
     assert [[r.completion_ids for r in g] for g in alone] == [
         [r.completion_ids for r in g] for g in first[:3]
     ]
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def _perturb(model: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(seed)
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+
+
+@pytest.mark.parametrize(
+    ("make", "bucket_mb"),
+    [(tiny_qwen2, 0.001), (tiny_llama, 0.001)],  # 0.001 MB: one decoder layer per bucket
+    ids=["qwen2-per-layer", "llama-tied-per-layer"],
+)
+def test_sync_streams_from_memory_and_writes_no_file(tokenizer, tmp_path, monkeypatch, make, bucket_mb):
+    from transformers import PreTrainedModel
+
+    from r1zero.models import loading
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the engine's worker processes inherit it
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    learner = make(seed=3)
+    engine = build_engine("vllm", learner, tokenizer, max_model_len=256, bucket_mb=bucket_mb)
+    try:
+        before = _tree(tmp)
+
+        def no_disk(*args, **kwargs):
+            raise AssertionError("a weight sync wrote a checkpoint")
+
+        monkeypatch.setattr(loading, "save_policy", no_disk)
+        monkeypatch.setattr(PreTrainedModel, "save_pretrained", no_disk)
+        _perturb(learner, seed=11)
+        engine.load_weights(learner)
+        assert _tree(tmp) == before
+        got = _greedy(engine)
+        assert got == _greedy(HFEngine(learner, tokenizer))
+    finally:
+        engine.close()
