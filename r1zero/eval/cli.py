@@ -25,11 +25,21 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from r1zero.eval.config import EvalConfig, check_benchmarks, check_names, eval_config
+from r1zero.eval.config import EvalConfig, check_benchmarks, check_names, eval_config, result_settings
 from r1zero.eval.paper import Paper, load_paper, paper_table, pick_row
+from r1zero.eval.results import (
+    build_result,
+    compare_table,
+    load_result,
+    result_dir,
+    result_name,
+    save_result,
+    suite_name,
+)
+from r1zero.eval.summary import average_results
 from r1zero.options import config_help, read_config_file, take_option
 
-__all__ = ["format_table", "main", "suite_paper"]
+__all__ = ["format_table", "main", "save_results", "suite_paper"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +52,7 @@ _USAGE = (
 def suite_paper(argv: list[str], cfg: EvalConfig) -> tuple[Paper, str] | None:
     """The ``paper`` block of the ``--suite``/``--config`` file in ``argv`` and the row to compare with,
     or None (no file, no block, or several rows and none named like the model: then it says so)."""
-    spec = take_option(list(argv), "--config")[0] or take_option(list(argv), "--suite")[0]
+    spec = _suite_spec(argv)
     paper = load_paper(spec) if spec else None
     if paper is None:
         return None
@@ -93,30 +103,58 @@ def build_config(argv: list[str]) -> EvalConfig:
 
 
 def format_table(results: list[dict]) -> str:
-    """A plain-text table of the headline numbers, one row per (step and) benchmark.
+    """A plain-text table of the headline numbers, one row per (step and) benchmark, and the macro
+    average of each step's benchmarks when there are several (``summary.average_results``).
 
-    >>> print(format_table([{"benchmark": "b", "problems": 2, "n": 4, "pass@1": 0.5, "pass@1_ci": [0.25, 0.75],
-    ...     "pass@4": 1.0, "maj@4": 0.5, "format_rate": 1.0, "length/mean": 10.0, "length/clip_ratio": 0.0,
-    ...     "reflection/per_response": 0.25, "accuracy/strict": 0.25}]))
+    >>> a = {"benchmark": "a", "problems": 2, "n": 4, "pass@1": 0.5, "pass@1_ci": [0.25, 0.75],
+    ...     "pass@1_se": 0.125, "pass@4": 1.0, "maj@4": 0.5, "format_rate": 1.0, "length/mean": 10.0,
+    ...     "length/clip_ratio": 0.0, "reflection/per_response": 0.25, "accuracy/strict": 0.25}
+    >>> b = {**a, "benchmark": "b", "problems": 3, "pass@1": 0.25, "pass@1_ci": [0.25, 0.25], "pass@1_se": 0.0,
+    ...     "pass@4": 0.5, "length/mean": 20.0}
+    >>> print(format_table([a, b]))
     benchmark      problems   n   pass@1  95% CI          pass@n   maj@n  strict  format   len  trunc  reflect
-    b                     2   4    0.500  [0.250, 0.750]   1.000   0.500   0.250   1.000    10  0.000    0.250
+    a                     2   4    0.500  [0.250, 0.750]   1.000   0.500   0.250   1.000    10  0.000    0.250
+    b                     3   4    0.250  [0.250, 0.250]   0.500   0.500   0.250   1.000    20  0.000    0.250
+    average               5   4    0.375  [0.253, 0.497]   0.750   0.500   0.250   1.000    15  0.000    0.250
+    average: the mean over benchmarks, each weighing the same; its 95% CI is the normal approximation
+    mean +- 1.96 sqrt(sum se_b^2) / B (se_b: a benchmark's standard error over its problems), a benchmark's
+    is a bootstrap over its problems
     """
     head = (
         f"{'benchmark':<14} {'problems':>8} {'n':>3} {'pass@1':>8}  {'95% CI':<15} {'pass@n':>6} {'maj@n':>7} "
         f"{'strict':>7} {'format':>7} {'len':>5} {'trunc':>6} {'reflect':>8}"
     )
     lines = [head]
-    for r in results:
-        n = r["n"]
-        name = r["benchmark"] if "step" not in r else f"{r['benchmark']}@{r['step']}"
-        ci = "[{:.3f}, {:.3f}]".format(*r["pass@1_ci"])
-        lines.append(
-            f"{name:<14} {r['problems']:>8} {n:>3} {r['pass@1']:>8.3f}  {ci:<15} {r[f'pass@{n}']:>6.3f} "
-            f"{r[f'maj@{n}']:>7.3f} {r.get('accuracy/strict', float('nan')):>7.3f} {r['format_rate']:>7.3f} "
-            f"{r['length/mean']:>5.0f} "
-            f"{r['length/clip_ratio']:>6.3f} {r['reflection/per_response']:>8.3f}"
-        )
+    steps = sorted({r.get("step") for r in results}, key=lambda s: -1 if s is None else s)
+    for step in steps:
+        rows = [r for r in results if r.get("step") == step]
+        lines += [_table_row(r) for r in rows]
+        if len(rows) >= 2:
+            lines.append(_table_row({**average_results(rows), "step": step}))
+    if len(lines) > len(results) + 1:
+        lines.append(_AVERAGE_NOTE)
     return "\n".join(lines)
+
+
+_AVERAGE_NOTE = (
+    "average: the mean over benchmarks, each weighing the same; its 95% CI is the normal approximation\n"
+    "mean +- 1.96 sqrt(sum se_b^2) / B (se_b: a benchmark's standard error over its problems), a benchmark's\n"
+    "is a bootstrap over its problems"
+)
+
+
+def _table_row(r: dict) -> str:
+    """One line of ``format_table`` (a missing number prints as nan)."""
+    nan = float("nan")
+    n = r["n"] if r.get("n") is not None else "-"  # benchmarks with different n: no common pass@n
+    name = r["benchmark"] if r.get("step") is None else f"{r['benchmark']}@{r['step']}"
+    ci = "[{:.3f}, {:.3f}]".format(*r.get("pass@1_ci", (nan, nan)))
+    return (
+        f"{name:<14} {r['problems']:>8} {n:>3} {r['pass@1']:>8.3f}  {ci:<15} {r.get(f'pass@{n}', nan):>6.3f} "
+        f"{r.get(f'maj@{n}', nan):>7.3f} {r.get('accuracy/strict', nan):>7.3f} {r.get('format_rate', nan):>7.3f} "
+        f"{r.get('length/mean', nan):>5.0f} "
+        f"{r.get('length/clip_ratio', nan):>6.3f} {r.get('reflection/per_response', nan):>8.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(argv)
         compare = suite_paper(argv, cfg)
+        previous = _load_previous(cfg.compare)
     except ValueError as exc:
         print(f"r1zero eval: {exc}", file=sys.stderr)
         return 2
     from r1zero.cli import quiet_libraries
-    from r1zero.eval.harness import evaluate_model, evaluate_run
 
     quiet_libraries()
     if cfg.run.threads:
@@ -141,25 +179,78 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(cfg.run.threads)
     try:
-        if cfg.run_dir:
-            results = evaluate_run(cfg.run_dir, cfg)
-            if not results:
-                print(
-                    f"every checkpoint of {cfg.run_dir} is already evaluated on {', '.join(cfg.benchmarks)} "
-                    "with these settings; --force re-runs them"
-                )
-                return 0
-        else:
-            results = evaluate_model(cfg.model.name, cfg, cfg.run.out_dir or None)
+        results = _evaluate(cfg)
     except (ValueError, OSError) as exc:  # data dir, model or settings: say which, no traceback
         print(f"r1zero eval: {exc}", file=sys.stderr)
         return 2
+    if not results:
+        print(
+            f"every checkpoint of {cfg.run_dir} is already evaluated on {', '.join(cfg.benchmarks)} "
+            "with these settings; --force re-runs them"
+        )
+        return 0
+    try:
+        saved = (
+            save_results(results, cfg, suite_name(_suite_spec(argv), cfg.benchmarks)) if cfg.run.save else []
+        )
+    except OSError as exc:
+        saved, unsaved = [], f"r1zero eval: could not save the results: {exc}"
+    else:
+        unsaved = ""
     print(format_table(results))
     if compare is not None:
         print("\n" + paper_table(results, *compare))
+    if previous is not None:
+        print("\n" + compare_table(results, previous, cfg.compare))
     if cfg.run.out_dir and not cfg.run_dir:
-        print(f"results: {cfg.run.out_dir}")
+        print(f"per-benchmark results and samples: {cfg.run.out_dir}")
+    for path, meant in saved:
+        print(f"results: {path}" + (f" ({meant} already exists and is kept)" if path != meant else ""))
+    if unsaved:
+        print(unsaved, file=sys.stderr)
+        return 1
     return 0
+
+
+def _load_previous(path: str):
+    """The ``--compare`` result file, read before anything runs (a bad one fails in one line)."""
+    if not path:
+        return None
+    try:
+        return load_result(path)
+    except ValueError as exc:
+        raise ValueError(f"--compare {exc}") from None
+
+
+def _evaluate(cfg: EvalConfig) -> list[dict]:
+    """The results to print and save: one per benchmark of a model; for a run, every benchmark of each
+    step that had something new to evaluate (earlier lines of ``eval.jsonl`` fill the rest), none when
+    there was nothing to do."""
+    from r1zero.eval.harness import evaluate_model, evaluate_run, step_results
+
+    if not cfg.run_dir:
+        return evaluate_model(cfg.model.name, cfg, cfg.run.out_dir or None)
+    new = evaluate_run(cfg.run_dir, cfg)
+    settings = result_settings(cfg)
+    steps = sorted({line["step"] for line in new})
+    return [row for step in steps for row in step_results(cfg.run_dir, step, cfg.benchmarks, settings)]
+
+
+def save_results(results: list[dict], cfg: EvalConfig, suite: str) -> list[tuple[Path, Path]]:
+    """Save one result file per step (one for a model) where ``results.result_dir`` says, never replacing
+    a file: ``[(path written, path meant)]`` (they differ when the meant one already existed)."""
+    saved = []
+    for step in sorted({r.get("step") for r in results}, key=lambda s: -1 if s is None else s):
+        rows = [r for r in results if r.get("step") == step]
+        model = str(rows[0].get("model", cfg.model.name))
+        meant = result_dir(cfg.model.name, cfg.run_dir, cfg.run.out_dir) / result_name(suite, step)
+        saved.append((save_result(build_result(rows, model, suite, step, cfg.run_dir), meant), meant))
+    return saved
+
+
+def _suite_spec(argv: list[str]) -> str | None:
+    """The ``--config``/``--suite`` file named in ``argv``, if any."""
+    return take_option(list(argv), "--config")[0] or take_option(list(argv), "--suite")[0]
 
 
 if __name__ == "__main__":

@@ -96,8 +96,12 @@ class EvalRewardConfig:
 @dataclass(frozen=True)
 class EvalRunConfig:
     out_dir: str = ""
-    """Directory for the results JSON and per-sample JSONL of ``model.name`` (empty = not written; with
-    ``run_dir`` results go under ``RUN_DIR/eval/``)."""
+    """Directory for the result file and, per benchmark, the results JSON and per-sample JSONL of
+    ``model.name`` (empty: the result file alone goes to ``MODEL_DIR/eval/`` for a writable local model
+    directory, else ``./eval_results/<model>/``; with ``run_dir``, everything goes under ``RUN_DIR/eval/``)."""
+    save: bool = True
+    """Save the result file (``r1zero.eval.results``); false: print only (``out_dir`` still gets its
+    per-benchmark files)."""
     seed: int = 0
     """Seed of sampling and of the bootstrap intervals."""
     reflection: str = "r1zero"
@@ -136,6 +140,9 @@ class EvalConfig:
     skipped)."""
     description: str = ""
     """What a config file is for (recorded, not used)."""
+    compare: str = ""
+    """A result file of an earlier ``r1zero eval`` to print this one beside: per benchmark and for the
+    average, the difference and whether it lies outside the combined 95% interval."""
     paper_model: str = ""
     """Which model of the suite's ``paper`` block to print beside the results (default: the one named like
     the evaluated model, or the only one)."""

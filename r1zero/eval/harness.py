@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_run",
     "list_checkpoints",
     "make_engine",
+    "step_results",
 ]
 
 
@@ -258,6 +259,17 @@ def completed_steps(run_dir: str | Path, benchmark: str, settings: dict | None =
     return {int(row["step"]) for row in _eval_rows(run_dir) if _same(row, benchmark, settings)}
 
 
+def step_results(run_dir: str | Path, step: int, benchmarks: Sequence[str], settings: dict) -> list[dict]:
+    """The ``eval.jsonl`` lines of ``step`` for ``benchmarks`` evaluated with ``settings``, in that order
+    (the last line of each when there are several; a benchmark not evaluated so is left out)."""
+    rows = {
+        r["benchmark"]: r
+        for r in _eval_rows(run_dir)
+        if r.get("step") == step and r.get("benchmark") in benchmarks and _same(r, r["benchmark"], settings)
+    }
+    return [rows[name] for name in benchmarks if name in rows]
+
+
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig) -> list[dict]:
     """Evaluate step 0 (the base model in ``config.json``) and every checkpoint on ``cfg.benchmarks``,
     skipping those already in ``eval.jsonl`` with the same ``result_settings`` unless ``cfg.force``.
@@ -324,6 +336,8 @@ def _eval_line(result: dict) -> dict:
 # ---------------------------------------------------------------------------------------------- I/O
 def _write_results(out_dir: Path, name: str, result: dict, records: list[list[SampleRecord]]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / f"{name}.json").exists():
+        logger.warning("replacing %s and its samples with this evaluation's", out_dir / f"{name}.json")
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     with (out_dir / f"{name}.samples.jsonl").open("w", encoding="utf-8") as f:
         for row in records:

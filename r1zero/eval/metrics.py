@@ -10,12 +10,16 @@ Pure functions, no torch and no I/O. Conventions (see ``docs/evaluation.md``):
   appearance) is scored; samples with no extracted answer do not vote.
 - **Confidence intervals**: percentile bootstrap over problems (problems are the unit that varies between
   benchmarks; AIME has 30), seeded so that the same inputs always give the same interval.
+- **Averages over benchmarks** (macro: each benchmark weighs the same) get a normal-approximation interval:
+  benchmarks are independent samples of problems, so the variance of the mean of B benchmark means is
+  ``sum(se_b ** 2) / B ** 2`` with ``se_b`` each benchmark's standard error over its problems.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -23,11 +27,15 @@ __all__ = [
     "avg_at_n",
     "bootstrap_ci",
     "default_ks",
+    "macro_mean_ci",
     "maj_at_k",
     "majority_vote",
     "normalize_answer",
     "pass_at_k",
     "pass_at_k_problem",
+    "se_from_ci",
+    "standard_error",
+    "z_value",
 ]
 
 
@@ -225,3 +233,60 @@ def bootstrap_ci(
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
     return (float(lo), float(hi))
+
+
+def z_value(confidence: float = 0.95) -> float:
+    """The two-sided standard normal quantile of ``confidence``.
+
+    >>> round(z_value(0.95), 4), round(z_value(0.9), 4)
+    (1.96, 1.6449)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def standard_error(per_problem: Sequence[float]) -> float:
+    """Standard error of the mean over problems: sample standard deviation (n - 1) / sqrt(n); 0 for one.
+
+    >>> round(standard_error([0.0, 1.0, 1.0, 0.0]), 6)  # sd 0.57735 / sqrt(4)
+    0.288675
+    >>> standard_error([0.5])
+    0.0
+    """
+    if len(per_problem) == 0:
+        raise ValueError("standard_error needs at least one value")
+    if len(per_problem) == 1:
+        return 0.0
+    values = np.asarray(per_problem, dtype=float)  # [P]
+    return float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def se_from_ci(low: float, high: float, confidence: float = 0.95) -> float:
+    """The standard error a symmetric normal interval of this width would have (for results saved
+    without one): ``(high - low) / (2 z)``.
+
+    >>> round(se_from_ci(0.3, 0.7), 4)
+    0.102
+    """
+    return (high - low) / (2 * z_value(confidence))
+
+
+def macro_mean_ci(
+    means: Sequence[float], standard_errors: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of the unweighted mean of independent estimates, normal approximation.
+
+    ``var(mean) = sum(se_b ** 2) / B ** 2``; the interval is ``mean +- z * sqrt(var)``, clipped to [0, 1]
+    (the metrics averaged with an interval are rates).
+
+    >>> [round(x, 4) for x in macro_mean_ci([0.2, 0.6], [0.03, 0.04])]  # 1.96 * sqrt(0.03² + 0.04²) / 2
+    [0.4, 0.351, 0.449]
+    """
+    if len(means) != len(standard_errors) or not means:
+        raise ValueError(
+            f"need as many standard errors as means (>= 1); got {len(means)} and {len(standard_errors)}"
+        )
+    mean = sum(means) / len(means)
+    half = z_value(confidence) * math.sqrt(sum(se * se for se in standard_errors)) / len(means)
+    return (mean, max(0.0, mean - half), min(1.0, mean + half))
