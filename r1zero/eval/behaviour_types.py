@@ -1,15 +1,17 @@
 """Rule-based reasoning-behaviour types of a completion: verification, backtracking, subgoal setting, enumeration.
 
-Pure functions on strings; no torch, no I/O. The four types are the ones SimpleRL-Zoo (Zeng et al. 2025,
-arXiv 2503.18892, section 4) tracks during zero RL, taken from the cognitive behaviours of Gandhi et al.
-2025 ("Cognitive Behaviors that Enable Self-Improving Reasoners", arXiv 2503.01307): *verification*
-(systematic error checking of an intermediate result), *backtracking* (abandoning a failing approach and
-trying another), *subgoal setting* (breaking the problem into smaller steps) and, in SimpleRL-Zoo,
-*enumeration* (going through cases or candidate values one by one). Both papers label these with an LLM
-judge; here each type is a short list of phrasings, matched case-insensitively on word boundaries, so it is
-cheap enough to run on every completion of every step. Oat (Liu et al. 2025, "There May Not Be Aha
-Moment in R1-Zero-like Training") shows that reflection words alone do not make a reflection effective;
-``effective_reflection`` therefore splits reflecting completions by whether their final answer is correct.
+Pure functions on strings; no torch, no I/O. Gandhi et al. 2025 ("Cognitive Behaviors that Enable
+Self-Improving Reasoners", arXiv 2503.01307; code: kanishkg/cognitive-behaviors) name four behaviours behind
+self-improvement under RL: *verification* (checking an intermediate result: "Let me check my answer"),
+*backtracking* (abandoning a failing approach: "Let's try a different approach"), *subgoal setting*
+(breaking the problem into intermediate goals: "Let's try to get to a multiple of 10") and backward
+chaining. SimpleRL-Zoo (Zeng et al. 2025, arXiv 2503.18892) tracks verification, backtracking, subgoal
+setting and *enumeration* (going through cases or candidate values one by one) during zero RL; these four
+are the types here. Both papers label with an LLM judge; here each type is a short list of phrasings,
+matched case-insensitively on word boundaries, cheap enough for every completion of every step. Oat (Liu et
+al. 2025, "There May Not Be Aha Moment in R1-Zero-like Training") shows that self-reflection words do not
+by themselves make a reflection effective; ``behaviour_rates`` therefore splits completions that show a
+type by whether their final answer is correct (effective) or not (superficial).
 
 The phrase lists below are this module's own reading of those definitions; their precision on a hand-labelled
 set is measured by ``tests/eval/test_behaviour_types.py`` and reported in ``docs/report.md``.

@@ -11,7 +11,8 @@ Four panels, each its own figure and together in ``overview``:
 
 Runs that have them also get ``critic`` (PPO: value loss and explained variance) and ``reward_model`` (a
 learned reward against the verifier's score of the same completions, with the ``reward_divergence``
-monitor's firings shaded: where reward hacking shows). ``--x time`` puts wall-clock seconds on the x
+monitor's firings shaded: where reward hacking shows) and ``behaviour`` (the share of completions showing
+verification, backtracking, subgoal setting and enumeration; ``r1zero.eval.behaviour_types``). ``--x time`` puts wall-clock seconds on the x
 axis instead of steps, to compare runs whose steps cost differently (GRPO vs PPO) at equal time.
 
 Per-step training metrics are noisy (64 samples swing by about 0.1), so they are drawn smoothed (EMA) with
@@ -236,6 +237,28 @@ def draw_reward_model(ax: Axes, runs: Sequence[Run]) -> None:
     ax.set_ylabel("reward / accuracy")
 
 
+def draw_behaviour(ax: Axes, runs: Sequence[Run]) -> None:
+    """Share of training completions of each behaviour type (``r1zero.eval.behaviour_types``) per step,
+    one line style per type, held-out shares at evaluation steps as dots."""
+    from r1zero.eval.behaviour_types import BEHAVIOUR_TYPES
+
+    styles = dict(zip(BEHAVIOUR_TYPES, ("-", "--", ":", "-."), strict=True))
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        lab = _labeller(runs, i)
+        for kind, style in styles.items():
+            main = kind == BEHAVIOUR_TYPES[0]
+            _smoothed(
+                ax, *series(run.metrics, f"behaviour/{kind}", 1), color, lab(kind, main=main), style=style
+            )
+        s, v = series(run.metrics, "heldout/behaviour/any")
+        if s:
+            ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out: any type"))
+    ax.set_title("Behaviour types")
+    ax.set_ylabel("share of responses")
+    ax.set_ylim(bottom=0)
+
+
 #: panel name -> drawing function (the overview's four)
 PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
     "accuracy": draw_accuracy,
@@ -248,6 +271,7 @@ PANELS: dict[str, Callable[[Axes, Sequence[Run]], None]] = {
 OPTIONAL_PANELS: dict[str, tuple[str, Callable[[Axes, Sequence[Run]], None]]] = {
     "critic": ("critic/value_loss", draw_critic),
     "reward_model": ("train/reward/learned", draw_reward_model),
+    "behaviour": ("behaviour/any", draw_behaviour),
 }
 
 

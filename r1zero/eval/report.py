@@ -1,9 +1,13 @@
-"""``r1zero report RUN_DIR``: one self-contained HTML file that shows what a run did.
+"""``r1zero report RUN_DIR [RUN_DIR ...]``: one self-contained HTML file that shows what runs did.
 
-The page holds the figures as inline SVG (no network, no files beside it), the resolved config, a step-0
-vs final table, the aha step with example completions before and after it, and a browser of sample
-completions (reflection words highlighted, verdict reasons shown) with a step filter. The filter also
-reads the URL fragment (``report.html#step=40``), so a link can point at one step.
+The page holds the figures as inline SVG (no network, no files beside it; several runs are overlaid), a
+step-0 vs final table per run and the settings in which the runs differ, behaviour types
+(``r1zero.eval.behaviour_types``) of the held-out completions at the first and last evaluation, the aha
+step, a browser of sample completions (text search; filters by run, step, verdict, verdict reason,
+behaviour type and reflection words), a group view (all G completions of one prompt with reward,
+advantage, length and reflection; ``groups.jsonl``) and a problem timeline (one held-out problem at every
+evaluated step, runs side by side, the flip to correct marked; ``heldout.jsonl``). Filters and pickers
+read the URL fragment (``report.html#step=40&q=wait``), so a link can point at one view.
 """
 
 from __future__ import annotations
@@ -16,15 +20,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from r1zero.eval import report_html as page
 from r1zero.eval.aha import AhaResult
-from r1zero.eval.behaviour import find_reflection
+from r1zero.eval.behaviour import count_reflection, find_reflection
+from r1zero.eval.behaviour_types import BEHAVIOUR_TYPES, behaviour_rates
 from r1zero.eval.plots import OPTIONAL_PANELS, PANELS, finish_axes, plt
+from r1zero.eval.report_data import config_diff, heldout_timelines, read_groups
 from r1zero.eval.rundir import Run, aha_for_run, load_run, reflection_baseline, series
 
 __all__ = ["build_report", "highlight", "main", "summary_rows", "write_report"]
 
 #: at most this many sample rows in the page (spread evenly over steps) to keep the file small
 MAX_SAMPLE_ROWS = 1500
+#: at most this many groups per run in the group view (spread evenly over steps)
+MAX_GROUPS = 200
 
 
 def highlight(text: str, preset: str | tuple[str, ...] = "r1zero") -> str:
@@ -41,10 +50,10 @@ def highlight(text: str, preset: str | tuple[str, ...] = "r1zero") -> str:
     return "".join(out)
 
 
-def _figure_svg(name: str, run: Run) -> str:
+def _figure_svg(name: str, runs: Sequence[Run]) -> str:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     draw = PANELS[name] if name in PANELS else OPTIONAL_PANELS[name][1]
-    draw(ax, [run])
+    draw(ax, runs)
     finish_axes(ax)
     fig.tight_layout()
     buffer = io.StringIO()
@@ -105,26 +114,6 @@ def _pick_samples(samples: list[dict], limit: int) -> list[dict]:
     return [samples[int(i * stride)] for i in range(limit)]
 
 
-def _sample_rows(samples: Sequence[dict], preset) -> str:
-    rows = []
-    for s in samples:
-        correct = bool(s.get("correct"))
-        hits = s.get("reflection_hits")
-        if hits is None:
-            hits = len(find_reflection(str(s.get("completion", "")), preset))
-        rows.append(
-            f'<tr data-step="{int(s.get("step", 0))}" data-correct="{int(correct)}" data-reflect="{int(hits > 0)}">'
-            f"<td>{int(s.get('step', 0))}</td>"
-            f'<td class="{"ok" if correct else "bad"}">{"✓" if correct else "✗"}</td>'
-            f"<td>{html.escape(str(s.get('reason', '')))}</td>"
-            f"<td>{html.escape(str(s.get('extracted', '')))} / {html.escape(str(s.get('gold', '')))}</td>"
-            f"<td>{html.escape(str(s.get('length', '')))}</td><td>{hits}</td>"
-            f"<td><details><summary>prompt</summary><pre>{html.escape(str(s.get('prompt', '')))}</pre></details>"
-            f'<pre class="completion">{highlight(str(s.get("completion", "")), preset)}</pre></td></tr>'
-        )
-    return "\n".join(rows)
-
-
 def _aha_section(run: Run, aha: AhaResult | None, preset) -> str:
     if aha is None:
         return "<p>No aha test: the run has no step-0 reflection baseline or too few steps.</p>"
@@ -159,128 +148,192 @@ def _aha_section(run: Run, aha: AhaResult | None, preset) -> str:
     return text
 
 
-def build_report(run_dir: str | Path) -> str:
-    """The report of one run as an HTML string (self-contained: no external resources)."""
-    run = load_run(run_dir)
-    preset = run.config.get("run", {}).get("reflection", "r1zero")
-    aha = aha_for_run(run)
-    optional = [name for name, (key, _) in OPTIONAL_PANELS.items() if any(key in m for m in run.metrics)]
-    figures = "\n".join(
-        f'<figure id="fig-{name}">{_figure_svg(name, run)}</figure>' for name in [*PANELS, *optional]
+def _behaviour_section(runs: Sequence[Run], timelines: Sequence[dict[str, list[dict]]]) -> str:
+    """Share of held-out completions of each behaviour type at the first and the last evaluation."""
+    rows = []
+    for run, timeline in zip(runs, timelines, strict=True):
+        by_step: dict[int, list[dict]] = {}
+        for line in timeline.values():
+            for r in line:
+                by_step.setdefault(int(r["step"]), []).append(r)
+        if not by_step:
+            continue
+        cells = []
+        for step in (min(by_step), max(by_step)):
+            rs = by_step[step]
+            rates = behaviour_rates(
+                [str(r.get("completion", "")) for r in rs], [bool(r.get("correct")) for r in rs]
+            )
+            cells.append((step, rates))
+        for key in [*BEHAVIOUR_TYPES, "any", "effective", "superficial"]:
+            values = "".join(f"<td>{_fmt(rates[f'behaviour/{key}'])}</td>" for _, rates in cells)
+            rows.append(f"<tr><td>{html.escape(run.variant)}</td><td>{key}</td>{values}</tr>")
+        head = "".join(f"<th>step {step}</th>" for step, _ in cells)
+    if not rows:
+        return (
+            "<p>No held-out completions recorded (<code>heldout.jsonl</code>): a run of an older version.</p>"
+        )
+    return (
+        "<p>Rule-based types (verification, backtracking, subgoal setting, enumeration); <i>effective</i> = "
+        "some type and a correct answer, <i>superficial</i> = some type and a wrong one. Per-step curves of "
+        "the training completions are in the <i>behaviour</i> figure.</p>"
+        f'<table id="behaviour"><thead><tr><th>run</th><th>type</th>{head}</tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
     )
-    table = "\n".join(
-        f"<tr><td>{html.escape(label)}</td><td>{_fmt(a)}</td><td>{_fmt(b)}</td></tr>"
-        for label, a, b in summary_rows(run)
+
+
+def _summary(runs: Sequence[Run]) -> tuple[str, str]:
+    per_run = [{label: (a, b) for label, a, b in summary_rows(run)} for run in runs]
+    labels = list(dict.fromkeys(label for rows in per_run for label in rows))
+    body = []
+    for label in labels:
+        cells = "".join(
+            f"<td>{_fmt(rows.get(label, (None, None))[0])}</td><td>{_fmt(rows.get(label, (None, None))[1])}</td>"
+            for rows in per_run
+        )
+        body.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
+    if len(runs) == 1:
+        head = "<th>step 0</th><th>final</th>"
+    else:
+        head = "".join(f"<th>{i}: step 0</th><th>{i}: final</th>" for i in range(len(runs)))
+    return head, "\n".join(body)
+
+
+def _diff_section(runs: Sequence[Run]) -> str:
+    if len(runs) < 2:
+        return ""
+    rows = config_diff([run.config for run in runs])
+    head = "".join(f"<th>{i}: {html.escape(run.name)}</th>" for i, run in enumerate(runs))
+    body = "".join(
+        f"<tr><td>{html.escape(key)}</td>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
+        for key, values in rows
     )
-    samples = _pick_samples(run.samples, MAX_SAMPLE_ROWS)
-    steps = sorted({int(s.get("step", 0)) for s in samples})
-    options = "".join(f'<option value="{s}">{s}</option>' for s in steps)
-    note = f" (showing {len(samples)} of {len(run.samples)})" if len(samples) < len(run.samples) else ""
-    return _PAGE.format(
-        title=html.escape(run.variant),
-        path=html.escape(str(run.path)),
+    return (
+        "<h2>Settings that differ</h2>"
+        f'<table id="config-diff"><thead><tr><th>config.json key</th>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+def _spread(rows: list, limit: int) -> list:
+    return _pick_samples(rows, limit)
+
+
+def build_report(run_dirs: str | Path | Sequence[str | Path]) -> str:
+    """The report of one run, or of several runs compared, as an HTML string (no external resources)."""
+    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if not dirs:
+        raise ValueError("build_report needs at least one run directory")
+    runs = [load_run(d) for d in dirs]
+    presets = [run.config.get("run", {}).get("reflection", "r1zero") for run in runs]
+    names = [f"{i}: {run.variant}" for i, run in enumerate(runs)]
+
+    def light(i: int) -> page.Highlighter:
+        return lambda text: highlight(text, presets[i])
+
+    optional = [
+        n for n, (key, _) in OPTIONAL_PANELS.items() if any(key in m for r in runs for m in r.metrics)
+    ]
+    figures = "\n".join(f'<figure id="fig-{n}">{_figure_svg(n, runs)}</figure>' for n in [*PANELS, *optional])
+    summary_head, table = _summary(runs)
+
+    samples = _pick_samples([(i, s) for i, run in enumerate(runs) for s in run.samples], MAX_SAMPLE_ROWS)
+    total = sum(len(run.samples) for run in runs)
+    steps = sorted({int(s.get("step", 0)) for _, s in samples})
+    reasons = sorted({str(s.get("reason", "")) for _, s in samples})
+    rows = "\n".join(
+        page.sample_rows([(i, s)], light(i), lambda t, i=i: count_reflection(t, presets[i]))
+        for i, s in samples
+    )
+
+    groups = [(i, g) for i, run in enumerate(runs) for g in _spread(read_groups(run.path), MAX_GROUPS)]
+    group_options, group_blocks = page.group_view(groups, highlight)
+    groups_html = (
+        f'<p>Group <select id="group-select">{group_options}</select> — <span id="group-shown">0</span> shown. '
+        "Advantages are the run's group-relative ones recomputed from the rewards.</p>" + group_blocks
+        if groups
+        else '<p>No groups recorded (<code>groups.jsonl</code>). <span id="group-shown">0</span></p>'
+    )
+
+    loaded = [heldout_timelines(run.path) for run in runs]
+    timelines = [t for t, _ in loaded]
+    info = {pid: q for _, i in loaded for pid, q in i.items()}
+    t_options, t_blocks, default = page.timeline_view(timelines, info, names, highlight)
+    timeline_html = (
+        f'<p>Problem <select id="problem-select">{t_options}'
+        f'</select> — <span id="timeline-shown">0</span> shown. The step where the answer turned correct '
+        "for good is marked.</p>" + t_blocks
+        if default is not None
+        else '<p>No held-out completions recorded (<code>heldout.jsonl</code>). <span id="timeline-shown">0</span></p>'
+    )
+    aha = "".join(
+        (f"<h3>{html.escape(names[i])}</h3>" if len(runs) > 1 else "")
+        + _aha_section(run, aha_for_run(run), presets[i])
+        for i, run in enumerate(runs)
+    )
+    config = "".join(
+        f"<details><summary>config.json of {html.escape(names[i])}</summary>"
+        f'<pre id="config{"" if i == 0 else f"-{i}"}">{html.escape(json.dumps(run.config, indent=2))}</pre></details>'
+        for i, run in enumerate(runs)
+    )
+    note = f" (showing {len(samples)} of {total})" if len(samples) < total else ""
+    return page.PAGE.format(
+        title=html.escape(" vs ".join(run.variant for run in runs)),
+        runs="".join(
+            f"<li><code>{html.escape(str(run.path))}</code> — {html.escape(run.variant)}</li>" for run in runs
+        ),
         figures=figures,
+        summary_head=summary_head,
         table=table,
-        aha=_aha_section(run, aha, preset),
-        config=html.escape(json.dumps(run.config, indent=2)),
-        options=options,
-        rows=_sample_rows(samples, preset),
+        diff=_diff_section(runs),
+        behaviour=_behaviour_section(runs, timelines),
+        aha=aha,
+        run_options=page.select_options([(str(i), n) for i, n in enumerate(names)]),
+        options="".join(f'<option value="{s}">{s}</option>' for s in steps),
+        reason_options=page.select_options([(r, r) for r in reasons]),
+        behaviour_options=page.BEHAVIOUR_OPTIONS,
+        rows=rows,
         total=len(samples),
         note=note,
-        style=_STYLE,
-        script=_SCRIPT,
+        groups=groups_html,
+        timeline=timeline_html,
+        config=config,
+        style=page.STYLE,
+        script=page.SCRIPT,
     )
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write the report (default ``RUN_DIR/report.html``) and return its path."""
-    path = Path(out) if out is not None else Path(run_dir) / "report.html"
-    path.write_text(build_report(run_dir), encoding="utf-8")
+def default_out(run_dirs: Sequence[str | Path]) -> Path:
+    """``RUN/report.html`` for one run; ``FIRST_RUN/compare.html`` for several."""
+    return Path(run_dirs[0]) / ("report.html" if len(run_dirs) == 1 else "compare.html")
+
+
+def write_report(run_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Write the report (default ``default_out``) and return its path."""
+    dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    path = Path(out) if out is not None else default_out(dirs)
+    path.write_text(build_report(dirs), encoding="utf-8")
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="r1zero report", description="Write a self-contained HTML report of a run."
+        prog="r1zero report",
+        description="Write a self-contained HTML report of a run, or of several runs compared.",
     )
-    p.add_argument("run", help="run directory")
-    p.add_argument("--out", help="output file (default RUN_DIR/report.html)")
+    p.add_argument("runs", nargs="+", help="run directories (several are compared in one page)")
+    p.add_argument(
+        "--out", help="output file (default RUN_DIR/report.html; several runs: FIRST/compare.html)"
+    )
     args = p.parse_args(argv)
     try:
-        out = write_report(args.run, args.out)
+        out = write_report(args.runs, args.out)
     except (ValueError, OSError) as exc:  # a missing, empty or corrupt run directory: say which
         print(f"r1zero report: {exc}", file=sys.stderr)
         return 2
     print(out)
     return 0
 
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-figure { display: inline-block; margin: 0.5em; } figure svg { width: 560px; height: auto; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 3px 8px; vertical-align: top; }
-#samples td pre.completion { white-space: pre-wrap; max-width: 700px; margin: 0; }
-pre.completion { background: #f7f7f7; padding: 4px; white-space: pre-wrap; }
-mark { background: #ffd54f; } .ok { color: #2e7d32; } .bad { color: #c62828; }
-tr[hidden] { display: none; }
-"""
-
-_SCRIPT = """
-function applyFilter() {
-  const step = document.getElementById('step-filter').value;
-  const onlyReflect = document.getElementById('reflect-filter').checked;
-  const correct = document.getElementById('correct-filter').value;
-  let shown = 0;
-  for (const row of document.querySelectorAll('#samples tbody tr')) {
-    const ok = (step === 'all' || row.dataset.step === step)
-      && (!onlyReflect || row.dataset.reflect === '1')
-      && (correct === 'all' || row.dataset.correct === correct);
-    row.hidden = !ok;
-    if (ok) shown++;
-  }
-  document.getElementById('shown-count').textContent = shown;
-  history.replaceState(null, '', step === 'all' ? '#' : '#step=' + step);
-}
-window.addEventListener('DOMContentLoaded', () => {
-  const m = location.hash.match(/step=(\\d+)/);
-  if (m) document.getElementById('step-filter').value = m[1];
-  for (const id of ['step-filter', 'reflect-filter', 'correct-filter'])
-    document.getElementById(id).addEventListener('change', applyFilter);
-  applyFilter();
-  const drawn = [...document.querySelectorAll('figure svg')].filter(s => s.getBoundingClientRect().width > 0);
-  document.body.dataset.figuresRendered = drawn.length;
-});
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>r1zero report: {title}</title>
-<style>{style}</style></head>
-<body>
-<h1>r1zero report: {title}</h1>
-<p><code>{path}</code></p>
-<h2>Curves</h2>
-{figures}
-<h2>Step 0 vs final</h2>
-<table id="summary"><thead><tr><th>metric</th><th>step 0</th><th>final</th></tr></thead><tbody>
-{table}
-</tbody></table>
-<h2>Aha moment</h2>
-{aha}
-<h2>Samples</h2>
-<p>Step <select id="step-filter"><option value="all">all</option>{options}</select>
-<label><input type="checkbox" id="reflect-filter"> only with reflection words</label>
-verdict <select id="correct-filter"><option value="all">all</option><option value="1">correct</option>
-<option value="0">incorrect</option></select>
-— <span id="shown-count">{total}</span> shown{note}</p>
-<table id="samples"><thead><tr><th>step</th><th></th><th>reason</th><th>answer / gold</th><th>length</th>
-<th>reflection</th><th>completion</th></tr></thead><tbody>
-{rows}
-</tbody></table>
-<h2>Config</h2>
-<details><summary>config.json</summary><pre id="config">{config}</pre></details>
-<script>{script}</script>
-</body></html>
-"""
 
 if __name__ == "__main__":
     raise SystemExit(main())
