@@ -344,11 +344,20 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         and isinstance(manifest.get("world_size"), int)
         and manifest["world_size"] >= 1
         and isinstance(manifest.get("files"), dict)
-        and all(isinstance(k, str) and ".." not in Path(k).parts for k in manifest["files"])
+        and all(isinstance(k, str) and _inside(k) for k in manifest["files"])
     )
     if not ok:
         raise CheckpointError(f"{MANIFEST} is not an r1zero sharded-checkpoint manifest (format {_FORMAT!r})")
     return manifest
+
+
+def _inside(name: str) -> bool:
+    """Whether a manifest's file name stays inside the checkpoint directory.
+
+    >>> _inside("dcp/.metadata"), _inside("../x"), _inside("/etc/passwd")
+    (True, False, False)
+    """
+    return not Path(name).is_absolute() and ".." not in Path(name).parts
 
 
 def _checked_manifest(path: Path) -> dict[str, Any]:
