@@ -4,9 +4,12 @@ Options are those of ``r1zero train`` wherever they mean the same thing (``--mod
 ``--data.template``, ``--rollout.temperature``, ``--rollout.max_new_tokens``, ``--run.seed``,
 ``--run.out_dir``, ...), plus evaluation's own (``--benchmarks``, ``--n``, ``--limit``, ``--data_dir``,
 ``--force``, ...). ``--config FILE`` (JSON, YAML or TOML; e.g. a suite in ``eval/``) sets any of them and
-the command line overrides it. A suite with a ``paper`` block (published figures) also gets a "paper vs
-this checkpoint" table. Every name (benchmarks, template, verifiers, reflection preset, backend)
-is checked before a model is loaded.
+the command line overrides it. With several benchmarks the table ends with their macro average and its
+95% CI. The result is saved (``r1zero.eval.results``: under ``RUN_DIR/eval/``, a writable local model
+directory's ``eval/``, ``--run.out_dir``, or ``./eval_results/<model>/``; never replacing a file) and the
+path printed. ``--compare OLD.result.json`` prints the two side by side; a suite with a ``paper`` block
+(published figures) also gets a "paper vs this checkpoint" table. Every name (benchmarks, template,
+verifiers, reflection preset, backend) and the ``--compare`` file are checked before a model is loaded.
 
 Examples::
 
@@ -14,6 +17,7 @@ Examples::
     r1zero eval --config eval/math6.json --model.name Qwen/Qwen2.5-Math-1.5B --rollout.backend vllm \\
         --data_dir ../shared/data/benchmarks --run.out_dir results/qwen-math-1.5b
     r1zero eval --run runs/demo --benchmarks list_sum --n 4     # each checkpoint once; --force re-runs
+    r1zero eval --suite demo --run runs/demo --compare runs/base/eval/demo-step000000.result.json
     r1zero eval --suite oat-zero --model.name sail/Qwen2.5-Math-7B-Oat-Zero --rollout.backend vllm \\
         --model.dtype bfloat16 --rollout.tensor_parallel 1 --rollout.gpu_memory_utilization 0.9
 """
@@ -45,7 +49,7 @@ log = logging.getLogger(__name__)
 
 _USAGE = (
     "usage: r1zero eval (--model.name MODEL | --run RUN_DIR) [--config FILE] [--benchmarks A,B] "
-    "[--force] [--section.field VALUE ...]"
+    "[--force] [--compare OLD.result.json] [--section.field VALUE ...]"
 )
 
 

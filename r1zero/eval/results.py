@@ -8,7 +8,7 @@ One evaluation (a model, or one step of a run, on the benchmarks of a suite) is 
      "benchmarks": {"aime24": {"pass@1": ..., "pass@1_ci": [...], "pass@1_se": ..., ...}, ...},
      "average": {...}}                                        # macro average, when there are >= 2
 
-Where (``result_dir``): ``--run.out_dir DIR`` if given; else ``RUN_DIR/eval/`` for a run; else
+Where (``result_dir``): ``RUN_DIR/eval/`` for a run; else ``--run.out_dir DIR`` if given; else
 ``MODEL_DIR/eval/`` for a local model directory this process may write; else ``./eval_results/<model>/``
 (hub names and ``tiny-base``; ``/`` in a hub name becomes ``__``). The name is ``<suite>.result.json``,
 or ``<suite>-stepNNNNNN.result.json`` for a run's step (``.result`` keeps it apart from the per-benchmark
@@ -83,16 +83,16 @@ def result_name(suite: str, step: int | None = None) -> str:
 
 
 def result_dir(model: str, run_dir: str = "", out_dir: str = "") -> Path:
-    """Where a result is saved: ``out_dir``; ``RUN_DIR/eval``; a writable local ``MODEL_DIR/eval``; else
+    """Where a result is saved: ``RUN_DIR/eval``; ``out_dir``; a writable local ``MODEL_DIR/eval``; else
     ``./eval_results/<model>`` (``tiny-base`` is a name: its directory is inside the installed package).
 
     >>> str(result_dir("Qwen/Qwen2.5-Math-7B")), str(result_dir("m", run_dir="runs/a"))
     ('eval_results/Qwen__Qwen2.5-Math-7B', 'runs/a/eval')
     """
-    if out_dir:
-        return Path(out_dir)
     if run_dir:
         return Path(run_dir) / "eval"
+    if out_dir:
+        return Path(out_dir)
     path = Path(model).expanduser()
     if model != "tiny-base" and path.is_dir() and os.access(path, os.W_OK | os.X_OK):
         return path / "eval"

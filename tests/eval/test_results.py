@@ -148,7 +148,7 @@ def test_default_location_for_a_run_a_model_dir_and_neither(tmp_path, monkeypatc
     assert result_dir("Qwen/Qwen2.5-Math-7B").as_posix() == "eval_results/Qwen__Qwen2.5-Math-7B"
     assert result_dir("tiny-base").as_posix() == "eval_results/tiny-base"  # the package's dir is not ours
     assert result_dir(str(model), out_dir="out").as_posix() == "out"  # --run.out_dir wins
-    assert result_dir(str(model), run_dir="r", out_dir="").as_posix() == "r/eval"
+    assert result_dir(str(model), run_dir="r", out_dir="o").as_posix() == "r/eval"  # a run keeps its own
 
 
 def test_a_model_dir_we_cannot_write_saves_under_eval_results(tmp_path, monkeypatch):
