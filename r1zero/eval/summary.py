@@ -29,8 +29,8 @@ __all__ = ["AVERAGE", "SampleRecord", "average_results", "result_se", "summarize
 
 #: the ``benchmark`` name of the average row
 AVERAGE = "average"
-#: counts and bookkeeping, not metrics: never averaged
-_NOT_AVERAGED = {"problems", "n", "samples", "seconds", "step", "seed"}
+#: counts, bookkeeping and settings (an ``eval.jsonl`` line carries a few), not metrics: never averaged
+_NOT_AVERAGED = {"problems", "n", "samples", "seconds", "step", "seed", "temperature", "max_new_tokens"}
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def test_summary_records_the_standard_error_over_problems():
 # ---------------------------------------------------------------- the average row
 A = {"benchmark": "aime24", "problems": 30, "n": 4, "pass@1": 0.1, "pass@1_se": 0.05, "pass@1_ci": [0.0, 0.2]}
 A |= {"pass@4": 0.3, "pass@4_se": 0.08, "format_rate": 0.9, "length/mean": 300.0, "accuracy/strict": 0.1}
-A |= {"length/correct_mean": 250.0, "seconds": 9.0, "reasons": {"wrong": 3}}
+A |= {"length/correct_mean": 250.0, "seconds": 9.0, "reasons": {"wrong": 3}, "temperature": 1.0}
 B = {
     "benchmark": "math500",
     "problems": 500,
@@ -78,7 +78,7 @@ B = {
     "pass@1_ci": [0.46, 0.54],
 }
 B |= {"pass@4": 0.7, "pass@4_se": 0.02, "format_rate": 0.7, "length/mean": 200.0, "accuracy/strict": 0.4}
-B |= {"seconds": 20.0}
+B |= {"seconds": 20.0, "temperature": 1.0}
 C = {
     "benchmark": "amc23",
     "problems": 40,
@@ -107,7 +107,7 @@ def test_average_of_three_benchmarks_hand_computed():
     # counts summed, n kept, bookkeeping and keys not every benchmark has left out
     assert (avg["benchmark"], avg["problems"], avg["n"]) == ("average", 570, 4)
     assert avg["benchmarks"] == ["aime24", "math500", "amc23"]
-    assert not {"seconds", "length/correct_mean", "reasons"} & set(avg)
+    assert not {"seconds", "length/correct_mean", "reasons", "temperature"} & set(avg)
 
 
 def test_average_with_different_n_has_no_common_n():
