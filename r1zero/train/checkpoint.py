@@ -41,6 +41,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from r1zero.train.manifest import DCP_DIR, manifest_problem
+from r1zero.train.manifest import MANIFEST as _SHARDED_MANIFEST
+
 __all__ = [
     "LEGACY_STATE_FILE",
     "STATE_FILE",
@@ -71,7 +74,6 @@ _OLD_DIR = re.compile(r"^\.old_step_(\d{6,})_\d+$")
 #: files ``save_pretrained`` writes for a tokenizer (one of them is enough: fast, slow, sentencepiece)
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
 #: the manifest of a sharded (FSDP) checkpoint (``r1zero.train.sharded_checkpoint``)
-_SHARDED_MANIFEST = "r1zero_sharded.json"
 #: numpy dtype kinds a saved array or scalar may have: bool, signed and unsigned integers, floats
 _NUMPY_KINDS = "biuf"
 #: how torch's weights-only unpickler names a global it refused to load
@@ -252,9 +254,7 @@ def checkpoint_problem(checkpoint: Checkpoint) -> str | None:
             except (OSError, ValueError) as exc:
                 return f"{name} is corrupt ({_one_line(exc)})"
     if (path / _SHARDED_MANIFEST).is_file():  # every rank's shards and state: see sharded_checkpoint
-        from r1zero.train.sharded_checkpoint import sharded_problem
-
-        return sharded_problem(path)
+        return manifest_problem(path, (STATE_FILE, TENSORS_FILE, f"{DCP_DIR}/.metadata"))
     weights = sorted(path.glob("model-*.safetensors"))
     if (path / "model.safetensors").is_file():
         weights = [path / "model.safetensors"]

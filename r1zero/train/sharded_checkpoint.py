@@ -46,7 +46,6 @@ from torch.distributed.checkpoint.metadata import Metadata, TensorStorageMetadat
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from r1zero.train.checkpoint import (
-    _SHARDED_MANIFEST,
     STATE_FILE,
     TENSORS_FILE,
     Checkpoint,
@@ -58,6 +57,15 @@ from r1zero.train.checkpoint import (
     _read_state,
     capture_rng,
     checkpoint_dirs,
+)
+from r1zero.train.manifest import (
+    DCP_DIR,
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    ManifestError,
+    manifest_problem,
+    read_manifest,
 )
 
 __all__ = [
@@ -75,9 +83,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MANIFEST = _SHARDED_MANIFEST
-DCP_DIR = "dcp"
-_FORMAT, _VERSION = "r1zero-sharded-checkpoint", 1
 _STATE_FORMAT = "r1zero-trainer-state"
 _MODEL_PREFIX = "model."
 
@@ -278,7 +283,7 @@ def _write_state(directory: Path, stem: str, state: dict[str, Any]) -> None:
 def _write_manifest(tmp: Path, step: int, world: int) -> None:
     """The manifest, last: the step, the world size and every file's size (what ``sharded_problem`` checks)."""
     files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-    manifest = {"format": _FORMAT, "version": _VERSION, "step": step, "world_size": world, "files": files}
+    manifest = {"format": FORMAT, "version": VERSION, "step": step, "world_size": world, "files": files}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     _fsync_dir(tmp)
 
@@ -310,54 +315,14 @@ def _raise_save_failure(failure: BaseException, run_dir: Path, step: int, root: 
 def sharded_problem(path: Path) -> str | None:
     """What makes a sharded checkpoint unusable (manifest missing or not r1zero's, a listed file missing or
     of another size), or None when it looks complete."""
-    try:
-        manifest = _read_manifest(path)
-    except CheckpointError as exc:
-        return str(exc)
-    for name, size in manifest["files"].items():
-        file = path / name
-        if not file.is_file():
-            return f"{name} is missing"
-        if file.stat().st_size != size:
-            return f"{name} is {file.stat().st_size} bytes; the manifest says {size}"
-    for rank in range(manifest["world_size"]):
-        if f"rank_{rank:05d}.json" not in manifest["files"]:
-            return f"rank_{rank:05d}.json is missing"
-    for name in (STATE_FILE, TENSORS_FILE, f"{DCP_DIR}/.metadata"):
-        if name not in manifest["files"]:
-            return f"{name} is missing"
-    return None
+    return manifest_problem(path, (STATE_FILE, TENSORS_FILE, f"{DCP_DIR}/.metadata"))
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    file = Path(path) / MANIFEST
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{MANIFEST} is missing (not a sharded checkpoint r1zero wrote)") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{MANIFEST} is corrupt ({type(exc).__name__}: {exc})") from None
-    ok = (
-        isinstance(manifest, dict)
-        and manifest.get("format") == _FORMAT
-        and manifest.get("version") == _VERSION
-        and isinstance(manifest.get("world_size"), int)
-        and manifest["world_size"] >= 1
-        and isinstance(manifest.get("files"), dict)
-        and all(isinstance(k, str) and _inside(k) for k in manifest["files"])
-    )
-    if not ok:
-        raise CheckpointError(f"{MANIFEST} is not an r1zero sharded-checkpoint manifest (format {_FORMAT!r})")
-    return manifest
-
-
-def _inside(name: str) -> bool:
-    """Whether a manifest's file name stays inside the checkpoint directory.
-
-    >>> _inside("dcp/.metadata"), _inside("../x"), _inside("/etc/passwd")
-    (True, False, False)
-    """
-    return not Path(name).is_absolute() and ".." not in Path(name).parts
+        return read_manifest(path)
+    except ManifestError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _checked_manifest(path: Path) -> dict[str, Any]:
