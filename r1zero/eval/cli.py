@@ -193,14 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             "with these settings; --force re-runs them"
         )
         return 0
-    try:
-        saved = (
-            save_results(results, cfg, suite_name(_suite_spec(argv), cfg.benchmarks)) if cfg.run.save else []
-        )
-    except OSError as exc:
-        saved, unsaved = [], f"r1zero eval: could not save the results: {exc}"
-    else:
-        unsaved = ""
+    saved, unsaved = _save(results, cfg, argv)
     print(format_table(results))
     if compare is not None:
         print("\n" + paper_table(results, *compare))
@@ -214,6 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         print(unsaved, file=sys.stderr)
         return 1
     return 0
+
+
+def _save(results: list[dict], cfg: EvalConfig, argv: list[str]) -> tuple[list[tuple[Path, Path]], str]:
+    """``save_results`` unless ``run.save`` is off: ``(saved, "")``, or ``([], why)`` when it failed (the
+    table is still printed)."""
+    if not cfg.run.save:
+        return [], ""
+    try:
+        return save_results(results, cfg, suite_name(_suite_spec(argv), cfg.benchmarks)), ""
+    except OSError as exc:
+        return [], f"r1zero eval: could not save the results: {exc}"
 
 
 def _load_previous(path: str):

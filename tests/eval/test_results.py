@@ -336,3 +336,17 @@ def test_save_false_writes_no_result_file(tmp_path, capsys):
     model = write_random_model(tmp_path / "model")
     assert main(["--model.name", str(model), "--benchmarks", "list_sum", "--run.save", "false", *QUIET]) == 0
     assert "results:" not in capsys.readouterr().out and not (model / "eval").exists()
+
+
+def test_a_result_that_cannot_be_saved_still_prints_and_says_why(tmp_path, monkeypatch, capsys):
+    from r1zero.eval import cli
+
+    def refuse(result, path):
+        raise PermissionError(f"[Errno 13] Permission denied: '{path}'")
+
+    monkeypatch.setattr(cli, "save_result", refuse)
+    model = write_random_model(tmp_path / "model")
+    assert main(["--model.name", str(model), "--benchmarks", "list_sum", *QUIET]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("benchmark ") and "results:" not in captured.out
+    assert "r1zero eval: could not save the results: [Errno 13] Permission denied" in captured.err
