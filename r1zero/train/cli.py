@@ -5,6 +5,7 @@ r1zero train                                   # the CPU demo (preset cpu-demo)
 r1zero train --preset dapo --model.name DIR    # a preset, with overrides
 r1zero train --config FILE [--run.name again]  # a config file: JSON, YAML or TOML, e.g. a run's config.json
 r1zero train --resume runs/demo [--run.steps 200]
+r1zero train --preset dapo --dry-run           # resolve names, sources and memory; load nothing, train nothing
 r1zero train --help | --list-presets
 
 Precedence: preset < config file < command line. A config file holds any part of config.json's
@@ -22,11 +23,11 @@ from r1zero.options import did_you_mean, read_config_file, take_option
 from r1zero.train.config import TrainConfig, apply_overrides, config_from_dict, config_help
 from r1zero.train.presets import PRESETS, get_preset
 
-__all__ = ["build_config", "check_names", "main", "summary_table"]
+__all__ = ["build_config", "check_names", "dry_run", "main", "summary_table"]
 
 log = logging.getLogger(__name__)
 
-_USAGE = "usage: r1zero train [--preset NAME] [--config FILE] [--resume RUN_DIR] [--section.field VALUE ...]"
+_USAGE = "usage: r1zero train [--preset NAME] [--config FILE] [--resume RUN_DIR] [--dry-run] [--section.field VALUE ...]"
 
 
 def _preset(name: object) -> TrainConfig:
@@ -102,6 +103,71 @@ def check_names(config: TrainConfig) -> None:
     check(config.data.template, config.run.reflection, verifier)
 
 
+def dry_run(config: TrainConfig, resume: bool = False) -> str:
+    """The plan of a run, from everything that needs no model weights and no hub: the validated config,
+    problem sources and held-out set (names resolved, disjointness checked), template, verifier, the run
+    directory, and ``r1zero plan``'s memory table for the GPUs a GPU preset assumes. A bad name or an
+    overlapping train/held-out pair is a ``ValueError``."""
+    from r1zero.train.config import validate
+    from r1zero.train.presets import check_data
+
+    config = validate(config)
+    c = config
+    lines = [
+        f"r1zero train --dry-run: preset {c.preset or '(none)'}, model {c.model.name}",
+        f"algorithm: {c.algo.estimator} advantage {c.algo.advantage}, loss {c.algo.loss_agg}, beta {c.algo.beta:g}, "
+        f"eps {c.algo.eps_low:g}/{c.algo.eps_high:g}, lr {c.optim.lr:g}, {c.run.steps} steps",
+        f"rollouts: {c.rollout.backend}, {c.rollout.prompts_per_step} prompts x G {c.rollout.group_size}, "
+        f"T {c.rollout.temperature:g}, top-p {c.rollout.top_p:g}, max {c.rollout.max_new_tokens} new tokens",
+        *check_data(config),
+        f"template: {c.data.template}{'+think' if c.data.think_prefix else ''}; verifier: "
+        f"{c.data.verifier or 'each problem its own'}",
+        _run_dir_line(config, resume),
+        "",
+        _memory_table(config),
+    ]
+    return "\n".join(lines)
+
+
+def _run_dir_line(config: TrainConfig, resume: bool) -> str:
+    run_dir = Path(config.run.out_dir) / config.run.name
+    if resume:
+        state = "resumes from its latest checkpoint"
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        state = "exists: " + (
+            "--run.overwrite clears it" if config.run.overwrite else "refused without --run.overwrite"
+        )
+    else:
+        state = "new"
+    return f"run directory: {run_dir} ({state})"
+
+
+def _memory_table(config: TrainConfig) -> str:
+    """``r1zero plan``'s table for the preset's GPUs, from a shipped shape or a local config.json."""
+    from r1zero.train.plan import inputs_from_config, load_shape, plan_memory
+    from r1zero.train.plan_cli import default_logits_chunk, format_plan
+    from r1zero.train.presets import PRESET_GPUS
+
+    if config.rollout.backend not in ("vllm", "vllm-server") and config.preset not in PRESET_GPUS:
+        return f"memory: a CPU run (backend {config.rollout.backend}); r1zero plan --preset NAME --gpus N plans GPUs"
+    gpus, gib = PRESET_GPUS.get(config.preset, (1, 80.0))
+    try:
+        shape = load_shape(config.model.name)
+    except FileNotFoundError:
+        return (
+            f"memory: no shape for {config.model.name!r}; the memory table needs the model's config.json "
+            "(a local model directory, or r1zero plan --model path/to/config.json)"
+        )
+    chunk, _ = default_logits_chunk(
+        config.algo.micro_batch_size, config.rollout.max_new_tokens, shape.vocab_size
+    )
+    inputs = inputs_from_config(config, gpus, gib, logits_chunk=chunk)
+    title = (
+        f"memory (r1zero plan --preset {config.preset} --gpus {gpus} --gpu-mem {gib:g}): model {shape.name}"
+    )
+    return format_plan(shape, inputs, plan_memory(shape, inputs), title=title)
+
+
 def summary_table(step0: dict[str, float], final: dict[str, float], wall_time: float) -> str:
     """Step-0 vs final held-out metrics as a small text table.
 
@@ -141,10 +207,16 @@ def main(argv: list[str]) -> int:
         print(_USAGE + "\n\n" + (__doc__ or "") + "\npresets: " + ", ".join(PRESETS))
         print(config_help(shown))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dry = "--dry-run" in argv
+    argv = [a for a in argv if a != "--dry-run"]
+    if not dry:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config, resume = build_config(argv)
         check_names(config)
+        if dry:
+            print(dry_run(config, resume))
+            return 0
     except ValueError as exc:
         print(f"r1zero train: {exc}", file=sys.stderr)
         return 2

@@ -2,8 +2,10 @@
 
 Each preset is a function returning a full ``TrainConfig``; command-line overrides go on top. GPU
 presets state the hardware they assume; ``r1zero plan --preset NAME --gpus N`` prints their memory per
-GPU and whether it fits (``r1zero.train.plan``). The figures they target are the papers' own (see
-../docs/training.md), not something these presets have reproduced.
+GPU and whether it fits (``r1zero.train.plan``); ``r1zero train --preset NAME --dry-run`` resolves every
+name a preset uses (``check_data``) and prints that table. GPU presets train on a train split and hold
+out another set (docs/presets.md compares each with its paper). The figures they target are the papers'
+own, not something these presets have reproduced.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from r1zero.train.config import (
     validate,
 )
 
-__all__ = ["PRESETS", "get_preset"]
+__all__ = ["PRESETS", "PRESET_GPUS", "check_data", "get_preset"]
 
 
 def _gpu_model(name: str) -> ModelConfig:
@@ -68,7 +70,7 @@ def r1zero_paper() -> TrainConfig:
     """
     return TrainConfig(
         model=_gpu_model("Qwen/Qwen2.5-7B"),
-        data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="r1zero"),
+        data=DataConfig(source="math:train", heldout_source="math500", heldout_size=500, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=64, group_size=16, max_new_tokens=4096),
         reward=RewardConfig(format_bonus=0.1, require_format=True, workers=8),
         algo=AlgoConfig(advantage="group", loss_agg="grpo", beta=0.001, micro_batch_size=4),
@@ -86,7 +88,9 @@ def dr_grpo() -> TrainConfig:
     """
     return TrainConfig(
         model=_gpu_model("Qwen/Qwen2.5-Math-7B"),
-        data=DataConfig(source="math", heldout_source="aime24", heldout_size=30, template="r1zero"),
+        data=DataConfig(
+            source="math:train,level=3-5", heldout_source="aime24", heldout_size=30, template="r1zero"
+        ),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=8, max_new_tokens=3000),
         reward=RewardConfig(require_format=False, workers=8),
         algo=AlgoConfig(advantage="none", loss_agg="dr_grpo", beta=0.0, micro_batch_size=4),
@@ -105,7 +109,7 @@ def dapo() -> TrainConfig:
     """
     return TrainConfig(
         model=_gpu_model("Qwen/Qwen2.5-7B"),
-        data=DataConfig(source="dapo_math_17k", heldout_source="aime24", heldout_size=30, template="r1zero"),
+        data=DataConfig(source="dapo17k", heldout_source="aime24", heldout_size=30, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=16, max_new_tokens=8192),
         reward=RewardConfig(correct=1.0, wrong=-1.0, require_format=False, overlong_buffer=2048, workers=8),
         algo=AlgoConfig(
@@ -131,7 +135,13 @@ def simplerl_zoo() -> TrainConfig:
     """
     return TrainConfig(
         model=_gpu_model("Qwen/Qwen2.5-Math-7B"),
-        data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="qwen_math"),
+        data=DataConfig(
+            source="math:train,level=3-5",
+            heldout_source="math500",
+            heldout_size=500,
+            template="qwen-math",
+            think_prefix=False,
+        ),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=128, group_size=8, max_new_tokens=4096),
         reward=RewardConfig(require_format=False, workers=8),
         algo=AlgoConfig(advantage="group", loss_agg="grpo", beta=1e-4, micro_batch_size=4),
@@ -181,14 +191,15 @@ def cpu_demo_ppo() -> TrainConfig:
 def ppo_orz() -> TrainConfig:
     """Open-Reasoner-Zero's recipe (Hu et al. 2025): vanilla PPO, GAE lambda = 1, gamma = 1, no KL.
 
-    lambda, gamma and beta = 0 are the paper's; the model (Qwen2.5-7B base), batch sizes and learning
-    rates (policy 1e-6, critic 5e-6) are chosen for one 8x80 GB node and are ours. The critic is a second
-    copy of the base model with its own gradients and AdamW state (memory:
+    Trains on ORZ's 57k set (downloaded once from its repository). lambda, gamma and beta = 0 are the
+    paper's; the model (Qwen2.5-7B base), batch sizes and learning rates (policy 1e-6, critic 5e-6) are
+    chosen for one 8x80 GB node and are ours. The critic is a second copy of the base model with its own
+    gradients and AdamW state (memory:
     ``r1zero plan --preset ppo-orz --gpus 8``).
     """
     return TrainConfig(
         model=_gpu_model("Qwen/Qwen2.5-7B"),
-        data=DataConfig(source="math", heldout_source="math500", heldout_size=500, template="r1zero"),
+        data=DataConfig(source="orz57k", heldout_source="math500", heldout_size=500, template="r1zero"),
         rollout=RolloutConfig(backend="vllm", prompts_per_step=64, group_size=16, max_new_tokens=8192),
         reward=RewardConfig(require_format=True, workers=8),
         algo=AlgoConfig(estimator="ppo", loss_agg="dapo", beta=0.0, micro_batch_size=4),
@@ -235,3 +246,74 @@ def get_preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     return validate(PRESETS[name]())
+
+
+#: GPU presets -> the GPUs they assume (count, GiB each): ``r1zero train --dry-run`` plans memory on them
+PRESET_GPUS: dict[str, tuple[int, float]] = {
+    "r1zero-paper": (8, 80.0),
+    "dr-grpo": (8, 80.0),
+    "dapo": (8, 80.0),
+    "simplerl-zoo": (8, 80.0),
+    "countdown-3b": (2, 80.0),
+    "ppo-orz": (8, 80.0),
+}
+
+
+def check_data(config: TrainConfig) -> list[str]:
+    """Resolve a config's problem sources, template and verifier without loading anything, and check
+    that its held-out problems cannot come from its training rows; returns plan lines, raises
+    ``ValueError`` naming the problem (an unknown name lists the valid ones).
+
+    A source and a held-out set of the same origin (MATH's test split and MATH-500, a subset of it) are
+    refused: use a generator (another seed), another split, or no ``heldout_source`` (rows split off by
+    id). Training on a test split is noted.
+
+    >>> check_data(get_preset("simplerl-zoo"))[0]
+    'train:    math:train,level=3-5 -> dataset math, split train, levels 3-5 (hf:DigitalLearningGmbH/MATH-lighteval[train])'
+    """
+    from r1zero.data.sources import describe_source
+    from r1zero.data.templates import get_template
+    from r1zero.verifiers.base import registered_verifier
+
+    data = config.data
+    train = describe_source(data.source)
+    lines = [f"train:    {data.source} -> {_describe(train)}"]
+    get_template(data.template, think=data.think_prefix)
+    if data.verifier and ":" not in data.verifier and not data.verifier.endswith(".py"):
+        registered_verifier(data.verifier)
+    if not data.heldout_size:
+        return [*lines, "held-out: none (data.heldout_size 0)"]
+    if not data.heldout_source:
+        how = "another seed" if train.kind == "generator" else f"{data.heldout_size} rows split off by id"
+        return [*lines, f"held-out: {data.heldout_size} of {data.source} ({how}), disjoint by construction"]
+    heldout = describe_source(data.heldout_source)
+    lines.append(f"held-out: {data.heldout_source} -> {_describe(heldout)}, first {data.heldout_size}")
+    if heldout.origin == train.origin and train.kind != "generator":
+        raise ValueError(
+            f"--data.source {data.source!r} and --data.heldout_source {data.heldout_source!r} draw from the "
+            f"same rows ({train.origin}); train on another split (e.g. 'math:train') or leave "
+            "--data.heldout_source empty to split rows off"
+        )
+    lines.append(
+        f"disjoint: {train.origin} vs {heldout.origin}; at start-up held-out questions also in training are dropped"
+    )
+    if train.split == "test":
+        lines.append(
+            f"note:     trains on a test split of {train.name}; its train split is '{train.name}:train'"
+        )
+    return lines
+
+
+def _describe(info: object) -> str:
+    from r1zero.data.sources import SourceInfo
+
+    assert isinstance(info, SourceInfo)
+    parts = [f"{info.kind} {info.name}"]
+    if info.split:
+        parts.append(f"split {info.split}")
+    if info.levels:
+        low, high = info.levels[0], info.levels[-1]
+        parts.append(
+            f"levels {low}-{high}" if info.levels == tuple(range(low, high + 1)) else f"levels {info.levels}"
+        )
+    return f"{', '.join(parts)} ({info.where})"
