@@ -312,6 +312,7 @@ def write_report(run_dirs: str | Path | Sequence[str | Path], out: str | Path | 
     """Write the report (default ``default_out``) and return its path."""
     dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
     path = Path(out) if out is not None else default_out(dirs)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build_report(dirs), encoding="utf-8")
     return path
 

@@ -55,6 +55,8 @@ def test_single_run_keeps_working_without_new_files(tmp_path):
     page = build_report(run)
     assert "No groups recorded" in page and "No held-out completions recorded" in page
     assert 'id="config-diff"' not in page
+    assert main([str(run), "--out", str(tmp_path / "new" / "r.html")]) == 0  # the folder is made
+    assert "No groups recorded" in (tmp_path / "new" / "r.html").read_text(encoding="utf-8")
 
 
 def _dom(path, fragment, tmp_path):
@@ -78,7 +80,9 @@ def test_browser_search_filters_group_and_timeline(compared, tmp_path):
     )
     searched = _dom(path, "q=recheck&run=1&reason=wrong&group=1:7&problem=p1", tmp_path)
     assert 0 < _shown(searched) < with_word < total
-    visible = [row for row in re.findall(r"<tr data-step=\"\d+\" data-run[^>]*>", searched) if "hidden" not in row]
+    visible = [
+        row for row in re.findall(r"<tr data-step=\"\d+\" data-run[^>]*>", searched) if "hidden" not in row
+    ]
     assert all('data-run="1"' in row and 'data-reason="wrong"' in row for row in visible)
     # group view: exactly the chosen group is shown, its G completions with their advantages
     assert 'id="group-shown">1<' in searched
