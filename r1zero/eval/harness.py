@@ -239,6 +239,23 @@ def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     return out
 
 
+def model_dir(run_dir: Path, step: int, checkpoint: Path) -> Path:
+    """A directory ``from_pretrained`` loads for a run's checkpoint: the checkpoint itself when replicated;
+    for a sharded (FSDP2) one, its Hugging Face export ``RUN_DIR/export/step_NNNNNN`` (written now, once,
+    as ``r1zero export`` would)."""
+    from r1zero.train.manifest import MANIFEST
+
+    if not (checkpoint / MANIFEST).is_file():
+        return checkpoint
+    out = run_dir / "export" / f"step_{step:06d}"
+    if not (out / "config.json").is_file():
+        from r1zero.train.export import export_checkpoint
+
+        logger.info("step %d is a sharded checkpoint: exporting it to %s to evaluate it", step, out)
+        export_checkpoint(checkpoint, out)
+    return out
+
+
 def _eval_rows(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "eval.jsonl"
     if not path.is_file():
@@ -298,6 +315,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig) -> list[dict]:
             )
             continue
         out_dir = run_dir / "eval" / f"step_{step:06d}"
+        model = model if step == 0 else str(model_dir(run_dir, step, Path(model)))
         for result in evaluate_model(model, replace(cfg, benchmarks=todo), out_dir):
             line = {"step": step, **_eval_line(result), "settings": settings}
             _write_line(run_dir / "eval.jsonl", line)
