@@ -21,7 +21,7 @@ from pathlib import Path
 
 from r1zero.options import did_you_mean, read_config_file, take_option
 from r1zero.train.config import TrainConfig, apply_overrides, config_from_dict, config_help
-from r1zero.train.presets import PRESETS, get_preset
+from r1zero.train.presets import PRESETS, check_data, get_preset
 
 __all__ = ["build_config", "check_names", "dry_run", "main", "summary_table"]
 
@@ -109,7 +109,6 @@ def dry_run(config: TrainConfig, resume: bool = False) -> str:
     directory, and ``r1zero plan``'s memory table for the GPUs a GPU preset assumes. A bad name or an
     overlapping train/held-out pair is a ``ValueError``."""
     from r1zero.train.config import validate
-    from r1zero.train.presets import check_data
 
     config = validate(config)
     c = config
@@ -214,6 +213,7 @@ def main(argv: list[str]) -> int:
     try:
         config, resume = build_config(argv)
         check_names(config)
+        check_data(config)  # sources and held-out set resolved before a run directory or model exists
         if dry:
             print(dry_run(config, resume))
             return 0

@@ -147,6 +147,13 @@ def test_dry_run_refuses_bad_names(overrides, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_a_real_start_refuses_overlapping_sets_before_making_a_run_directory(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--preset", "simplerl-zoo", "--data.source", "math", "--run.steps", "1"]) == 2
+    assert "same rows (math/test)" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_dry_run_memory_table_from_a_local_config_or_says_what_it_needs(tiny_model_dir, capsys, tmp_path):
     assert cli.main(["--preset", "dapo", "--dry-run", "--model.name", str(tiny_model_dir)]) == 0
     assert f"model {tiny_model_dir}" in capsys.readouterr().out
