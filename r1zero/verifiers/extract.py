@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from r1zero.verifiers.format import strip_eos
 
-__all__ = ["SOURCES", "Extraction", "extract_answer", "find_boxed"]
+__all__ = ["SOURCES", "Extraction", "boxed_group", "extract_answer", "find_boxed"]
 
 #: Where an extracted answer came from.
 SOURCES = ("answer_tag", "boxed", "answer_is", "gsm8k", "final_expr")

@@ -292,7 +292,7 @@ def _read_gold(gold: str) -> _Gold:
         raw = extract_answer(gold).answer or gold
     if guard_answer(raw) is not None or _PYTHON.search(raw) or _DIVISION_BY_ZERO.search(raw):
         return _Gold(raw[:100], None, None, None, False, bad=True)
-    if _CONNECTOR.search(raw) and len(split_top_level(raw)) > 1:  # "19, 46, and 82"
+    if len(split_top_level(raw)) > 1:  # "19, 46, and 82", "x = 1, x = 2"
         raw = _as_list(raw)
     text = normalize(raw)
     if _LOOSE_SET.fullmatch(text):  # "{1,2,3}" from "$${1,2,3}$$": LaTeX grouping braces
@@ -345,11 +345,15 @@ _LOOSE_SET = re.compile(r"\{[^{}\\]*,[^{}\\]*\}")
 def _as_list(answer: str) -> str:
     """A several-part answer as a comma list: "and" and "(a)"/"(b)" labels dropped.
 
-    >>> _as_list(r"(a) 5 and (b) 7"), _as_list(r"19, 46, \\text{ and } 82")
-    ('5,7', '19, 46, 82')
+    >>> _as_list(r"(a) 5 and (b) 7"), _as_list(r"19, 46, \\text{ and } 82"), _as_list("x = 1, x = -2")
+    ('5,7', '19, 46, 82', '1, -2')
     """
     listed = _PART_LABEL.sub(r"\1", _CONNECTOR.sub(",", answer))
-    return re.sub(r"\s*,(?:\s*,)*", ",", listed).strip(" ,")
+    listed = re.sub(r"\s*,(?:\s*,)*", ",", listed).strip(" ,")
+    items = split_top_level(listed)
+    if len(items) > 1 and all(_ITEM_ASSIGNMENT.match(item) and item.count("=") == 1 for item in items):
+        listed = ", ".join(_ITEM_ASSIGNMENT.sub("", item) for item in items)  # "x = 1, x = 2": the values
+    return listed
 
 
 def _long_decimal_of(gold: ExactValue, answer: str) -> bool:
