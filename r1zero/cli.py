@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("r1zero.eval.plots", "plot a run's curves (accuracy, length, reflection)"),
     "report": ("r1zero.eval.report", "write a self-contained HTML report of a run"),
     "rm": ("r1zero.reward_model.cli", "train / evaluate a learned (Bradley-Terry) reward model"),
+    "serve-rollouts": (
+        "r1zero.rollout.serve",
+        "serve vLLM rollouts over HTTP (--rollout.backend vllm-server)",
+    ),
     "export": ("r1zero.train.export", "write a run's checkpoint as one Hugging Face model directory"),
 }
 

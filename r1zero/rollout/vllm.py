@@ -14,8 +14,9 @@ this engine is built.
   saved once to a temporary directory). ``load_weights(model)`` then streams the learner's tensors from
   memory (``r1zero.rollout.weights.full_weights``: FSDP2 shards gathered one parameter at a time, LoRA
   merged, a tied head skipped) into the workers' ``reload_weights``: as one lazy iterator when the engine
-  is in-process, in buckets of ``bucket_mb`` carried by ``collective_rpc`` when it has worker processes.
-  No file is written. Then the head is re-tied (tied models) and the prefix cache dropped.
+  is in-process, in buckets of ``bucket_mb`` (safetensors bytes built in memory; a pickled tensor is
+  several times slower) carried by ``collective_rpc`` when it has worker processes. No file is written.
+  Then the head is re-tied (tied models) and the prefix cache dropped.
 - **Memory.** ``gpu_memory_utilization`` is vLLM's knob (on CPU: share of host RAM). On GPU, with
   ``sleep=True``, the engine sleeps (level 1: weights to host, KV cache freed) after each ``generate`` and
   the CUDA cache is emptied, so the learner gets the memory back; ``load_weights`` wakes the weights only,
@@ -49,6 +50,7 @@ from typing import Any
 import torch
 
 from r1zero.rollout.base import Rollout, SamplingParams, encode_prompts, truncate_at_stop
+from r1zero.rollout.vllm_server import encode_bucket
 from r1zero.rollout.weights import buckets, full_weights
 
 __all__ = ["VLLMEngine"]
@@ -184,8 +186,8 @@ class VLLMEngine:
         if self.in_process:  # the worker is this process: a lazy iterator, one gathered tensor at a time
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
         else:  # worker processes: each bucket is pickled into one RPC message
-            for bucket in buckets(weights, self.bucket_bytes):
-                self.llm.collective_rpc(functools.partial(_reload_bucket, bucket))
+            for bucket in buckets(weights, self.bucket_bytes):  # safetensors bytes: a pickled tensor is slow
+                self.llm.collective_rpc(functools.partial(_reload_bucket, encode_bucket(bucket)))
 
     def finish_load(self) -> None:
         """After a push: point a tied head at the new embedding and drop the prefix cache."""
@@ -315,9 +317,11 @@ def _device_memory() -> dict[str, float]:
     }
 
 
-def _reload_bucket(bucket: list[tuple[str, torch.Tensor]], worker) -> None:
-    """Runs on each vLLM worker: load one bucket of ``(hf_name, tensor)`` in place."""
-    worker.model_runner.reload_weights(weights_iterator=iter(bucket))
+def _reload_bucket(data: bytes, worker) -> None:
+    """Runs on each vLLM worker: load one safetensors-encoded bucket of ``(hf_name, tensor)`` in place."""
+    from r1zero.rollout.vllm_server import decode_bucket
+
+    worker.model_runner.reload_weights(weights_iterator=iter(decode_bucket(data)))
 
 
 def _retie_lm_head(worker) -> None:

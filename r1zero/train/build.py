@@ -216,6 +216,8 @@ def make_engine(
             "tensor_parallel_size": r.tensor_parallel,
             "dtype": resolved_compute_dtype(config.model),
         }
+    elif r.backend == "vllm-server":
+        options = {"url": r.url}
     elif r.backend == "fast":
         c = config.cpu
         options = {

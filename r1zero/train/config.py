@@ -100,8 +100,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    backend: str = field(default="fast", metadata=_choices("hf", "fast", "vllm"))
-    """Rollout engine: "hf" (transformers generate), "fast" (the CPU KV-cache sampler), "vllm"."""
+    backend: str = field(default="fast", metadata=_choices("hf", "fast", "vllm", "vllm-server"))
+    """Rollout engine: "hf" (transformers generate), "fast" (the CPU KV-cache sampler), "vllm" (colocated),
+    "vllm-server" (an ``r1zero serve-rollouts`` server at ``url``)."""
+    url: str = ""
+    """vllm-server only: the server's base URL, e.g. http://127.0.0.1:8000."""
     prompts_per_step: int = 16
     """Prompts (groups) per training step."""
     group_size: int = 8

@@ -126,6 +126,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         metrics["perf/peak_rss_mb"] = _peak_rss_mb()
         if s.device.type == "cuda":
             metrics["perf/peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(s.device) / 2**20
+            metrics.update(getattr(s.engine, "memory_metrics", dict)())  # vLLM's memory, beside the learner's
         metrics["time/elapsed"] = s.state["elapsed"] = time.perf_counter() - clock
         _log_metrics(s, metrics, sample_records(records, step, config.run.samples_per_step))
         if progress is not None:

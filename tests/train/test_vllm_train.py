@@ -3,13 +3,22 @@
 ``r1zero train --preset smoke --rollout.backend vllm`` runs in-process through ``cli.main``; the engine the
 trainer builds is kept (``build.make_engine`` is wrapped, not replaced) so that, after the run, its greedy
 outputs can be compared with Hugging Face's on the final checkpoint: equal, and unlike the initial model's,
-so the trainer's weight pushes reached vLLM.
+so the trainer's weight pushes reached vLLM. The same run with ``--rollout.backend vllm-server`` samples from
+an ``r1zero serve-rollouts`` process on localhost and pushes its weights there over HTTP.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,3 +112,77 @@ def test_smoke_run_with_vllm_backend(tmp_path, monkeypatch):
     finally:
         for engine in engines:
             engine.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    command = [
+        sys.executable, "-c", "import sys; from r1zero.cli import main; sys.exit(main())",
+        "serve-rollouts", "--model", str(model_dir), "--port", str(port), "--dtype", "float32",
+        "--gpu-memory-utilization", "0.3", "--max-model-len", "512",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"serve-rollouts exited {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                return server
+        except OSError:
+            time.sleep(2)
+    _stop(server)
+    raise TimeoutError(f"serve-rollouts did not answer in 900 s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.timeout(1800)
+def test_smoke_run_against_a_rollout_server(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1zero.rollout.vllm_server import VLLMServerEngine
+
+    model_dir, model_args = _model_args(tmp_path)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_server(model_dir, port, tmp_path / "server.log")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        client = VLLMServerEngine(None, tokenizer, url=url)
+        before = _greedy(client)
+        argv = [
+            "--preset", "smoke",
+            "--rollout.backend", "vllm-server",
+            "--rollout.url", url,
+            "--rollout.prompts_per_step", "4",
+            "--data.template", "tiny-demo",
+            "--reward.workers", "0",
+            "--run.threads", "1",
+            "--run.out_dir", str(tmp_path / "runs"),
+            *model_args,
+        ]  # fmt: skip
+        assert cli.main(argv) == 0
+        run = tmp_path / "runs" / "smoke"
+        assert json.loads((run / "config.json").read_text())["rollout"]["url"] == url
+        metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [m["step"] for m in metrics] == [0, 1, 2, 3]
+        assert all(m["time/generate"] > 0 and "loss/total" in m for m in metrics[1:])
+        learned = AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "step_000003").eval()
+        after = _greedy(client)  # the server holds the weights of the last push
+        assert after == _greedy(HFEngine(learned, tokenizer))
+        assert after != before
+    finally:
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """End the server and its vLLM processes (its own process group)."""
+    os.killpg(server.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
