@@ -16,7 +16,7 @@ Speed: verifications/s on the project rows, one worker per system, in the same r
 first warmed up on the external rows (imports, parser tables) so that no timed row is a cache hit.
 Writes ``bench/results/verifier_table.json`` and prints a markdown table.
 
-    python bench/verifier_table.py [--blind]
+    python bench/verifier_table.py [--blind] [--out bench/results/verifier_table.json]
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def timed_speed(warm: list[dict], rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blind", action="store_true", help="also score the blind external split")
+    parser.add_argument("--out", type=Path, default=RESULT, help="where to write the results JSON")
     args = parser.parse_args()
     sets = row_sets(args.blind)
     table: dict[str, dict] = {}
@@ -133,7 +134,7 @@ def main() -> None:
         "table": table,
         "verifications_per_s": speed,
     }
-    RESULT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print("| rows | n | system | accuracy | FP | FN | hack FP |\n|---|---|---|---|---|---|---|")
     for name, systems in table.items():
         for system, m in systems.items():
