@@ -14,8 +14,10 @@ this engine is built.
   saved once to a temporary directory). ``load_weights(model)`` then streams the learner's tensors from
   memory (``r1zero.rollout.weights.full_weights``: FSDP2 shards gathered one parameter at a time, LoRA
   merged, a tied head skipped) into the workers' ``reload_weights``: as one lazy iterator when the engine
-  is in-process, in buckets of ``bucket_mb`` (safetensors bytes built in memory; a pickled tensor is
-  several times slower) carried by ``collective_rpc`` when it has worker processes. No file is written.
+  is in-process, in buckets of ``bucket_mb`` (safetensors bytes built in memory) carried by
+  ``collective_rpc`` when it has worker processes. No file is written. On CPU the worker-process path is
+  bound by vLLM's RPC transport: slower than a save-and-reload through the page cache once the model
+  reaches ~100 MB (``bench/vllm_sync.py``); the in-process path is faster than disk.
   Then the head is re-tied (tied models) and the prefix cache dropped.
 - **Memory.** ``gpu_memory_utilization`` is vLLM's knob (on CPU: share of host RAM). On GPU, with
   ``sleep=True``, the engine sleeps (level 1: weights to host, KV cache freed) after each ``generate`` and
@@ -186,7 +188,7 @@ class VLLMEngine:
         if self.in_process:  # the worker is this process: a lazy iterator, one gathered tensor at a time
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
         else:  # worker processes: each bucket is pickled into one RPC message
-            for bucket in buckets(weights, self.bucket_bytes):  # safetensors bytes: a pickled tensor is slow
+            for bucket in buckets(weights, self.bucket_bytes):
                 self.llm.collective_rpc(functools.partial(_reload_bucket, encode_bucket(bucket)))
 
     def finish_load(self) -> None:

@@ -87,15 +87,19 @@ def _perturb(model: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "bucket_mb"),
-    [(tiny_qwen2, 0.001), (tiny_llama, 0.001)],  # 0.001 MB: one decoder layer per bucket
-    ids=["qwen2-per-layer", "llama-tied-per-layer"],
-)
-def test_sync_streams_from_memory_and_writes_no_file(tokenizer, tmp_path, monkeypatch, make, bucket_mb):
+    ("make", "bucket_mb", "in_process"),
+    [(tiny_qwen2, 0.001, False), (tiny_llama, 0.001, False), (tiny_qwen2, 256, True)],
+    ids=["qwen2-per-layer", "llama-tied-per-layer", "qwen2-in-process-iterator"],
+)  # 0.001 MB: one decoder layer per RPC; in-process (the GPU launcher's mode): one lazy iterator
+def test_sync_streams_from_memory_and_writes_no_file(
+    tokenizer, tmp_path, monkeypatch, make, bucket_mb, in_process
+):
     from transformers import PreTrainedModel
 
     from r1zero.models import loading
 
+    if in_process:
+        monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))  # the engine's worker processes inherit it
@@ -103,6 +107,8 @@ def test_sync_streams_from_memory_and_writes_no_file(tokenizer, tmp_path, monkey
     learner = make(seed=3)
     engine = build_engine("vllm", learner, tokenizer, max_model_len=256, bucket_mb=bucket_mb)
     try:
+        assert engine.in_process == in_process
+        initial = _greedy(engine)
         before = _tree(tmp)
 
         def no_disk(*args, **kwargs):
@@ -115,5 +121,16 @@ def test_sync_streams_from_memory_and_writes_no_file(tokenizer, tmp_path, monkey
         assert _tree(tmp) == before
         got = _greedy(engine)
         assert got == _greedy(HFEngine(learner, tokenizer))
+        assert got != initial
     finally:
         engine.close()
+
+
+@pytest.mark.timeout(1500)
+def test_fsdp2_sharded_learner_syncs_into_an_engine_on_rank_0(tmp_path):
+    # torchrun, 2 gloo ranks: each gathers the shards one tensor at a time, rank 0's engine loads them.
+    from tests.rollout.test_weights import run_fsdp_script
+
+    verdict = run_fsdp_script(tmp_path, "--engine", timeout=1400)
+    assert verdict["sharded_params"] > 0 and verdict["world"] == 2
+    assert verdict["equal_to_hf"] and verdict["changed"]
