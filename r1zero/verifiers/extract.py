@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 from r1zero.verifiers.format import strip_eos
 
-__all__ = ["SOURCES", "Extraction", "boxed_group", "extract_answer", "find_boxed"]
+__all__ = ["SOURCES", "Extraction", "boxed_group", "extract_answer", "find_boxed", "gold_boxes"]
 
 #: Where an extracted answer came from.
 SOURCES = ("answer_tag", "boxed", "answer_is", "gsm8k", "final_expr")
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED = re.compile(r"\\+(?:boxed|fbox)\s*\{")  # "\\boxed{" (an escaped backslash) is a box too
 _ANSWER_IS = re.compile(r"(?:final\s+)?answer\s*\**\s*(?:is|:|=)\s*:?\s*\**\s*", re.IGNORECASE)
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*\**\s*(?:is|:|=)", re.IGNORECASE)
 # "Answer:", "**Final answer:**" opening an answer block.
@@ -48,15 +48,22 @@ _HEDGE_WORD = re.compile(
 _BOLD = re.compile(r"\s*\*\*((?:(?!\*\*).)+?)\*\*\s*\.?\s*", re.DOTALL)
 # What may stand between two boxes of one group: punctuation, spacing, "and", a short \text{…}, delimiters.
 _BOX_GAP = re.compile(
-    r"(?:[\s,;&$()\[\]{}]|\\[(),;!\[\] ]|\\q?quad\b|\\text\s*\{[^{}\n]{0,40}\}|\b(?:and|or)\b|\\\\"
+    r"(?:[\s,;&$()\[\]{}]|\+{2,}|\\[(),;!\[\] ]|\\q?quad\b|\\text\s*\{[^{}\n]{0,40}\}|\b(?:and|or)\b|\\\\"
     r"|[A-Za-z](?:_\{?\w+\}?)?\s*=)*"
 )
+_GOLD_BOX_GAP = re.compile(r"\b(?:and|or)\b|,")
 # A bare "=" (not part of <=, >=, !=, :=).
 _BARE_EQUALS = re.compile(r"(?<![<>!:=\\])=(?!=)")
 _WORDS = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 _MATH_DELIMITER = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\)|\\\[|\\\]")
 _MATH_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+_QUOTED = re.compile(r"\\?\"([^\"]+?)\\?\"", re.DOTALL)  # "…" or \"…\" around an answer
+# A label of words before a colon, "Soucis : 2,74 $", "Total cost: 12": what follows is the value.
+# (One word glued to its colon is not a label: "lambda: 0".)
+_PROSE_LABEL = re.compile(
+    r"\s*[^\W\d_]{2,}(?:\s+[^\W\d_]+){0,3}\s+:\s|\s*[^\W\d_]{2,}(?:\s+[^\W\d_]+){1,3}:\s"
+)
 _UNIT_AFTER = re.compile(r"\s*[a-zA-Z]{1,3}[²³]")
 _MAX_PROSE_CHARS = 5000  # longer tag content is not searched for a sentence's value
 _BARE_COMMANDS = re.compile(r"\\[a-zA-Z]+")
@@ -124,6 +131,33 @@ def find_boxed(text: str) -> str | None:
     """
     boxes = _boxes(text)
     return text[boxes[-1][1] : boxes[-1][2]] if boxes else None
+
+
+def gold_boxes(text: str) -> list[str]:
+    """The boxes that give a gold's answer: the last group of boxes, where words with a connector
+    ("and", "or", a comma) may also stand between two boxes, and a last box left unclosed (to the end).
+
+    Golds are trusted, so this is looser than :func:`boxed_group` for answers (math-verify's reading).
+
+    >>> gold_boxes(r"\\boxed{1} papers and \\boxed{2} bins"), gold_boxes(r"\\boxed{1} no no no \\boxed{2}")
+    (['1', '2'], ['2'])
+    >>> gold_boxes(r"so $\\boxed{x = 1$")
+    ['x = 1']
+    """
+    boxes = _boxes(text)
+    group = boxes[-1:]
+    for box in reversed(boxes[:-1]):
+        gap = text[box[2] + 1 : group[0][0]]
+        if len(gap) > 40 or not (_BOX_GAP.fullmatch(gap) or _GOLD_BOX_GAP.search(gap)):
+            break
+        group.insert(0, box)
+    contents = [text[start:end].strip() for _, start, end in group]
+    opened = list(_BOXED.finditer(text))
+    if opened and (not boxes or opened[-1].start() > boxes[-1][0]):  # "\boxed{x = 1" never closed
+        rest = _MATH_DELIMITER.sub("", text[opened[-1].end() :]).strip().rstrip(".").strip()
+        if rest and rest.count("{") >= rest.count("}"):
+            contents = [rest]
+    return contents
 
 
 def _boxes(text: str) -> list[tuple[int, int, int]]:
@@ -259,7 +293,8 @@ def _value_in_prose(block: str) -> str | None:
         return None
     prose = _blank_math(block)
     words = len(_WORDS.findall(_ENVIRONMENT.sub(" ", prose)))
-    if not (words >= 3 or (words and len(_math_spans(block)) == 1)) or _HEDGE_WORD.search(prose):
+    labelled = words and _PROSE_LABEL.match(prose) is not None
+    if not (words >= 3 or labelled or (words and len(_math_spans(block)) == 1)) or _HEDGE_WORD.search(prose):
         return None
     found = _from_final_expression(block)
     return found.answer if found is not None else None
@@ -353,6 +388,8 @@ def _is_fragment(text: str, number: re.Match) -> bool:
 
 def _strip_math_delimiters(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
+    if (quoted := _QUOTED.fullmatch(answer)) is not None:  # 'The final answer is "$12$".'
+        answer = quoted.group(1).strip().rstrip(".").strip()
     if (bold := _BOLD.fullmatch(answer)) is not None:
         answer = bold.group(1).strip().rstrip(".").strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):

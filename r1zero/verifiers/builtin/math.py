@@ -29,7 +29,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from r1zero.verifiers.base import Verdict, register
-from r1zero.verifiers.extract import boxed_group, extract_answer
+from r1zero.verifiers.extract import boxed_group, extract_answer, gold_boxes
 from r1zero.verifiers.format import check_format
 from r1zero.verifiers.reward import ACCURACY_ONLY, RewardWeights, compose_reward
 from r1zero.verifiers.support import sandbox
@@ -88,6 +88,8 @@ _WORD = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
 # "1000,99", "0,111", "7,25": a decimal comma (one comma, not a thousands grouping such as 1,000).
 _DECIMAL_COMMA = re.compile(r"^(-?(?![1-9]\d{0,2},\d{3}$)\d+),(\d+)$")
 # "\frac{1}{0}", "1/0", "5 \div 0": a gold with no value (math-verify reads 1/0 as zoo, equal to itself).
+_PM = re.compile(r"\\pm(?![a-zA-Z])")  # not \pmod
+_DELIMITED = re.compile(r"\s*(?:\$\$?|\\\[|\\\()(.*?)(?:\$\$?|\\\]|\\\))\s*", re.DOTALL)
 _DIVISION_BY_ZERO = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{\s*0+\s*\}|(?:/|\\div)\s*\{?\s*0+(?![\d.])")
 _FINAL_ANSWER = re.compile(r"final\s+answer\s*(?:is|:)", re.IGNORECASE)
 # A bare "=" (not part of <=, >=, \ne): "\frac{1}{2} = \frac{10}{9}" answers with its last side.
@@ -288,6 +290,11 @@ def _has_prose(text: str) -> bool:
 def _read_gold(gold: str) -> _Gold:
     group = boxed_group(gold)
     raw = ", ".join(group[0]) if group is not None else gold
+    boxes = gold_boxes(gold) if len(gold) <= 200 else []
+    if boxes and (group is None or boxes != group[0]):  # boxes between words, an unclosed box
+        raw = ", ".join(dict.fromkeys(boxes))
+    if (delimited := _DELIMITED.fullmatch(raw)) is not None:  # "$$x = 1, x = 2$$"
+        raw = delimited.group(1)
     if group is None and len(gold) > 200 and _FINAL_ANSWER.search(gold):  # a whole worked solution
         raw = extract_answer(gold).answer or gold
     if guard_answer(raw) is not None or _PYTHON.search(raw) or _DIVISION_BY_ZERO.search(raw):
@@ -343,16 +350,31 @@ _LOOSE_SET = re.compile(r"\{[^{}\\]*,[^{}\\]*\}")
 
 
 def _as_list(answer: str) -> str:
-    """A several-part answer as a comma list: "and" and "(a)"/"(b)" labels dropped.
+    """A several-part answer as a comma list: "and" and "(a)"/"(b)" labels dropped, and the name of
+    solutions that all name one variable (``x = 1, x = 2``; ``a_3 = 2, a_{37} = 19`` keeps its names).
 
     >>> _as_list(r"(a) 5 and (b) 7"), _as_list(r"19, 46, \\text{ and } 82"), _as_list("x = 1, x = -2")
     ('5,7', '19, 46, 82', '1, -2')
+    >>> _as_list(r"x = 1, x = 2 \\pm \\sqrt{3}")
+    '1, 2 + \\\\sqrt{3}, 2 - \\\\sqrt{3}'
     """
     listed = _PART_LABEL.sub(r"\1", _CONNECTOR.sub(",", answer))
     listed = re.sub(r"\s*,(?:\s*,)*", ",", listed).strip(" ,")
     items = split_top_level(listed)
-    if len(items) > 1 and all(_ITEM_ASSIGNMENT.match(item) and item.count("=") == 1 for item in items):
+    names = {" ".join(m.group(0).split()) if (m := _ITEM_ASSIGNMENT.match(item)) else None for item in items}
+    if (
+        len(items) > 1
+        and None not in names
+        and len(names) == 1
+        and all(item.count("=") == 1 for item in items)
+    ):
         listed = ", ".join(_ITEM_ASSIGNMENT.sub("", item) for item in items)  # "x = 1, x = 2": the values
+    if len(items) > 1 and _PM.search(listed):  # "1, 2 \pm \sqrt{3}": each sign is an item
+        items = split_top_level(listed)
+        listed = ", ".join(
+            f"{_PM.sub('+', item)}, {_PM.sub('-', item)}" if len(_PM.findall(item)) == 1 else item
+            for item in items
+        )
     return listed
 
 
