@@ -47,6 +47,10 @@ def _choices(*values: str) -> dict:
     return {"choices": values}
 
 
+#: ``r1zero.algo.rollout_correction.MODES`` (named here so reading a config imports no torch)
+CORRECTION_MODES = ("none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny-base"
@@ -192,7 +196,15 @@ class AlgoConfig:
     overlong_filter: bool = False
     """DAPO overlong filtering: truncated completions get no loss."""
     is_cap: float = 0.0
-    """Truncated importance-sampling cap for rollout log-probs from another engine (0 = off; TIS uses 2)."""
+    """Truncated importance-sampling cap for rollout log-probs from another engine (0 = off; TIS uses 2).
+    The same as ``rollout_correction token_truncate`` with this threshold."""
+    rollout_correction: str = field(default="none", metadata=_choices(*CORRECTION_MODES))
+    """Correction for the rollout engine's log-probs differing from the learner's (vLLM in bf16): none,
+    token_truncate (TIS), token_mask (icepop), sequence_truncate, sequence_mask (TRL's
+    ``vllm_importance_sampling_mode`` names; the sequence ratio is the product of its tokens'). The
+    mismatch is measured in every mode (``mismatch/*`` metrics)."""
+    rollout_correction_threshold: float = 3.0
+    """Upper bound of the correction's ratio (clip or mask; TRL 3.0, verl 2.0)."""
 
 
 @dataclass(frozen=True)
@@ -413,6 +425,16 @@ def validate(config: TrainConfig) -> TrainConfig:
         ),
         (config.reward.timeout > 0, "reward.timeout must be > 0", config.reward.timeout),
         (
+            config.algo.rollout_correction_threshold > 0,
+            "algo.rollout_correction_threshold must be > 0",
+            config.algo.rollout_correction_threshold,
+        ),
+        (
+            config.algo.is_cap == 0 or config.algo.rollout_correction == "none",
+            "algo.is_cap is rollout_correction token_truncate with that threshold; set one of them, not both",
+            config.algo.is_cap,
+        ),
+        (
             config.reward.overlong_buffer <= config.rollout.max_new_tokens,
             "reward.overlong_buffer must be <= rollout.max_new_tokens",
             config.reward.overlong_buffer,
@@ -537,3 +559,14 @@ def apply_overrides(config: TrainConfig, argv: list[str]) -> TrainConfig:
 def config_help(config: TrainConfig) -> str:
     """One line per option: ``--section.field (current value)  docstring`` (``--preset`` is listed apart)."""
     return options_help(config, skip=("preset",))
+
+
+def rollout_correction(algo: AlgoConfig) -> tuple[str, float]:
+    """The learner's mismatch correction (mode, threshold): ``algo.is_cap`` > 0 is token_truncate at it.
+
+    >>> rollout_correction(AlgoConfig(is_cap=2.0))
+    ('token_truncate', 2.0)
+    """
+    if algo.is_cap > 0:
+        return "token_truncate", algo.is_cap
+    return algo.rollout_correction, algo.rollout_correction_threshold

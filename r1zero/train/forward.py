@@ -19,6 +19,7 @@ import torch
 from r1zero import cpu
 from r1zero.algo.batch import PackedBatch, PromptPrefix, prefix_rows
 from r1zero.train import logprobs
+from r1zero.train.sharding import is_sharded
 
 __all__ = [
     "cache_keyword",
@@ -89,10 +90,11 @@ def prompt_prefix(
     ``detach=True`` makes leaves that accumulate the gradient of several micro-batches (call
     ``PromptPrefix.backward`` after the last one), so a step's prompts run forward and backward once
     however the rows are split. Under activation checkpointing (training mode, gradients on) transformers'
-    layers drop any KV cache, so every row runs its own prompt instead (None).
+    layers drop any KV cache, so every row runs its own prompt instead (None). So it does for a sharded
+    (FSDP2) model: its ranks must make the same calls, and whether a rank's prompts repeat is its own.
     """
     cache_arg = cache_keyword(model)
-    if cache_arg is None or drops_cache(model):
+    if cache_arg is None or drops_cache(model) or is_sharded(model):
         return None
     from transformers import DynamicCache
 

@@ -20,8 +20,10 @@ import torch
 from r1zero import cpu
 from r1zero.algo import grpo
 from r1zero.algo.batch import PackedBatch, PromptPrefix, micro_batches, prefix_rows
+from r1zero.algo.rollout_correction import rollout_correction
 from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
+from r1zero.train.config import rollout_correction as correction_of
 from r1zero.train.distributed import DistInfo, all_reduce_grads
 from r1zero.train.forward import frozen_logprobs, prompt_prefix, sequence_logprobs
 from r1zero.train.sharding import grad_norm as clipped_grad_norm
@@ -108,6 +110,7 @@ def policy_update(
     lengths = batch.attention_mask[:, batch.prompt_width :].sum(dim=1).tolist()  # ascending
     # bnpo normalises by each micro-batch's tokens: its micro-batches must keep their fixed size
     fixed = algo.loss_agg == "bnpo"
+    mode, threshold = correction_of(algo)
     sharded = is_sharded(model)  # FSDP2: no shared prompt pass, the same number of calls on every rank
     old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
     sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
@@ -123,9 +126,8 @@ def policy_update(
                 model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)
             )  # [b, T]
             old = logp.detach() if old_logp is None else old_logp[rows, : logp.shape[1]]
-            weights = (
-                grpo.truncated_is_weights(old, micro.rollout_logp, algo.is_cap) if algo.is_cap > 0 else None
-            )
+            # the rollout engine's log-probs vs the learner's: measured always, corrected unless mode none
+            weights, mismatch = rollout_correction(old, micro.rollout_logp, micro.loss_mask, mode, threshold)
             loss, stats = grpo.grpo_loss(
                 logp,
                 old,
@@ -138,7 +140,7 @@ def policy_update(
                 beta=algo.beta,
                 ref_logp=micro.ref_logp,
                 kl_estimator=algo.kl_estimator,  # type: ignore[arg-type]
-                is_weights=weights,
+                is_weights=None if mode == "none" else weights,
                 num_sequences=sequences,
                 num_tokens=tokens,
             )
@@ -148,6 +150,7 @@ def policy_update(
                 sums[key] += stats[key] * (1.0 if key == "policy" else share) / algo.mu
             sums["loss"] += loss.item() / algo.mu
             sums["entropy"] += grpo.masked_mean(entropy, micro.loss_mask).item() * share / algo.mu
+            _add_mismatch(sums, mismatch, share / algo.mu)
         if prefix is not None:
             prefix.backward()
         if not sharded:
@@ -159,3 +162,20 @@ def policy_update(
             optimizer.zero_grad(set_to_none=True)
             skipped += 1
     return {**sums, "grad_norm": float(grad_norm), "nonfinite": float(skipped)}
+
+
+def _add_mismatch(sums: dict[str, float], mismatch: dict[str, float], weight: float) -> None:
+    """Fold one micro-batch's ``mismatch/*`` statistics into the step's: maxima by max, the rest as a
+    token-weighted mean.
+
+    >>> sums = {}
+    >>> _add_mismatch(sums, {"mismatch/logp_diff_mean": 0.2, "mismatch/logp_diff_max": 1.0}, 0.5)
+    >>> _add_mismatch(sums, {"mismatch/logp_diff_mean": 0.4, "mismatch/logp_diff_max": 0.5}, 0.5)
+    >>> round(sums["mismatch/logp_diff_mean"], 6), sums["mismatch/logp_diff_max"]
+    (0.3, 1.0)
+    """
+    for key, value in mismatch.items():
+        if key.endswith("_max"):
+            sums[key] = max(sums.get(key, value), value)
+        else:
+            sums[key] = sums.get(key, 0.0) + value * weight

@@ -307,6 +307,7 @@ def _step_metrics(
         **{f"policy/{k}": stats[k] for k in ("entropy", "kl", "clip_low", "clip_high", "grad_norm", "lr")},
         "loss/policy": stats["policy"],
         "loss/total": stats["loss"],
+        **{k: v for k, v in stats.items() if k.startswith("mismatch/")},  # rollout engine vs learner
         "groups/zero_variance": zero_var["z"] / zero_var["n"],
         "train/nonfinite_steps": s.state["nonfinite_steps"],
     }
