@@ -64,6 +64,8 @@ _QUOTED = re.compile(r"\\?\"([^\"]+?)\\?\"", re.DOTALL)  # "…" or \"…\" arou
 _PROSE_LABEL = re.compile(
     r"\s*[^\W\d_]{2,}(?:\s+[^\W\d_]+){0,3}\s+:\s|\s*[^\W\d_]{2,}(?:\s+[^\W\d_]+){1,3}:\s"
 )
+# A number then a list separator right before a sentence's last value ("12, 13", "$12$ and $13$").
+_LIST_BEFORE = re.compile(r"\d[\d.]*\s*(?:\$|\\\))?\s*(?:,|;|\band\b)\s*(?:\$|\\\()?\s*[-−]?\s*\Z")
 _UNIT_AFTER = re.compile(r"\s*[a-zA-Z]{1,3}[²³]")
 _MAX_PROSE_CHARS = 5000  # longer tag content is not searched for a sentence's value
 _BARE_COMMANDS = re.compile(r"\\[a-zA-Z]+")
@@ -297,7 +299,9 @@ def _value_in_prose(block: str) -> str | None:
     if not (words >= 3 or labelled or (words and len(_math_spans(block)) == 1)) or _HEDGE_WORD.search(prose):
         return None
     found = _from_final_expression(block)
-    return found.answer if found is not None else None
+    if found is None or _LIST_BEFORE.search(block[: block.rfind(found.answer)]):
+        return None  # "The values are 12, 13": a list of candidates, not one value
+    return found.answer
 
 
 def _from_boxed(text: str) -> Extraction | None:
