@@ -4,8 +4,10 @@ Row sets (each row: response, gold, expected; ``category == "hack"`` marks rewar
 
 - **project**: ``tests/verifiers/rows/*.jsonl`` (written for this project; ``surface.jsonl`` holds the
   surface-form kinds of docs/verifiers.md, the rest predates it);
-- **external-tune** / **external-blind**: ``data/verifier_external.jsonl`` (Math-Verify's own test tables,
-  built by ``bench/verifier_external.py``); the blind split is scored only with ``--blind``.
+- **external-tune** / **external-blind** / **external-blind2**: ``data/verifier_external.jsonl`` (Math-Verify's
+  own test tables, built by ``bench/verifier_external.py``); the blind splits are scored only with ``--blind``.
+  ``blind`` was scored once before its misses were read (:data:`BLIND_SCORED_ONCE`, kept in the results);
+  its later figures are no longer blind. ``blind2`` (rows added later) is scored once, by the final run.
 
 Systems: **r1zero** (``verify_batch("math", workers=1)``); **math-verify answer-tag**
 (``verify(parse("$gold$"), parse(content of the last <answer> block, else the whole response))``);
@@ -14,7 +16,7 @@ timeouts in one worker process.
 
 Speed: verifications/s on the project rows, one worker per system, in the same run: each worker is
 first warmed up on the external rows (imports, parser tables) so that no timed row is a cache hit.
-Writes ``bench/results/verifier_table.json`` and prints a markdown table.
+Writes ``bench/results/verifier_table.json`` (one file: the final ``--blind`` run) and prints a markdown table.
 
     python bench/verifier_table.py [--blind] [--out bench/results/verifier_table.json]
 """
@@ -31,6 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "verifier_table.json"
+#: The one scoring of the blind split, before any of its rows was read (``--blind``, 89 rows; accuracy, FP, FN).
+BLIND_SCORED_ONCE = {
+    "rows": 89,
+    "r1zero": {"accuracy": 0.9438, "fp": 0, "fn": 5, "hack_fp": 0},
+    "math_verify_tag": {"accuracy": 0.9775, "fp": 0, "fn": 2, "hack_fp": 0},
+    "math_verify_whole": {"accuracy": 0.9101, "fp": 0, "fn": 8, "hack_fp": 0},
+}
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
 
 
@@ -51,6 +60,8 @@ def row_sets(blind: bool) -> dict[str, list[dict]]:
     }
     if blind:
         sets["external-blind"] = [r for r in external if r["split"] == "blind"]
+        sets["external-blind2"] = [r for r in external if r["split"] == "blind2"]
+        sets["external-all"] = external
     return sets
 
 
@@ -132,6 +143,7 @@ def main() -> None:
         "command": "python bench/verifier_table.py" + (" --blind" if args.blind else ""),
         "host": {"cpus": mp.cpu_count(), "python": platform.python_version()},
         "table": table,
+        "external_blind_scored_once": BLIND_SCORED_ONCE,
         "verifications_per_s": speed,
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

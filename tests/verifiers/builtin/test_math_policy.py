@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from r1zero.verifiers import get_verifier
-from r1zero.verifiers.extract import boxed_group, extract_answer
+from r1zero.verifiers.extract import boxed_group, extract_answer, gold_boxes
 from r1zero.verifiers.support import sandbox
 from r1zero.verifiers.support.guards import guard_answer, magnitude_digits
 
@@ -72,6 +72,38 @@ def test_boxed_group(text, contents):
     assert boxed_group(text)[0] == contents
 
 
+@pytest.mark.parametrize(
+    ("gold", "contents"),
+    [
+        (r"\boxed{1} papers and \boxed{2} bins", ["1", "2"]),  # words with a connector between boxes
+        (r"\boxed{1}, so \boxed{2}", ["1", "2"]),
+        (r"\boxed{1} no no no no no \boxed{2}", ["2"]),  # no connector: the last box
+        (r"so $\boxed{\frac{3}{4}$", [r"\frac{3}{4}"]),  # never closed: to the end
+        (r"\boxed{5}", ["5"]),
+    ],
+)
+def test_gold_boxes(gold, contents):
+    assert gold_boxes(gold) == contents
+
+
+@pytest.mark.parametrize(
+    ("answer", "extracted"),
+    [
+        ("Soucis : 2,74 $ a..", "2,74"),  # a label of words, a stray $ as currency
+        ("Total cost: 12 dollars", "12"),
+        ("lambda: 0", "lambda: 0"),  # one word glued to a colon is no label
+        ("The values are 12, 13", "The values are 12, 13"),  # a list, not its last value
+        ("The values are $12$ and $13$", "The values are $12$ and $13$"),
+        ("The total is 5 + 7 = 12 dollars", "12"),
+        (r"\boxed{35} ++++++ \boxed{4}", "35, 4"),
+        (r"$\\boxed{3}$", "3"),
+        ('The final answer is \\"$12$\\". I hope it is correct.', "12"),
+    ],
+)
+def test_answer_in_prose_and_odd_separators(answer, extracted):
+    assert extract_answer(f"<answer>{answer}</answer>").answer == extracted
+
+
 def test_a_final_answer_phrase_after_the_last_box_wins():
     text = r"so \boxed{17}. Redo. Final Answer: The final answer is $2,310$. I hope it is correct."
     assert extract_answer(text).answer == "2,310"
@@ -95,6 +127,27 @@ FAST_POLICY_PAIRS = [
     ("0.4", r"40\%", r"40\%"),
     (r"40\%", r"0.4\%", "0.004"),
 ]
+
+
+# A list with \\pm: each sign is an item; math-verify, given both lists written out, agrees.
+PM_PAIRS = [
+    (r"x = 1, x = 3 \pm \sqrt{2}", r"1, 3+\sqrt{2}, 3-\sqrt{2}", r"\{1, 3+\sqrt{2}, 3-\sqrt{2}\}"),
+    (r"x = 1, x = 3 \pm \sqrt{2}", r"x = 3 \pm \sqrt{2}, x = 1", r"\{3+\sqrt{2}, 3-\sqrt{2}, 1\}"),
+    (r"x = 1, x = 3 \pm \sqrt{2}", r"1, 3+\sqrt{2}", r"\{1, 3+\sqrt{2}\}"),
+    (r"x = 1, x = 3 \pm \sqrt{2}", r"1, 3 \pm \sqrt{3}", r"\{1, 3+\sqrt{3}, 3-\sqrt{3}\}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer", "as_math_verify_reads_it"), PM_PAIRS)
+def test_plus_minus_lists_agree_with_math_verify_on_the_written_out_lists(
+    gold, answer, as_math_verify_reads_it
+):
+    import math_verify
+
+    ours = verify(f"<answer>{answer}</answer>", gold).correct
+    gold_parsed = math_verify.parse(r"$\{1, 3+\sqrt{2}, 3-\sqrt{2}\}$", parsing_timeout=None)
+    answer_parsed = math_verify.parse(f"${as_math_verify_reads_it}$", parsing_timeout=None)
+    assert ours is math_verify.verify(gold_parsed, answer_parsed, timeout_seconds=None)
 
 
 @pytest.mark.parametrize(("gold", "answer", "as_math_verify_reads_it"), FAST_POLICY_PAIRS)
@@ -127,9 +180,10 @@ def _external_rows(split: str) -> list[dict]:
 
 
 def test_external_rows_keep_their_source():
-    rows = _external_rows("tune") + _external_rows("blind")
-    assert len(rows) >= 200
+    rows = _external_rows("tune") + _external_rows("blind") + _external_rows("blind2")
+    assert len(rows) >= 260
     assert all(row["source"].startswith("math-verify:tests/") for row in rows)
+    assert {row.get("label") for row in rows} <= {None, "default-call", "authors (string-extraction config)"}
 
 
 @pytest.mark.slow
