@@ -13,6 +13,7 @@ metrics.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,22 @@ GROUPS_FILE = "groups.jsonl"
 
 def _append(path: Path, lines: Sequence[dict[str, Any]]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write("".join(json.dumps(line) + "\n" for line in lines))
+        handle.write("".join(json.dumps(_finite(line)) + "\n" for line in lines))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinite floats as None (strict JSON, which browsers parse).
+
+    >>> _finite({"reward": float("nan"), "xs": [1.0, float("inf")]})
+    {'reward': None, 'xs': [1.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def append_heldout(
@@ -53,7 +69,7 @@ def append_heldout(
     )
 
 
-def group_advantages(rewards: Sequence[float], scale: str = "group") -> list[float]:
+def group_advantages(rewards: Sequence[float], scale: str = "group") -> list[float | None]:
     """GRPO advantages of one group: reward minus the group mean, divided by the group std for ``"group"``
     (``"batch"`` is shown with the group std too; ``"none"`` leaves the difference unscaled).
 
@@ -61,9 +77,13 @@ def group_advantages(rewards: Sequence[float], scale: str = "group") -> list[flo
     [0.866, -0.866, -0.866, 0.866]
     >>> group_advantages([1.0, 0.0], "none")
     [0.5, -0.5]
+    >>> group_advantages([1.0, float("nan")])
+    [None, None]
     """
     if scale not in ("group", "batch", "none"):
         raise ValueError(f"advantage scale must be one of group, batch, none; got {scale!r}")
+    if not all(math.isfinite(r) for r in rewards):  # a NaN/inf reward: the step's update was skipped
+        return [None] * len(rewards)
     mean = sum(rewards) / len(rewards)
     std = statistics.stdev(rewards) if len(rewards) > 1 else 0.0
     div = 1.0 if scale == "none" else std + 1e-6
