@@ -71,7 +71,10 @@ def test_overrides_types_and_forms():
     [
         (["--algo.lr", "1e-4"], "did you mean --optim.lr|optim.lr"),
         (["--nope.x", "1"], "valid: --model.name"),
-        (["--rollout.backend", "tgi"], "rollout.backend must be one of hf, fast, vllm, vllm-server; got 'tgi'"),
+        (
+            ["--rollout.backend", "tgi"],
+            "rollout.backend must be one of hf, fast, vllm, vllm-server; got 'tgi'",
+        ),
         (["--algo.loss_agg", "sum"], "grpo, dapo, dr_grpo, bnpo"),
         (["--algo.mu", "0"], "algo.mu must be >= 1; got 0"),
         (["--rollout.decode_threads", "0"], "rollout.decode_threads must be >= 1; got 0"),
