@@ -27,6 +27,7 @@ __all__ = [
     "AGGREGATIONS",
     "KL_ESTIMATORS",
     "aggregate_loss",
+    "aggregate_with_kl",
     "clip_fractions",
     "clipped_surrogate",
     "entropy_from_logp",
@@ -276,6 +277,47 @@ def informative_groups(rewards: torch.Tensor, tol: float = 1e-8) -> torch.Tensor
     return spread > tol
 
 
+def aggregate_with_kl(
+    token_loss: torch.Tensor,
+    logp: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    aggregation: Aggregation = "grpo",
+    max_len: int | None = None,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    kl_estimator: KLEstimator = "k3",
+    is_weights: torch.Tensor | None = None,
+    num_sequences: int | None = None,
+    num_tokens: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The part every loss shares: IS weights, aggregation, ``+ beta * KL`` (``grpo_loss`` and the variants of ``r1zero.algo.losses``).
+
+    Args:
+        token_loss: ``[B, T]`` per-token policy loss of the variant.
+        logp: ``[B, T]`` current log-probs (the KL term's gradient flows through them).
+        mask: ``[B, T]`` 0/1 loss mask. The other arguments are those of ``grpo.grpo_loss``.
+
+    Returns:
+        ``(loss, {"policy": ..., "kl": ...})``.
+
+    >>> aggregate_with_kl(torch.tensor([[1.0, 3.0]]), torch.zeros(1, 2), torch.ones(1, 2))
+    (tensor(2.), {'policy': 2.0, 'kl': 0.0})
+    """
+    if is_weights is not None:
+        token_loss = token_loss * is_weights  # [B, T]
+    agg = {"mode": aggregation, "max_len": max_len, "num_sequences": num_sequences, "num_tokens": num_tokens}
+    policy = aggregate_loss(token_loss, mask, **agg)
+    loss, kl_value = policy, 0.0
+    if beta != 0.0:
+        if ref_logp is None:
+            raise ValueError("beta != 0 needs ref_logp (log-probs under the reference policy)")
+        kl = kl_penalty(logp, ref_logp, kl_estimator)  # [B, T]
+        loss = loss + beta * aggregate_loss(kl, mask, **agg)
+        kl_value = masked_mean(kl.detach(), mask).item()
+    return loss, {"policy": policy.item(), "kl": kl_value}
+
+
 def grpo_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -299,19 +341,19 @@ def grpo_loss(
     0 when beta = 0), ``clip_low`` and ``clip_high`` as floats for logging.
     """
     token_loss = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)  # [B, T]
-    if is_weights is not None:
-        token_loss = token_loss * is_weights  # [B, T]
-    agg = {"mode": aggregation, "max_len": max_len, "num_sequences": num_sequences, "num_tokens": num_tokens}
-    policy = aggregate_loss(token_loss, mask, **agg)
-    loss = policy
-    kl_value = 0.0
-    if beta != 0.0:
-        if ref_logp is None:
-            raise ValueError("beta != 0 needs ref_logp (log-probs under the reference policy)")
-        kl = kl_penalty(logp, ref_logp, kl_estimator)  # [B, T]
-        loss = loss + beta * aggregate_loss(kl, mask, **agg)
-        kl_value = masked_mean(kl.detach(), mask).item()
+    loss, stats = aggregate_with_kl(
+        token_loss,
+        logp,
+        mask,
+        aggregation=aggregation,
+        max_len=max_len,
+        beta=beta,
+        ref_logp=ref_logp,
+        kl_estimator=kl_estimator,
+        is_weights=is_weights,
+        num_sequences=num_sequences,
+        num_tokens=num_tokens,
+    )
     ratio = torch.exp(logp.detach() - old_logp)  # [B, T]
     low, high = clip_fractions(ratio, advantages, mask, eps_low, eps_high)
-    stats = {"policy": policy.item(), "kl": kl_value, "clip_low": low.item(), "clip_high": high.item()}
-    return loss, stats
+    return loss, {**stats, "clip_low": low.item(), "clip_high": high.item()}

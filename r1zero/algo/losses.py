@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from r1zero.algo.grpo import Aggregation, KLEstimator, aggregate_loss, clip_fractions, kl_penalty, masked_mean
+from r1zero.algo.grpo import Aggregation, aggregate_loss, aggregate_with_kl, clip_fractions, masked_mean
 
 __all__ = [
     "aggregate_with_kl",
@@ -25,47 +25,6 @@ __all__ = [
     "gspo_loss",
     "sapo_loss",
 ]
-
-
-def aggregate_with_kl(
-    token_loss: torch.Tensor,
-    logp: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    aggregation: Aggregation = "grpo",
-    max_len: int | None = None,
-    beta: float = 0.0,
-    ref_logp: torch.Tensor | None = None,
-    kl_estimator: KLEstimator = "k3",
-    is_weights: torch.Tensor | None = None,
-    num_sequences: int | None = None,
-    num_tokens: float | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The part every loss shares: IS weights, aggregation, ``+ beta * KL`` (exactly as ``grpo_loss``).
-
-    Args:
-        token_loss: ``[B, T]`` per-token policy loss of the variant.
-        logp: ``[B, T]`` current log-probs (the KL term's gradient flows through them).
-        mask: ``[B, T]`` 0/1 loss mask. The other arguments are those of ``grpo.grpo_loss``.
-
-    Returns:
-        ``(loss, {"policy": ..., "kl": ...})``.
-
-    >>> aggregate_with_kl(torch.tensor([[1.0, 3.0]]), torch.zeros(1, 2), torch.ones(1, 2))
-    (tensor(2.), {'policy': 2.0, 'kl': 0.0})
-    """
-    if is_weights is not None:
-        token_loss = token_loss * is_weights  # [B, T]
-    agg = {"mode": aggregation, "max_len": max_len, "num_sequences": num_sequences, "num_tokens": num_tokens}
-    policy = aggregate_loss(token_loss, mask, **agg)
-    loss, kl_value = policy, 0.0
-    if beta != 0.0:
-        if ref_logp is None:
-            raise ValueError("beta != 0 needs ref_logp (log-probs under the reference policy)")
-        kl = kl_penalty(logp, ref_logp, kl_estimator)  # [B, T]
-        loss = loss + beta * aggregate_loss(kl, mask, **agg)
-        kl_value = masked_mean(kl.detach(), mask).item()
-    return loss, {"policy": policy.item(), "kl": kl_value}
 
 
 def _per_sequence(advantages: torch.Tensor, name: str) -> torch.Tensor:
