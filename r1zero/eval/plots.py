@@ -6,7 +6,8 @@ Four panels, each its own figure and together in ``overview``:
 - ``length``: mean response length with the p10-p90 band, and correct vs incorrect mean length (the
   analogue of the R1 paper's length figure);
 - ``reflection``: share of responses with a reflection keyword, against the step-0 baseline, with the aha
-  step marked (``r1zero.eval.aha``);
+  step marked (``r1zero.eval.aha``); on running-sum tasks also the exact check rate (``checks/rate``,
+  ``r1zero.eval.checks``: a step re-done or a check word), dotted, its step-0 value a square;
 - ``format``: tag-format rate and truncation (clip) rate.
 
 Runs that have them also get ``critic`` (PPO: value loss and explained variance) and ``reward_model`` (a
@@ -151,6 +152,14 @@ def draw_reflection(ax: Axes, runs: Sequence[Run]) -> None:
         _smoothed(
             ax, *series(run.metrics, "reflection/per_response", 1), color, lab("per response", main=True)
         )
+        # the exact check rate of running-sum tasks (r1zero.eval.checks) beside the keyword rate
+        check_steps, check_rates = series(run.metrics, "checks/rate")
+        if check_steps:
+            later = [i for i, s in enumerate(check_steps) if s >= 1]
+            steps_1, rates_1 = [check_steps[i] for i in later], [check_rates[i] for i in later]
+            _smoothed(ax, steps_1, rates_1, color, lab("exact checks"), style=":")
+            if check_steps[0] == 0:
+                ax.plot([0], [check_rates[0]], "s", color=color, markersize=4)
         baseline, _ = reflection_baseline(run)
         if baseline is not None:
             ax.axhline(baseline, color=color, linestyle="--", linewidth=1.0, label=lab("step-0 baseline"))
@@ -173,7 +182,7 @@ def draw_reflection(ax: Axes, runs: Sequence[Run]) -> None:
                 fontsize=9,
             )
     ax.set_title("Reflection")
-    ax.set_ylabel("share of responses with a reflection word")
+    ax.set_ylabel("share of responses")
     ax.set_ylim(bottom=0)
 
 

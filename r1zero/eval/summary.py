@@ -2,7 +2,8 @@
 
 ``summarize`` turns ``n`` scored samples per problem into every number ``r1zero eval`` reports: pass@1 as
 avg@n, unbiased pass@k for k = 1, 2, 4, ..., n, maj@k, bootstrap 95% intervals over problems, format
-rate, lengths in tokens (correct vs incorrect), truncation, reflection rates and repetition. Keys are the
+rate, lengths in tokens (correct vs incorrect), truncation, reflection rates, repetition and, on
+running-sum tasks, what the checks did (``checks/*``, ``r1zero.eval.checks``). Keys are the
 ``/``-namespaced names of ``docs/run_format.md`` so a summary is also one line of a run's ``eval.jsonl``.
 ``average_results`` is the macro average of several benchmarks' summaries, with intervals.
 """
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from r1zero.eval.behaviour import find_reflection, length_stats, ngram_repetition, reflection_stats
+from r1zero.eval.checks import record_checks
 from r1zero.eval.metrics import (
     bootstrap_ci,
     default_ks,
@@ -30,7 +32,17 @@ __all__ = ["AVERAGE", "SampleRecord", "average_results", "result_se", "summarize
 #: the ``benchmark`` name of the average row
 AVERAGE = "average"
 #: counts, bookkeeping and settings (an ``eval.jsonl`` line carries a few), not metrics: never averaged
-_NOT_AVERAGED = {"problems", "n", "samples", "seconds", "step", "seed", "temperature", "max_new_tokens"}
+_NOT_AVERAGED = {
+    "problems",
+    "n",
+    "samples",
+    "seconds",
+    "step",
+    "seed",
+    "temperature",
+    "max_new_tokens",
+    "checks/n",
+}
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,8 @@ def summarize(
     flags = [r.correct for r in flat]
     out.update(length_stats(lengths, flags, [r.truncated for r in flat]).to_dict())
     out.update(reflection_stats([r.completion for r in flat], lengths, flags, preset).to_dict())
+    chain_view = [{"prompt": r.prompt, "completion": r.completion, "gold": r.gold} for r in flat]
+    out.update(record_checks(chain_view))  # running-sum prompts only (r1zero.eval.checks)
     out["repetition/ngram4"] = sum(ngram_repetition(r.completion, 4) for r in flat) / len(flat)
     out["reasons"] = dict(Counter(r.reason for r in flat).most_common())
     return out

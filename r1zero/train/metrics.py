@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from r1zero.eval.behaviour import length_stats, reflection_stats
+from r1zero.eval.checks import record_checks
 
 __all__ = ["SAMPLE_KEYS", "rollout_metrics", "sample_records"]
 
@@ -33,6 +34,10 @@ def rollout_metrics(
     records: Sequence[dict[str, Any]], reflection: str = "r1zero", prefix: str = "train/"
 ) -> dict[str, float]:
     """Reward, accuracy, format, length and reflection metrics of a set of scored completions.
+
+    On running-sum tasks (a ``What is a+b+...?`` prompt) also ``checks/*`` (``r1zero.eval.checks``): the
+    share of responses that re-check a step, and among those the shares whose check changed a value,
+    fixed a wrong answer or broke a right one.
 
     >>> recs = [
     ...     {"reward": 1.0, "parts": {"accuracy": 1.0}, "correct": True, "formatted": True,
@@ -60,6 +65,7 @@ def rollout_metrics(
     stats = reflection_stats([r["completion"] for r in records], lengths, None, reflection)
     out["reflection/per_response"] = stats.per_response
     out["reflection/per_1k_tokens"] = stats.per_1k_tokens
+    out.update(record_checks(records))  # chain-sum prompts only: what the checks did, exactly
     return out
 
 
