@@ -13,6 +13,12 @@ Design (the shares are ``CorpusSpec``'s; the model card, ``r1zero/assets/tiny-ba
   ``<think>``, then a closed answer tag) exists in the base, but never for the RL task.
 - A few worked chains contain a self-correction (``8+2=11, wait, 8+2=10``), so reflection has a
   non-zero step-0 rate that RL can amplify or suppress.
+
+Variant corpora for self-checking (off by default; the defaults keep tiny-base's corpus unchanged):
+``slip_share`` makes first attempts sometimes wrong (a running step written off by 1-2 and carried on to
+a wrong answer), ``check_share`` follows some slips with a check that re-does the step right
+(``8+2=11, let me recheck, 8+2=10``), and ``confirm_share`` re-checks a right step (the value stays), so
+checking has a base rate that pays only where it repairs a slip.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "generate_document",
     "is_worked",
     "list_sum_question",
+    "slipped_chain",
     "worked_chain",
 ]
 
@@ -64,9 +71,21 @@ class CorpusSpec:
     """Shortest mixed +/- chain."""
     chain_len_max: int = 8
     """Longest mixed +/- chain."""
+    slip_share: float = 0.0
+    """Share of worked chains without a ``wait`` in which one running step is written off by 1-2 and
+    carried on, so the stated answer is wrong (0: worked chains are always right)."""
+    check_share: float = 0.0
+    """Share of slipped chains in which a check follows the slipped step at once and re-does it right;
+    the chain then goes on from the right value."""
+    confirm_share: float = 0.0
+    """Share of the other worked chains (no ``wait``, no slip) with a check that re-does a right step and
+    keeps its value."""
+    check_phrases: tuple[str, ...] = ("wait", "let me recheck", "let me verify")
+    """Words that open a check (one drawn uniformly per check)."""
 
     def __post_init__(self) -> None:
-        for name in ("list_sum_share", "worked_share_plain", "worked_share_tagged", "sloppy_share"):
+        shares = ("list_sum_share", "worked_share_plain", "worked_share_tagged", "sloppy_share")
+        for name in (*shares, "slip_share", "check_share", "confirm_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"CorpusSpec.{name}={value} must be in [0, 1]")
@@ -74,6 +93,8 @@ class CorpusSpec:
             raise ValueError(
                 f"list lengths {self.list_len_min}..{self.list_len_max} must satisfy 2 <= min <= max"
             )
+        if (self.check_share or self.confirm_share) and not self.check_phrases:
+            raise ValueError("CorpusSpec.check_phrases is empty; checks need at least one phrase")
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,10 @@ class Document:
     tagged: bool
     worked: bool
     wait: bool
+    slip: bool = False
+    """A running step was written wrong (carried on unless ``check``)."""
+    check: bool = False
+    """A check re-did a step (repairing the slip, or confirming a right step)."""
 
 
 def list_sum_question(numbers: list[int]) -> str:
@@ -118,6 +143,55 @@ def worked_chain(first: int, steps: list[tuple[str, int]], wait_at: int | None =
         parts.append(f"{total}{op}{operand}={new}")
         total = new
     return ", ".join(parts), total
+
+
+def slipped_chain(
+    first: int, steps: list[tuple[str, int]], at: int, by: int, check: str | None = None
+) -> tuple[str, int]:
+    """A running-total chain whose step ``at`` is first written off by ``by``, and its final value.
+
+    Without ``check`` the slip is carried on (the final value is off too); with it, ``check`` follows the
+    step, which is re-done right, and the chain goes on from the right value (``by=0``: a check that
+    confirms a right step).
+
+    >>> slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at=1, by=1)
+    ('3+5=8, 8+2=11, 11+4=15', 15)
+    >>> slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at=1, by=-2, check="let me recheck")
+    ('3+5=8, 8+2=8, let me recheck, 8+2=10, 10+4=14', 14)
+    >>> slipped_chain(3, [("+", 5), ("+", 2)], at=0, by=0, check="let me verify")
+    ('3+5=8, let me verify, 3+5=8, 8+2=10', 10)
+    """
+    parts, total = [], first
+    for i, (op, operand) in enumerate(steps):
+        new = total + operand if op == "+" else total - operand
+        if i == at:
+            written = new + by if new + by >= 0 else new - by
+            if check is None:
+                new = written
+            else:
+                parts.append(f"{total}{op}{operand}={written}, {check}")
+        parts.append(f"{total}{op}{operand}={new}")
+        total = new
+    return ", ".join(parts), total
+
+
+def _chain_for(
+    rng: random.Random, first: int, steps: list[tuple[str, int]], worked: bool, wait: bool, spec: CorpusSpec
+) -> tuple[str, int, bool, bool]:
+    """The chain text, its final value, and whether it slipped and whether it checked.
+
+    The default spec draws exactly what tiny-base's corpus drew (the ``> 0`` guards skip the new draws).
+    """
+    wait_at = rng.randrange(len(steps)) if wait else None
+    if worked and not wait and spec.slip_share > 0 and rng.random() < spec.slip_share:
+        at, by = rng.randrange(len(steps)), rng.choice((-2, -1, 1, 2))
+        checked = spec.check_share > 0 and rng.random() < spec.check_share
+        phrase = rng.choice(spec.check_phrases) if checked else None
+        return (*slipped_chain(first, steps, at, by, phrase), True, checked)
+    if worked and not wait and spec.confirm_share > 0 and rng.random() < spec.confirm_share:
+        at, phrase = rng.randrange(len(steps)), rng.choice(spec.check_phrases)
+        return (*slipped_chain(first, steps, at, 0, phrase), False, True)
+    return (*worked_chain(first, steps, wait_at=wait_at), False, False)
 
 
 def is_worked(response: str) -> bool:
@@ -183,7 +257,7 @@ def generate_document(rng: random.Random, spec: CorpusSpec = CorpusSpec()) -> Do
         tagged = rng.random() < spec.tagged_share
     worked = rng.random() < (spec.worked_share_tagged if tagged else spec.worked_share_plain)
     wait = worked and rng.random() < spec.wait_share
-    chain, value = worked_chain(first, steps, wait_at=rng.randrange(len(steps)) if wait else None)
+    chain, value, slip, check = _chain_for(rng, first, steps, worked, wait, spec)
     answer, stated = _answer(rng, chain, value, worked, spec)
     if tagged:
         text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: <think> {answer} </think> <answer>{stated}</answer>"
@@ -191,7 +265,7 @@ def generate_document(rng: random.Random, spec: CorpusSpec = CorpusSpec()) -> Do
         text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: {answer}"
     else:
         text = f"User: {question}\nAssistant: {answer}"
-    return Document(text=text, task=task, tagged=tagged, worked=worked, wait=wait)
+    return Document(text=text, task=task, tagged=tagged, worked=worked, wait=wait, slip=slip, check=check)
 
 
 def build_corpus(n_documents: int, seed: int, spec: CorpusSpec = CorpusSpec()) -> Iterator[Document]:

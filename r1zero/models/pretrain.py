@@ -66,6 +66,11 @@ class PretrainConfig:
 #: Named presets; ``tiny-base`` reproduces the shipped checkpoint.
 PRESETS: dict[str, PretrainConfig] = {
     "tiny-base": PretrainConfig(),
+    # a variant base for self-checking: first attempts sometimes slip; a few slips are re-checked and
+    # repaired and a few right steps re-checked (see docs/aha.md); never replaces the shipped tiny-base
+    "tiny-aha": PretrainConfig(
+        corpus=CorpusSpec(wait_share=0.0, slip_share=0.25, check_share=0.1, confirm_share=0.04)
+    ),
     "smoke": PretrainConfig(
         steps=4,
         batch_size=4,

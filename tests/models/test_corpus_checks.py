@@ -1,0 +1,98 @@
+"""Corpus knobs for self-checking: the defaults keep tiny-base's corpus, and the variants say what they do."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from r1zero.eval.checks import analyze_checks, problem_terms
+from r1zero.models.corpus import CorpusSpec, build_corpus, slipped_chain
+from r1zero.models.pretrain import PRESETS
+
+# sha256 of the first 3,000 default documents for seed 0, joined by blank lines: the corpus the shipped
+# tiny-base was pretrained on; any change to the default draws changes it
+DEFAULT_CORPUS_SHA256 = "8f020586b1fbbf9b4dde7e072ea324e39fc6983b5ca3b443d32e488107dfb149"
+VARIANT = CorpusSpec(wait_share=0.0, slip_share=0.3, check_share=0.3, confirm_share=0.1)
+
+
+def _digest(spec: CorpusSpec | None = None, n: int = 3000) -> str:
+    text = "\n\n".join(d.text for d in build_corpus(n, seed=0, spec=spec or CorpusSpec()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_default_corpus_is_bitwise_unchanged():
+    assert _digest() == DEFAULT_CORPUS_SHA256
+    assert _digest(PRESETS["tiny-base"].corpus) == DEFAULT_CORPUS_SHA256
+
+
+def test_zero_shares_with_other_phrases_keep_the_corpus():
+    assert _digest(CorpusSpec(check_phrases=("verify",))) == DEFAULT_CORPUS_SHA256
+
+
+@pytest.mark.parametrize(
+    ("at", "by", "check", "expected"),
+    [
+        (1, 1, None, ("3+5=8, 8+2=11, 11+4=15", 15)),
+        (0, -2, None, ("3+5=6, 6+2=8, 8+4=12", 12)),
+        (1, 2, "wait", ("3+5=8, 8+2=12, wait, 8+2=10, 10+4=14", 14)),
+        (2, 0, "let me verify", ("3+5=8, 8+2=10, 10+4=14, let me verify, 10+4=14", 14)),
+    ],
+)
+def test_slipped_chain(at, by, check, expected):
+    assert slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at, by, check) == expected
+
+
+def test_a_slip_never_goes_below_zero():
+    assert slipped_chain(1, [("-", 1)], at=0, by=-2) == ("1-1=2", 2)
+
+
+@pytest.fixture(scope="module")
+def variant_docs():
+    return list(build_corpus(4000, seed=0, spec=VARIANT))
+
+
+def test_variant_shares(variant_docs):
+    worked = [d for d in variant_docs if d.worked]
+    slipped = [d for d in worked if d.slip]
+    assert not any(d.wait for d in variant_docs)
+    assert abs(len(slipped) / len(worked) - 0.3) < 0.04
+    assert abs(sum(d.check for d in slipped) / len(slipped) - 0.3) < 0.07
+    others = [d for d in worked if not d.slip]
+    assert abs(sum(d.check for d in others) / len(others) - 0.1) < 0.03
+    assert not any(d.slip or d.check for d in variant_docs if not d.worked)
+
+
+def test_the_exact_check_measure_reads_the_variant_corpus(variant_docs):
+    """Slips without a check end wrong; checked slips are fixes; confirmations change nothing."""
+    seen = {"slip": 0, "fix": 0, "confirm": 0}
+    for doc in variant_docs:
+        if doc.task != "list_sum" or not doc.worked:  # mixed chains may repeat 0-0=0 steps
+            continue
+        terms = problem_terms(doc.text)
+        report = analyze_checks(doc.text.split("Assistant:")[1], terms)
+        if doc.slip and not doc.check:
+            seen["slip"] += 1
+            assert not report.checked and not report.final_correct, doc.text
+        elif doc.slip:
+            seen["fix"] += 1
+            assert report.fixed and not report.broke, doc.text
+        elif doc.check:
+            seen["confirm"] += 1
+            assert report.checked and not report.changed and report.final_correct, doc.text
+        else:
+            assert not report.checked and report.final_correct, doc.text
+    assert min(seen.values()) > 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"slip_share": 1.5}, "slip_share"),
+        ({"confirm_share": -0.1}, "confirm_share"),
+        ({"check_share": 0.2, "check_phrases": ()}, "check_phrases"),
+    ],
+)
+def test_bad_knobs_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CorpusSpec(**kwargs)
