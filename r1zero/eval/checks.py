@@ -27,6 +27,7 @@ wrong one, and the final answer is wrong: right -> wrong).
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ __all__ = [
     "CheckReport",
     "analyze_checks",
     "check_stats",
+    "heldout_checks",
     "problem_terms",
     "record_checks",
     "running_sums",
@@ -254,3 +256,28 @@ def record_checks(records: Sequence[Mapping], prefix: str = "checks/") -> dict[s
         if terms is not None:
             reports.append(analyze_checks(str(record.get("completion", "")), terms, record.get("gold")))
     return check_stats(reports, prefix) if reports else {}
+
+
+def heldout_checks(rows: Sequence[Mapping], prefix: str = "heldout/checks/") -> dict[int, dict[str, float]]:
+    """``check_stats`` per evaluation step of a run's ``heldout.jsonl`` rows (step 0 is the base model).
+
+    The question and gold of each held-out problem are written once, keyed by ``id``; rows of problems
+    without a running-sum question are skipped.
+
+    >>> rows = [{"step": 0, "id": "a", "question": "What is 3+5+2?", "gold": "10",
+    ...          "completion": "3+5=8, 8+2=11, wait, 8+2=10, the answer is 10."},
+    ...         {"step": 10, "id": "a", "completion": "3+5=8, 8+2=10, the answer is 10."}]
+    >>> heldout_checks(rows)[0]["heldout/checks/fixed"], heldout_checks(rows)[10]["heldout/checks/rate"]
+    (1.0, 0.0)
+    """
+    problems = {
+        row["id"]: (problem_terms(str(row["question"])), row.get("gold")) for row in rows if "question" in row
+    }
+    by_step: dict[int, list[CheckReport]] = defaultdict(list)
+    for row in rows:
+        terms, gold = problems.get(row.get("id"), (None, None))
+        if terms is not None:
+            by_step[int(row.get("step", 0))].append(
+                analyze_checks(str(row.get("completion", "")), terms, gold)
+            )
+    return {step: check_stats(reports, prefix) for step, reports in sorted(by_step.items())}

@@ -7,7 +7,8 @@ Four panels, each its own figure and together in ``overview``:
   analogue of the R1 paper's length figure);
 - ``reflection``: share of responses with a reflection keyword, against the step-0 baseline, with the aha
   step marked (``r1zero.eval.aha``); on running-sum tasks also the exact check rate (``checks/rate``,
-  ``r1zero.eval.checks``: a step re-done or a check word), dotted, its step-0 value a square;
+  ``r1zero.eval.checks``: a step re-done or a check word), dotted, and the held-out one (step 0 on) as
+  squares;
 - ``format``: tag-format rate and truncation (clip) rate.
 
 Runs that have them also get ``critic`` (PPO: value loss and explained variance) and ``reward_model`` (a
@@ -37,7 +38,15 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
-from r1zero.eval.rundir import Run, aha_for_run, ema, load_run, reflection_baseline, series
+from r1zero.eval.rundir import (
+    Run,
+    aha_for_run,
+    ema,
+    heldout_check_series,
+    load_run,
+    reflection_baseline,
+    series,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +162,12 @@ def draw_reflection(ax: Axes, runs: Sequence[Run]) -> None:
             ax, *series(run.metrics, "reflection/per_response", 1), color, lab("per response", main=True)
         )
         # the exact check rate of running-sum tasks (r1zero.eval.checks) beside the keyword rate
-        check_steps, check_rates = series(run.metrics, "checks/rate")
-        if check_steps:
-            later = [i for i, s in enumerate(check_steps) if s >= 1]
-            steps_1, rates_1 = [check_steps[i] for i in later], [check_rates[i] for i in later]
-            _smoothed(ax, steps_1, rates_1, color, lab("exact checks"), style=":")
-            if check_steps[0] == 0:
-                ax.plot([0], [check_rates[0]], "s", color=color, markersize=4)
+        _smoothed(ax, *series(run.metrics, "checks/rate", 1), color, lab("exact checks"), style=":")
+        held = heldout_check_series(run)
+        if held:
+            steps = sorted(held)
+            rates = [held[s]["heldout/checks/rate"] for s in steps]
+            ax.plot(steps, rates, "s", color=color, markersize=4, label=lab("held-out exact checks"))
         baseline, _ = reflection_baseline(run)
         if baseline is not None:
             ax.axhline(baseline, color=color, linestyle="--", linewidth=1.0, label=lab("step-0 baseline"))

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1zero.eval.aha import AhaResult, detect_aha
+from r1zero.eval.checks import heldout_checks
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Run", "aha_for_run", "ema", "load_run", "read_jsonl", "series"]
+__all__ = ["Run", "aha_for_run", "ema", "heldout_check_series", "load_run", "read_jsonl", "series"]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -128,6 +129,12 @@ def ema(values: Sequence[float], alpha: float = 0.2) -> list[float]:
         weight = (1 - alpha) * weight + alpha
         out.append(acc / weight)
     return out
+
+
+def heldout_check_series(run: Run) -> dict[int, dict[str, float]]:
+    """Per evaluation step, the exact check metrics of the run's held-out completions (``heldout.jsonl``;
+    ``r1zero.eval.checks.heldout_checks``); empty for a run without it or a task without running sums."""
+    return heldout_checks(read_jsonl(run.path / "heldout.jsonl"))
 
 
 def reflection_baseline(run: Run) -> tuple[float | None, int]:

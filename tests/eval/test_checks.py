@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from r1zero.eval.checks import (
     CheckEvent,
     analyze_checks,
     check_stats,
+    heldout_checks,
     problem_terms,
     record_checks,
     running_sums,
 )
+from r1zero.eval.plots import main as plot_main
+from r1zero.eval.rundir import heldout_check_series, load_run
 from r1zero.eval.summary import SampleRecord, summarize
 from r1zero.train.metrics import rollout_metrics
+
+from .fixtures import write_synthetic_run
 
 TERMS = [3, 5, 2, 4]  # running sums 8, 10, 14; gold 14
 T = "<think> {} </think> <answer>{}</answer>"
@@ -290,3 +297,43 @@ def test_summarize_reports_checks():
 
     out = summarize([[sample(0, CASES[1][1])], [sample(1, CASES[0][1])]], n_resamples=10)
     assert (out["checks/rate"], out["checks/fixed"]) == (0.5, 1.0)
+
+
+def test_heldout_checks_per_evaluation_step():
+    q = {"question": "What is 3+5+2+4?", "gold": "14"}
+    rows = [
+        {"step": 0, "id": "a", **q, "completion": CASES[1][1]},  # fixes
+        {"step": 0, "id": "b", **q, "completion": CASES[2][1]},  # breaks
+        {"step": 0, "id": "c", "question": "Solve x=1", "gold": "1", "completion": "wait"},  # skipped
+        {"step": 10, "id": "a", "completion": CASES[0][1]},
+        {"step": 10, "id": "b", "completion": CASES[3][1]},  # confirms
+    ]
+    out = heldout_checks(rows)
+    assert out[0] == {
+        "heldout/checks/rate": 1.0,
+        "heldout/checks/n": 2.0,
+        "heldout/checks/changed": 1.0,
+        "heldout/checks/fixed": 0.5,
+        "heldout/checks/broke": 0.5,
+    }
+    assert out[10]["heldout/checks/rate"] == 0.5 and out[10]["heldout/checks/changed"] == 0.0
+    assert heldout_checks([]) == {}
+
+
+def test_plot_draws_exact_checks_beside_the_keyword_rate(tmp_path):
+    run = write_synthetic_run(tmp_path / "demo", variant="demo", aha_step=25)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row.get("step", 0) >= 1:
+            row["checks/rate"] = 0.1
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    q = {"question": "What is 3+5+2+4?", "gold": "14"}
+    held = [
+        {"step": 0, "id": "a", **q, "completion": CASES[1][1]},
+        {"step": 10, "id": "a", "completion": "x"},
+    ]
+    (run / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
+    assert heldout_check_series(load_run(run))[0]["heldout/checks/rate"] == 1.0
+    assert plot_main([str(run)]) == 0
+    svg = (run / "plots" / "reflection.svg").read_text()
+    assert "exact checks" in svg and "held-out exact checks" in svg
