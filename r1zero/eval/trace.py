@@ -70,24 +70,31 @@ def append_heldout(
 
 
 def group_advantages(rewards: Sequence[float], scale: str = "group") -> list[float | None]:
-    """GRPO advantages of one group: reward minus the group mean, divided by the group std for ``"group"``
-    (``"batch"`` is shown with the group std too; ``"none"`` leaves the difference unscaled).
+    """The advantages of one group as the trace shows them: reward minus the group mean, divided by the
+    group std for ``"group"``; ``"none"`` leaves the difference unscaled; ``"rloo"`` subtracts the mean of
+    the other rewards. The estimators with batch statistics (``"batch"``, ``"reinforce_pp"``,
+    ``"reinforce_pp_baseline"``) are shown with the group's statistics, as ``"group"``.
 
     >>> group_advantages([1.0, 0.0, 0.0, 1.0])
     [0.866, -0.866, -0.866, 0.866]
-    >>> group_advantages([1.0, 0.0], "none")
-    [0.5, -0.5]
+    >>> group_advantages([1.0, 0.0], "none"), group_advantages([1.0, 0.0, 0.0], "rloo")
+    ([0.5, -0.5], [1.0, -0.5, -0.5])
     >>> group_advantages([1.0, float("nan")])
     [None, None]
     """
-    if scale not in ("group", "batch", "none"):
-        raise ValueError(f"advantage scale must be one of group, batch, none; got {scale!r}")
+    if scale not in _SCALES:
+        raise ValueError(f"advantage scale must be one of {', '.join(_SCALES)}; got {scale!r}")
     if not all(math.isfinite(r) for r in rewards):  # a NaN/inf reward: the step's update was skipped
         return [None] * len(rewards)
-    mean = sum(rewards) / len(rewards)
-    std = statistics.stdev(rewards) if len(rewards) > 1 else 0.0
+    n, total = len(rewards), sum(rewards)
+    if scale == "rloo":
+        return [round(r - (total - r) / max(n - 1, 1), 3) for r in rewards]
+    std = statistics.stdev(rewards) if n > 1 else 0.0
     div = 1.0 if scale == "none" else std + 1e-6
-    return [round((r - mean) / div, 3) for r in rewards]
+    return [round((r - total / n) / div, 3) for r in rewards]
+
+
+_SCALES = ("group", "batch", "none", "rloo", "reinforce_pp", "reinforce_pp_baseline")
 
 
 def append_group(

@@ -130,7 +130,8 @@ def save_checkpoint(
             else is a ``TypeError`` naming where it is, raised before anything is written.
         keep: Keep only the newest ``keep`` checkpoints (0 keeps all).
         extra_models: Other models of the run (e.g. ``{"critic": critic}``), each saved with
-            ``save_pretrained`` into a subdirectory of that name, inside the same atomic write.
+            ``save_pretrained`` (and the tokenizer) into a subdirectory of that name, inside the same
+            atomic write.
     """
     tensors: dict[str, torch.Tensor] = {}
     state = _encode({**trainer_state, "step": step, "rng": capture_rng()}, "", tensors, set())
@@ -144,6 +145,7 @@ def save_checkpoint(
         tokenizer.save_pretrained(tmp)
         for name, extra in (extra_models or {}).items():
             extra.save_pretrained(tmp / name, safe_serialization=True)
+            tokenizer.save_pretrained(tmp / name)  # each a complete Hugging Face directory
             _fsync_dir(tmp / name)
         save_file(tensors, str(tmp / TENSORS_FILE))
         document = {"format": _FORMAT, "version": _VERSION, "state": state}

@@ -49,6 +49,9 @@ def _choices(*values: str) -> dict:
 
 #: ``r1zero.algo.rollout_correction.MODES`` (named here so reading a config imports no torch)
 CORRECTION_MODES = ("none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+#: ``r1zero.algo.dispatch.LOSSES`` and the advantage names (here so reading a config imports no torch)
+LOSSES = ("grpo", "gspo", "cispo", "sapo", "dual_clip", "clip_cov", "kl_cov")
+ADVANTAGES = ("group", "batch", "none", "rloo", "reinforce_pp", "reinforce_pp_baseline")
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,14 @@ class RewardConfig:
     """Verifier processes (0 = verify in this process; only for verifiers that cannot hang)."""
     timeout: float = 5.0
     """Wall-clock limit per verification, seconds (a timeout scores as wrong)."""
+    verifier: str = field(default="rule", metadata=_choices("rule", "random", "format_only"))
+    """What the reward is: the verifier's (rule); a control that keeps the verifier's scores in the metrics
+    but trains on a coin flip (random: Bernoulli with probability ``random_p``, seeded by run.seed and
+    step) or on the format check alone (format_only: ``correct`` when the format is kept, else ``wrong``).
+    The controls show whether a gain comes from the verifier."""
+    random_p: float = -1.0
+    """Probability of the random control's reward; < 0: the step-0 held-out accuracy (needs held-out
+    problems and run.eval_every > 0)."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +181,17 @@ class AlgoConfig:
     estimator: str = field(default="grpo", metadata=_choices("grpo", "ppo"))
     """Advantage estimator: group-relative (GRPO, no critic) or GAE with a learned critic (PPO; see the
     ``critic`` section). Both use the same clipped surrogate, loss aggregation and KL options."""
-    advantage: str = field(default="group", metadata=_choices("group", "batch", "none"))
-    """Advantage scaling: group std (GRPO), batch std, or none (Dr. GRPO)."""
+    advantage: str = field(default="group", metadata=_choices(*ADVANTAGES))
+    """Advantages of the group's rewards: mean-centred and scaled by the group std (group: GRPO), by the
+    batch std (batch), not scaled (none: Dr. GRPO); the leave-one-out baseline (rloo: RLOO); or
+    REINFORCE++'s batch-normalised rewards (reinforce_pp) and group-centred, batch-normalised rewards
+    (reinforce_pp_baseline), with token-weighted batch statistics (verl, OpenRLHF)."""
+    loss: str = field(default="grpo", metadata=_choices(*LOSSES))
+    """Policy loss: the clipped surrogate (grpo); a sequence-level ratio clipped per sequence (gspo: set
+    eps_low/eps_high to 3e-4/4e-4); a clipped, stop-gradient importance weight (cispo: eps_high 4); a
+    soft sigmoid gate (sapo: tau_pos, tau_neg); a floor on negative-advantage losses (dual_clip:
+    clip_ratio_c); no gradient for a few high-covariance tokens (clip_cov) or a KL penalty on them
+    (kl_cov). ``docs/algorithms.md`` gives each one's formula and peers' names."""
     loss_agg: str = field(default="grpo", metadata=_choices("grpo", "dapo", "dr_grpo", "bnpo"))
     """Loss aggregation: sequence mean of token means (grpo), token mean (dapo), token sum / (G L_max)
     (dr_grpo), micro-batch token mean (bnpo)."""
@@ -205,6 +225,30 @@ class AlgoConfig:
     mismatch is measured in every mode (``mismatch/*`` metrics)."""
     rollout_correction_threshold: float = 3.0
     """Upper bound of the correction's ratio (clip or mask; TRL 3.0, verl 2.0)."""
+    clip_ratio_c: float = 3.0
+    """Dual-clip bound (loss dual_clip): a negative-advantage token's loss is at most ``-c * A``; > 1."""
+    tau_pos: float = 1.0
+    """SAPO gate temperature for positive advantages (loss sapo)."""
+    tau_neg: float = 1.05
+    """SAPO gate temperature for negative advantages (loss sapo)."""
+    clip_cov_ratio: float = 2e-4
+    """Share of tokens whose gradient Clip-Cov drops (loss clip_cov; verl's default)."""
+    clip_cov_lb: float = 1.0
+    """Lower covariance bound of the tokens Clip-Cov may drop (loss clip_cov)."""
+    clip_cov_ub: float = 5.0
+    """Upper covariance bound of the tokens Clip-Cov may drop (loss clip_cov)."""
+    kl_cov_ratio: float = 2e-4
+    """Share of tokens KL-Cov penalises (loss kl_cov; the paper's 2e-4 to 2e-3)."""
+    kl_cov_coef: float = 0.1
+    """KL-Cov's penalty coefficient (loss kl_cov)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: ``-coef * H`` added to the loss, with the loss's aggregation (0 = off; SimpleRL-Zoo
+    1e-3). Any loss."""
+    ref_reset_every: int = 0
+    """ProRL reference reset: every k steps the reference policy becomes a copy of the current policy
+    (0 = never; needs beta > 0). The reference is saved with each checkpoint."""
+    ref_reset_optimizer: bool = True
+    """With a reference reset, also clear AdamW's moments (ProRL resets both)."""
 
 
 @dataclass(frozen=True)
@@ -356,6 +400,11 @@ _NON_NEGATIVE = (
     "algo.beta",
     "algo.dynamic_sampling_rounds",
     "algo.is_cap",
+    "algo.clip_cov_ratio",
+    "algo.kl_cov_ratio",
+    "algo.kl_cov_coef",
+    "algo.entropy_coef",
+    "algo.ref_reset_every",
     "critic.warmup_steps",
     "critic.value_clip",
     "critic.grad_clip",
@@ -449,6 +498,43 @@ def validate(config: TrainConfig) -> TrainConfig:
             "algo.dynamic_sampling drops groups with equal rewards, which carry PPO signal; "
             "use it with algo.estimator grpo",
             config.algo.dynamic_sampling,
+        ),
+        (config.algo.clip_ratio_c > 1, "algo.clip_ratio_c must be > 1", config.algo.clip_ratio_c),
+        (config.algo.tau_pos > 0, "algo.tau_pos must be > 0", config.algo.tau_pos),
+        (config.algo.tau_neg > 0, "algo.tau_neg must be > 0", config.algo.tau_neg),
+        (
+            config.algo.clip_cov_lb <= config.algo.clip_cov_ub,
+            "algo.clip_cov_lb must be <= algo.clip_cov_ub",
+            (config.algo.clip_cov_lb, config.algo.clip_cov_ub),
+        ),
+        (
+            not (config.algo.loss == "gspo" and config.algo.estimator == "ppo"),
+            "algo.loss gspo needs one advantage per sequence; algo.estimator ppo gives one per token",
+            config.algo.loss,
+        ),
+        (
+            config.algo.ref_reset_every == 0 or config.algo.beta > 0,
+            "algo.ref_reset_every resets the KL reference, which only exists with algo.beta > 0",
+            config.algo.ref_reset_every,
+        ),
+        (
+            config.algo.ref_reset_every == 0 or config.model.sharding == "none",
+            "algo.ref_reset_every is not supported with model.sharding fsdp (the reference is not checkpointed "
+            "sharded)",
+            config.algo.ref_reset_every,
+        ),
+        (
+            config.reward.random_p <= 1,
+            "reward.random_p must be <= 1 (< 0: the step-0 accuracy)",
+            config.reward.random_p,
+        ),
+        (
+            config.reward.verifier != "random"
+            or config.reward.random_p >= 0
+            or (config.data.heldout_size > 0 and config.run.eval_every > 0),
+            "reward.verifier random takes the step-0 held-out accuracy as its probability: set "
+            "reward.random_p, or data.heldout_size and run.eval_every > 0",
+            config.reward.random_p,
         ),
         (config.critic.lr > 0, "critic.lr must be > 0", config.critic.lr),
         (0 <= config.critic.gae_gamma <= 1, "critic.gae_gamma must be in [0, 1]", config.critic.gae_gamma),

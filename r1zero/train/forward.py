@@ -183,12 +183,13 @@ def sequence_logprobs(
     model: torch.nn.Module,
     batch: PackedBatch,
     temperature: float = 1.0,
-    with_entropy: bool = False,
+    with_entropy: logprobs.EntropyMode = False,
     prefix: PromptPrefix | None = None,
     *,
     chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probs ``[b, T]`` (and entropies, no grad) of the completion tokens under ``model``.
+    """Per-token log-probs ``[b, T]`` (and entropies: no grad, or with it for ``with_entropy="grad"``) of the
+    completion tokens under ``model``.
 
     Full logits up to ``logprobs.FULL_LOGITS_MAX_BYTES`` (float32) are computed in one piece; larger ones
     never exist: the model returns its final hidden states and the LM head and log-softmax run over

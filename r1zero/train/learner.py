@@ -20,6 +20,8 @@ import torch
 from r1zero import cpu
 from r1zero.algo import grpo
 from r1zero.algo.batch import PackedBatch, PromptPrefix, micro_batches, prefix_rows
+from r1zero.algo.dispatch import LOSS_OPTIONS, get_loss
+from r1zero.algo.losses import entropy_bonus
 from r1zero.algo.rollout_correction import rollout_correction
 from r1zero.rollout.base import Rollout
 from r1zero.train.config import AlgoConfig
@@ -29,7 +31,7 @@ from r1zero.train.forward import frozen_logprobs, prompt_prefix, sequence_logpro
 from r1zero.train.sharding import grad_norm as clipped_grad_norm
 from r1zero.train.sharding import is_sharded
 
-__all__ = ["pack_rollouts", "policy_update", "split_rows"]
+__all__ = ["loss_options", "pack_rollouts", "policy_update", "split_rows"]
 
 
 def pack_rollouts(
@@ -91,8 +93,14 @@ def policy_update(
     global_sequences: int | None = None,
     global_tokens: float | None = None,
     dist_info: DistInfo | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Run ``algo.mu`` optimizer steps over one batch; return learner statistics for logging.
+
+    The loss is ``algo.loss``'s (``r1zero.algo.dispatch``) with the config's knobs for it, plus the
+    entropy bonus when ``algo.entropy_coef`` > 0; every loss statistic beyond the common ones (a
+    sequence-clip or weight-clip fraction, the SAPO gate, ...) is returned under its own name. ``seed``
+    seeds the losses that draw random numbers (Clip-Cov picks its tokens at random).
 
     With data parallelism each rank passes its own shard, the global sequence/token counts and its
     ``dist_info``: the gradients are summed over ranks before each optimizer step (every rank then takes
@@ -111,6 +119,7 @@ def policy_update(
     # bnpo normalises by each micro-batch's tokens: its micro-batches must keep their fixed size
     fixed = algo.loss_agg == "bnpo"
     mode, threshold = correction_of(algo)
+    loss_fn, options = get_loss(algo.loss), loss_options(algo, seed)
     sharded = is_sharded(model)  # FSDP2: no shared prompt pass, the same number of calls on every rank
     old_logp = frozen_logprobs(model, batch, algo.micro_batch_size, temperature) if algo.mu > 1 else None
     sums = {"policy": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "loss": 0.0}
@@ -123,33 +132,43 @@ def policy_update(
         for rows in split_rows(model, lengths, algo.micro_batch_size, prefix, fixed or sharded):
             micro = batch.rows(rows)
             logp, entropy = sequence_logprobs(
-                model, micro, temperature, with_entropy=True, prefix=prefix_rows(prefix, rows)
+                model,
+                micro,
+                temperature,
+                with_entropy="grad" if algo.entropy_coef > 0 else True,
+                prefix=prefix_rows(prefix, rows),
             )  # [b, T]
             old = logp.detach() if old_logp is None else old_logp[rows, : logp.shape[1]]
             # the rollout engine's log-probs vs the learner's: measured always, corrected unless mode none
             weights, mismatch = rollout_correction(old, micro.rollout_logp, micro.loss_mask, mode, threshold)
-            loss, stats = grpo.grpo_loss(
+            common = {
+                "aggregation": algo.loss_agg,
+                "max_len": max_len,
+                "num_sequences": sequences,
+                "num_tokens": tokens,
+            }
+            loss, stats = loss_fn(
                 logp,
                 old,
                 micro.advantages,
                 micro.loss_mask,
-                eps_low=algo.eps_low,
-                eps_high=algo.eps_high,
-                aggregation=algo.loss_agg,  # type: ignore[arg-type]
-                max_len=max_len,
                 beta=algo.beta,
                 ref_logp=micro.ref_logp,
-                kl_estimator=algo.kl_estimator,  # type: ignore[arg-type]
+                kl_estimator=algo.kl_estimator,
                 is_weights=None if mode == "none" else weights,
-                num_sequences=sequences,
-                num_tokens=tokens,
+                **common,
+                **options,
             )
+            if algo.entropy_coef > 0:
+                bonus = entropy_bonus(entropy, micro.loss_mask, algo.entropy_coef, **common)
+                loss = loss + bonus
+                sums["entropy_bonus"] = sums.get("entropy_bonus", 0.0) + bonus.item() / algo.mu
             loss.backward()
             share = micro.loss_mask.sum().item() / max(batch.loss_mask.sum().item(), 1.0)
-            for key in ("policy", "kl", "clip_low", "clip_high"):
-                sums[key] += stats[key] * (1.0 if key == "policy" else share) / algo.mu
+            for key, value in stats.items():  # the policy loss adds up; fractions are token-weighted
+                sums[key] = sums.get(key, 0.0) + value * (1.0 if key == "policy" else share) / algo.mu
             sums["loss"] += loss.item() / algo.mu
-            sums["entropy"] += grpo.masked_mean(entropy, micro.loss_mask).item() * share / algo.mu
+            sums["entropy"] += grpo.masked_mean(entropy.detach(), micro.loss_mask).item() * share / algo.mu
             _add_mismatch(sums, mismatch, share / algo.mu)
         if prefix is not None:
             prefix.backward()
@@ -162,6 +181,19 @@ def policy_update(
             optimizer.zero_grad(set_to_none=True)
             skipped += 1
     return {**sums, "grad_norm": float(grad_norm), "nonfinite": float(skipped)}
+
+
+def loss_options(algo: AlgoConfig, seed: int = 0) -> dict[str, object]:
+    """The keywords of ``algo.loss`` beyond the common ones, from the config (a seeded generator for the
+    losses that draw random numbers).
+
+    >>> loss_options(AlgoConfig(loss="sapo"))
+    {'tau_pos': 1.0, 'tau_neg': 1.05}
+    """
+    return {
+        key: torch.Generator().manual_seed(seed) if key == "generator" else getattr(algo, key)
+        for key in LOSS_OPTIONS[algo.loss]
+    }
 
 
 def _add_mismatch(sums: dict[str, float], mismatch: dict[str, float], weight: float) -> None:

@@ -15,6 +15,8 @@ Log-probs are of ``softmax(logits / temperature)``, what the rollout engines ret
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch.utils.checkpoint import checkpoint
 
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 #: float32 logits of a micro-batch up to this size run in one piece (``chunk_positions``)
+#: entropy alongside the log-probs: none (False), without gradient (True), or with it ("grad")
+EntropyMode = bool | Literal["grad"]
+
 FULL_LOGITS_MAX_BYTES = 256 * 2**20
 #: float32 logits per chunk of the chunked path (a chunk is at least one position)
 CHUNK_BYTES = 64 * 2**20
@@ -62,9 +67,10 @@ def chunk_positions(
 
 
 def token_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, with_entropy: EntropyMode = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-prob of ``targets`` under ``softmax(logits / temperature)`` in float32, and its entropy (no grad).
+    """Log-prob of ``targets`` under ``softmax(logits / temperature)`` in float32, and its entropy (no grad;
+    with gradient when ``with_entropy`` is ``"grad"``, for an entropy bonus).
 
     ``temperature`` 0 (greedy rollouts) or 1 leaves the logits as they are.
 
@@ -83,7 +89,9 @@ def token_logprobs(
     logp = torch.log_softmax(logits, dim=-1)  # [..., V]
     picked = logp.gather(-1, targets[..., None]).squeeze(-1)  # [...]
     entropy = None
-    if with_entropy:
+    if with_entropy == "grad":
+        entropy = entropy_from_logp(logp)  # [...]
+    elif with_entropy:
         with torch.no_grad():
             entropy = entropy_from_logp(logp)  # [...]
     return picked, entropy
@@ -95,7 +103,7 @@ def chunked_logprobs(
     targets: torch.Tensor,
     temperature: float = 1.0,
     chunk_size: int = 64,
-    with_entropy: bool = False,
+    with_entropy: EntropyMode = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``token_logprobs(head(hidden), targets, ...)`` with ``head`` run on ``chunk_size`` positions at a time.
 
@@ -111,7 +119,7 @@ def chunked_logprobs(
         targets: ``[b, T]`` token ids.
         temperature: as ``token_logprobs``.
         chunk_size: positions per chunk (the last chunk may be shorter).
-        with_entropy: also return the entropy ``[b, T]`` (no grad).
+        with_entropy: also return the entropy ``[b, T]`` (no grad; ``"grad"``: with its gradient).
 
     >>> head = torch.nn.Linear(2, 3, bias=False)
     >>> torch.nn.init.zeros_(head.weight) is head.weight

@@ -32,6 +32,7 @@ import torch
 
 from r1zero.algo import grpo
 from r1zero.algo.batch import PackedBatch
+from r1zero.algo.dispatch import compute_advantages
 from r1zero.eval import trace
 from r1zero.train.checkpoint import checkpoint_dirs
 from r1zero.train.config import TrainConfig
@@ -40,12 +41,22 @@ from r1zero.train.forward import frozen_logprobs
 from r1zero.train.learner import pack_rollouts, policy_update
 from r1zero.train.metrics import rollout_metrics, sample_records
 from r1zero.train.monitors import MonitorInput, run_monitors
-from r1zero.train.rollouts import Group, collect_groups, evaluate_heldout
+from r1zero.train.rollouts import Group, RewardControl, collect_groups, evaluate_heldout
 from r1zero.train.session import Session, TrainingError, open_session, save_session
 
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
+
+#: loss statistics beyond the common ones, logged as ``policy/<name>`` (``r1zero.algo.losses``)
+LOSS_STATS = ("seq_clip", "weight_clip", "gate_weight", "dual_clip", "cov_clip", "kl_cov")
+
+#: ``algo.advantage`` names served by ``r1zero.algo.dispatch``'s estimators
+ESTIMATOR_NAMES = {
+    "rloo": "rloo",
+    "reinforce_pp": "reinforce_pp",
+    "reinforce_pp_baseline": "reinforce_pp_baseline",
+}
 
 
 @dataclass
@@ -84,7 +95,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
         # ---- 1-3. sample prompts, roll out G each, verify (dynamic sampling refills) ------------
         groups, timing = collect_groups(
-            config, s.engine, s.tokenizer, s.sampler, step, s.dist, s.learned_reward
+            config, s.engine, s.tokenizer, s.sampler, step, s.dist, s.learned_reward, _control(s)
         )
         records = all_gather_list([rec for g in groups for rec in g.records], s.dist)  # every rank's
         _stop_if_verifier_failed(s, step, records, progress)
@@ -99,10 +110,12 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 batch, critic_stats = _critic_step(s, batch, rewards.flatten())
 
             # ---- 5. mu inner updates with micro-batches and gradient accumulation --------------
-            stats = _update(s, batch) if step > _critic_warmup(s) else _frozen_policy_stats(s)
+            stats = _update(s, batch, step) if step > _critic_warmup(s) else _frozen_policy_stats(s)
         else:  # a NaN or infinite reward: no update at all this step
             stats = _skipped_update(s, step)
         _count_nonfinite(s, step, stats)
+        if config.algo.ref_reset_every and step % config.algo.ref_reset_every == 0:
+            stats["ref_reset"] = _reset_reference(s)  # ProRL: the reference becomes the current policy
 
         # ---- 6. push the new weights to the rollout engine -------------------------------------
         s.engine.load_weights(s.learner)
@@ -148,9 +161,12 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
 # ---------------------------------------------------------------- the steps, one function each
 def _advantage_batch(s: Session, groups: list[Group], rewards: torch.Tensor) -> PackedBatch:
-    """Group-relative advantages (batch std over every rank when asked), overlong filter, reference log-probs."""
+    """Advantages (batch statistics over every rank), overlong filter, reference log-probs."""
     algo = s.config.algo
-    if algo.advantage == "batch" and s.dist.enabled:
+    if algo.advantage in ESTIMATOR_NAMES:  # RLOO, REINFORCE++ (batch statistics over every rank)
+        lengths = [[float(len(r.completion_ids)) for r in g.rollouts] for g in groups]
+        advantages = _estimator_advantages(s, rewards, torch.tensor(lengths))  # [n, G]
+    elif algo.advantage == "batch" and s.dist.enabled:
         all_rewards = torch.tensor(all_gather_list(rewards.tolist(), s.dist))  # [N, G]
         advantages = (rewards - rewards.mean(dim=1, keepdim=True)) / (all_rewards.std() + 1e-6)  # [n, G]
     else:
@@ -165,7 +181,49 @@ def _advantage_batch(s: Session, groups: list[Group], rewards: torch.Tensor) -> 
     return batch
 
 
-def _update(s: Session, batch: PackedBatch) -> dict[str, float]:
+def _estimator_advantages(s: Session, rewards: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``algo.advantage``'s estimator (``r1zero.algo.dispatch``) on this rank's ``[n, G]`` rewards, its
+    batch statistics taken over every rank's rows (each rank holds the same number of groups)."""
+    name = ESTIMATOR_NAMES[s.config.algo.advantage]
+    if not s.dist.enabled:
+        return compute_advantages(name, rewards, lengths)
+    all_rewards = torch.tensor(all_gather_list(rewards.tolist(), s.dist))  # [N, G]
+    all_lengths = torch.tensor(all_gather_list(lengths.tolist(), s.dist))  # [N, G]
+    n = rewards.shape[0]
+    return compute_advantages(name, all_rewards, all_lengths)[s.dist.rank * n : (s.dist.rank + 1) * n]
+
+
+def _control(s: Session) -> RewardControl | None:
+    """The reward control of ``reward.verifier`` (None: the verifier's reward), its coin's probability
+    ``reward.random_p`` or else the step-0 held-out accuracy."""
+    r = s.config.reward
+    if r.verifier == "rule":
+        return None
+    p = r.random_p
+    if r.verifier == "random" and p < 0:
+        if "heldout/accuracy" not in s.state["step0"]:
+            raise TrainingError(
+                "reward.verifier random takes the step-0 held-out accuracy as its probability, and this run "
+                "has none (no held-out problems, or run.eval_every 0): set --reward.random_p"
+            )
+        p = s.state["step0"]["heldout/accuracy"]
+    return RewardControl(r.verifier, max(p, 0.0), r.correct, r.wrong)
+
+
+def _reset_reference(s: Session) -> float:
+    """ProRL's reset: the KL reference becomes a copy of the current policy, and AdamW's moments are
+    cleared (``algo.ref_reset_optimizer``); returns 1.0 (the step's ``ref/reset`` metric)."""
+    assert s.reference is not None  # validate(): ref_reset_every needs beta > 0
+    s.reference.load_state_dict(s.learner.state_dict())
+    if s.config.algo.ref_reset_optimizer:
+        s.optimizer.state.clear()
+    s.state["ref_resets"] = s.state.get("ref_resets", 0) + 1
+    if s.dist.is_main:
+        log.info("reference policy reset to the current policy (reset %d)", s.state["ref_resets"])
+    return 1.0
+
+
+def _update(s: Session, batch: PackedBatch, step: int) -> dict[str, float]:
     """mu optimizer steps over the batch with global normalisers; one scheduler step; stats over ranks."""
     counts = all_reduce_sum(
         {"seq": float(batch.input_ids.shape[0]), "tok": batch.loss_mask.sum().item()}, s.dist
@@ -182,6 +240,7 @@ def _update(s: Session, batch: PackedBatch) -> dict[str, float]:
         global_sequences=int(counts["seq"]),
         global_tokens=counts["tok"],
         dist_info=s.dist,
+        seed=s.config.run.seed * 1_000_003 + step,
     )
     s.learner.eval()
     stats["lr"] = s.scheduler.get_last_lr()[0]
@@ -305,6 +364,10 @@ def _step_metrics(
     metrics: dict[str, Any] = {
         **rollout_metrics(records, s.config.run.reflection),
         **{f"policy/{k}": stats[k] for k in ("entropy", "kl", "clip_low", "clip_high", "grad_norm", "lr")},
+        **{f"policy/{k}": v for k, v in stats.items() if k in LOSS_STATS},  # the variant's own fractions
+        **({"loss/entropy_bonus": stats["entropy_bonus"]} if "entropy_bonus" in stats else {}),
+        **({"ref/reset": stats["ref_reset"]} if "ref_reset" in stats else {}),
+        **_control_metrics(s, records),
         "loss/policy": stats["policy"],
         "loss/total": stats["loss"],
         **{k: v for k, v in stats.items() if k.startswith("mismatch/")},  # rollout engine vs learner
@@ -332,6 +395,17 @@ def _step_metrics(
             log.warning("step %d: hacking monitor %r fired (see r1zero/train/monitors.py)", step, name)
     s.state["monitors_firing"] = sorted(name for name, hit in fired.items() if hit)
     return metrics
+
+
+def _control_metrics(s: Session, records: list[dict]) -> dict[str, float]:
+    """With a reward control: the reward the verifier would have paid (``train/reward`` is the control's);
+    with overlong filtering: the share of completions masked out of the loss."""
+    out = {}
+    if s.config.reward.verifier != "rule" and records:
+        out["train/reward/verifier"] = sum(rec["verifier_reward"] for rec in records) / len(records)
+    if s.config.algo.overlong_filter and records:
+        out["loss/masked_truncated"] = sum(rec["truncated"] for rec in records) / len(records)
+    return out
 
 
 def _evaluate(s: Session, step: int) -> dict[str, float]:

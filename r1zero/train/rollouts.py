@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from r1zero.algo import grpo
+from r1zero.algo.shaping import format_only_rewards, random_rewards
 from r1zero.data.problem import Problem
 from r1zero.data.sampler import PromptSampler
 from r1zero.eval.behaviour import count_reflection
@@ -24,7 +25,7 @@ from r1zero.train.distributed import DistInfo, shard_range
 from r1zero.train.metrics import rollout_metrics
 from r1zero.verifiers import Verdict
 
-__all__ = ["Group", "collect_groups", "evaluate_heldout", "rollout_seed", "score_groups"]
+__all__ = ["Group", "RewardControl", "collect_groups", "evaluate_heldout", "rollout_seed", "score_groups"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,33 @@ class Group:
     rollouts: list[Rollout]
     rewards: list[float]
     records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RewardControl:
+    """A control reward trained on in place of the verifier's (``reward.verifier``): a coin flip with
+    probability ``p`` (``random``) or the format check alone (``format_only``), paid as the config's
+    ``correct`` / ``wrong`` rewards. The verifier still scores every completion (records keep its
+    ``correct`` flag and its reward as ``verifier_reward``)."""
+
+    kind: str
+    p: float = 0.0
+    correct: float = 1.0
+    wrong: float = 0.0
+
+    def rewards(self, verdicts: Sequence[Verdict], seed: int, index: int) -> torch.Tensor:
+        """``[G]`` rewards of one group; the coin flips are a pure function of ``(seed, index)``.
+
+        >>> RewardControl("format_only").rewards([Verdict(1.0, True, False, "bad_format")], 0, 0)
+        tensor([0.])
+        """
+        if self.kind == "format_only":
+            hits = format_only_rewards(torch.tensor([v.formatted for v in verdicts]))  # [G]
+        elif self.kind == "random":
+            hits = random_rewards((len(verdicts),), self.p, seed=seed, step=index)  # [G]
+        else:
+            raise ValueError(f"reward control must be random or format_only; got {self.kind!r}")
+        return self.wrong + (self.correct - self.wrong) * hits
 
 
 def rollout_seed(seed: int, step: int, round_: int, rank: int) -> int:
@@ -64,9 +92,12 @@ def score_groups(
     prompts: Sequence[str],
     groups: Sequence[list[Rollout]],
     learned: Any = None,
+    control: RewardControl | None = None,
+    seed: int = 0,
 ) -> list[Group]:
     """Verify every completion (one pool call for all groups); add the learned reward model's score when
-    there is one (``learned``, a ``LearnedReward``) and DAPO's soft overlong penalty if set."""
+    there is one (``learned``, a ``LearnedReward``) and DAPO's soft overlong penalty if set. A ``control``
+    replaces the verifier's reward (its coin flips seeded by ``seed`` and the group's index)."""
     flat_problems = [p for p, g in zip(problems, groups, strict=True) for _ in g]
     texts = [r.text for g in groups for r in g]
     verdicts = iter(build.verify(config, flat_problems, texts))
@@ -76,9 +107,12 @@ def score_groups(
         else [None] * len(texts)
     )
     out = []
-    for problem, prompt, group in zip(problems, prompts, groups, strict=True):
+    for index, (problem, prompt, group) in enumerate(zip(problems, prompts, groups, strict=True)):
         scored = [_with_learned(next(verdicts), next(learned_scores), config) for _ in group]
-        rewards = torch.tensor([v.reward for v in scored])  # [G]
+        verifier_rewards = [v.reward for v in scored]
+        rewards = torch.tensor(verifier_rewards)  # [G]
+        if control is not None:
+            rewards = control.rewards(scored, seed, index)  # [G]
         if config.reward.overlong_buffer:
             lengths = torch.tensor([len(r.completion_ids) for r in group])  # [G]
             penalty = grpo.soft_overlong_penalty(
@@ -99,8 +133,9 @@ def score_groups(
                 "length": len(r.completion_ids),
                 "truncated": r.finish_reason == "length",
                 "reflection_hits": count_reflection(r.text, config.run.reflection),
+                **({"verifier_reward": vr} if control is not None else {}),
             }
-            for r, v, reward in zip(group, scored, rewards.tolist(), strict=True)
+            for r, v, reward, vr in zip(group, scored, rewards.tolist(), verifier_rewards, strict=True)
         ]
         out.append(Group(list(group), rewards.tolist(), records))
     return out
@@ -124,8 +159,10 @@ def collect_groups(
     step: int,
     dist_info: DistInfo,
     learned: Any = None,
+    control: RewardControl | None = None,
 ) -> tuple[list[Group], dict[str, float]]:
-    """Sample prompts, roll out G completions each and score them: this rank's share of the step.
+    """Sample prompts, roll out G completions each and score them: this rank's share of the step. A
+    ``control`` replaces the verifier's rewards (seeded like the sampling: the same on resume).
 
     With DAPO dynamic sampling, groups whose rewards are all equal are set aside and more prompts are
     sampled, for at most ``algo.dynamic_sampling_rounds`` extra rounds; the step is then topped up with
@@ -149,7 +186,7 @@ def collect_groups(
         timing["time/generate"] += time.perf_counter() - t0
         tokens += sum(len(r.completion_ids) for g in generated for r in g)
         t0 = time.perf_counter()
-        for group in score_groups(config, mine, prompts, generated, learned):
+        for group in score_groups(config, mine, prompts, generated, learned, control, seed):
             informative = bool(grpo.informative_groups(torch.tensor([group.rewards]))[0])
             (kept if informative or not config.algo.dynamic_sampling else spare).append(group)
         timing["time/verify"] += time.perf_counter() - t0

@@ -74,6 +74,7 @@ _SAVED_STATE = (
     "reward_history",
     "nonfinite_streak",
     "nonfinite_steps",
+    "ref_resets",
 )
 
 
@@ -141,7 +142,9 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     build.check_context(config, [*problems, *heldout], tokenizer, model)
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
-        reference = build.load_model(config.model.name, config.model.dtype, device)[0].eval()
+        reference = build.load_model(_reference_source(config, checkpoint), config.model.dtype, device)[
+            0
+        ].eval()
     model = broadcast_parameters(model, dist_info)
     replica = None
     if sharded:  # FSDP2: policy and reference sharded; the rollout engine generates from a full copy
@@ -182,6 +185,7 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
             "reward_history": [],
             "nonfinite_streak": 0,
             "nonfinite_steps": 0,
+            "ref_resets": 0,
         },
     )
     if config.reward.model:  # RLHF-style learned reward (frozen), added to or replacing the rule reward
@@ -252,6 +256,8 @@ def save_session(session: Session, step: int) -> None:
             **shared,
         }
         extra_models = {}
+        if session.config.algo.ref_reset_every and session.reference is not None:
+            extra_models["reference"] = session.reference  # ProRL resets move it off the base model
         if session.critic is not None and session.critic_optimizer is not None:
             extra_models["critic"] = session.critic
             trainer_state["critic_optimizer"] = session.critic_optimizer.state_dict()
@@ -265,6 +271,20 @@ def save_session(session: Session, step: int) -> None:
             extra_models=extra_models,
         )
     barrier(session.dist)
+
+
+def _reference_source(config: TrainConfig, checkpoint: Any) -> str:
+    """Where the KL reference loads from: the base model, or a resumed checkpoint's ``reference/``
+    (saved by runs that reset it, ``algo.ref_reset_every``)."""
+    saved = checkpoint.path / "reference" if checkpoint is not None else None
+    if config.algo.ref_reset_every and saved is not None:
+        if not (saved / "config.json").is_file():
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint.path)!r} has no reference/ directory, and algo.ref_reset_every "
+                "needs the reference it was resetting (was it saved by a run without resets?)"
+            )
+        return str(saved)
+    return config.model.name
 
 
 def _open_critic(

@@ -43,6 +43,7 @@ def test_append_heldout_writes_question_once_and_returns_rates(tmp_path):
         ([1.0, 0.0, 0.0, 1.0], "group", [0.866, -0.866, -0.866, 0.866]),  # std 0.5774 (unbiased)
         ([1.0, 0.0, 0.0, 0.0], "none", [0.75, -0.25, -0.25, -0.25]),
         ([1.0, 1.0], "group", [0.0, 0.0]),  # an all-equal group has no signal
+        ([1.0, 0.0, 0.0, 0.0], "rloo", [1.0, -0.333, -0.333, -0.333]),  # minus the others' mean
     ],
 )
 def test_group_advantages(rewards, scale, expected):
@@ -50,7 +51,9 @@ def test_group_advantages(rewards, scale, expected):
 
 
 def test_group_advantages_rejects_unknown_scale():
-    with pytest.raises(ValueError, match="group, batch, none; got 'std'"):
+    with pytest.raises(
+        ValueError, match="group, batch, none, rloo, reinforce_pp, reinforce_pp_baseline; got 'std'"
+    ):
         group_advantages([1.0, 0.0], "std")
 
 
