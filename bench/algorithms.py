@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -163,12 +164,13 @@ def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float] 
 
 
 def separated(a: list[float], b: list[float]) -> bool:
-    """Whether two sets of seed values do not overlap (every value of one above every value of the other).
+    """Whether two sets of seed values (2 or more each) do not overlap: every value of one above every
+    value of the other.
 
-    >>> separated([0.9, 0.92], [0.8, 0.85]), separated([0.9, 0.8], [0.85])
-    (True, False)
+    >>> separated([0.9, 0.92], [0.8, 0.85]), separated([0.9, 0.8], [0.85, 0.82]), separated([0.9], [0.8])
+    (True, False, False)
     """
-    return bool(a and b) and (min(a) > max(b) or min(b) > max(a))
+    return len(a) >= 2 and len(b) >= 2 and (min(a) > max(b) or min(b) > max(a))
 
 
 def summarise_variant(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -287,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         from r1zero.eval.plots import plot_runs
 
         paths = plot_runs(seed0, args.out / "plots", formats=("png",), x="step")
+        for path in paths:  # the overlay of every variant's seed 0, kept beside the JSON
+            if path.stem in ("accuracy", "length", "reflection"):
+                shutil.copy(path, args.json.parent / f"{args.json.stem}_{path.name}")
         print("plots:", ", ".join(str(path) for path in paths))
     print(f"wrote {args.json}")
     return 0
