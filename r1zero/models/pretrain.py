@@ -26,6 +26,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 from r1zero.models import TINY_BASE_DIR
 from r1zero.models.card import describe_config, write_model_card
 from r1zero.models.corpus import CorpusSpec, build_corpus
+from r1zero.models.loading import resolve_model_path
 from r1zero.models.tiny import build_tokenizer, tiny_config
 
 __all__ = ["PRESETS", "PretrainConfig", "main", "pack_corpus", "pretrain"]
@@ -61,15 +62,23 @@ class PretrainConfig:
     """The corpus mixture."""
     probe_samples: int = 512
     """Demo-task samples drawn at temperature 1 for the model card's step-0 figures (0 skips the probe)."""
+    init_from: str = ""
+    """Continue pretraining from this checkpoint ("tiny-base" or a directory) instead of a fresh
+    initialisation ("" = from scratch; ``model_overrides`` then do not apply)."""
 
 
 #: Named presets; ``tiny-base`` reproduces the shipped checkpoint.
 PRESETS: dict[str, PretrainConfig] = {
     "tiny-base": PretrainConfig(),
-    # a variant base for self-checking: first attempts sometimes slip; a few slips are re-checked and
-    # repaired and a few right steps re-checked (see docs/aha.md); never replaces the shipped tiny-base
+    # a variant base for self-checking (docs/aha.md): tiny-base, pretrained further on a corpus whose
+    # first attempts sometimes slip, a few slips re-checked and repaired, a few right steps re-checked
     "tiny-aha": PretrainConfig(
-        corpus=CorpusSpec(wait_share=0.0, slip_share=0.25, check_share=0.1, confirm_share=0.04)
+        steps=300,
+        lr=1e-3,
+        warmup_steps=20,
+        seed=1,
+        init_from="tiny-base",
+        corpus=CorpusSpec(wait_share=0.0, slip_share=0.25, check_share=0.1, confirm_share=0.04),
     ),
     "smoke": PretrainConfig(
         steps=4,
@@ -127,7 +136,10 @@ def pretrain(cfg: PretrainConfig, max_minutes: float | None = None) -> tuple[Lla
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tokenizer = build_tokenizer()
-    model = LlamaForCausalLM(tiny_config(**dict(cfg.model_overrides)))
+    if cfg.init_from:
+        model = LlamaForCausalLM.from_pretrained(resolve_model_path(cfg.init_from))
+    else:
+        model = LlamaForCausalLM(tiny_config(**dict(cfg.model_overrides)))
     windows = pack_corpus(tokenizer, cfg)  # [steps*B, T]
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     # --- train

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import pytest
 
 from r1zero.eval.checks import analyze_checks, problem_terms
 from r1zero.models.corpus import CorpusSpec, build_corpus, slipped_chain
-from r1zero.models.pretrain import PRESETS
+from r1zero.models.pretrain import PRESETS, pretrain
 
 # sha256 of the first 3,000 default documents for seed 0, joined by blank lines: the corpus the shipped
 # tiny-base was pretrained on; any change to the default draws changes it
@@ -96,3 +97,15 @@ def test_the_exact_check_measure_reads_the_variant_corpus(variant_docs):
 def test_bad_knobs_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CorpusSpec(**kwargs)
+
+
+def test_continued_pretraining_starts_from_the_checkpoint(tmp_path):
+    small = PRESETS["smoke"]
+    start, _ = pretrain(replace(small, steps=1, probe_samples=0))
+    start.save_pretrained(tmp_path / "start")
+    cfg = replace(small, steps=1, probe_samples=0, init_from=str(tmp_path / "start"), model_overrides=())
+    model, stats = pretrain(cfg)
+    assert model.config.hidden_size == start.config.hidden_size == 32  # not tiny_config's 128
+    assert stats["steps"] == 1
+    preset = PRESETS["tiny-aha"]
+    assert preset.init_from == "tiny-base" and preset.corpus.slip_share > 0
