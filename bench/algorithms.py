@@ -207,11 +207,9 @@ def table(variants: dict[str, dict[str, Any]], steps: int) -> str:
     for name, v in variants.items():
         seeds = ", ".join(f"{a:.3f}" for a in v["final_accuracy_seeds"])
         ci = v["final_accuracy_t95"]
-        mark = (
-            ""
-            if name == "grpo"
-            else ("separated" if separated(v["final_accuracy_seeds"], base) else "within")
-        )
+        mark = "-"  # GRPO itself, or fewer than 2 seeds on a side
+        if name != "grpo" and len(base) >= 2 and v["seeds"] >= 2:
+            mark = "separated" if separated(v["final_accuracy_seeds"], base) else "within"
         reached = ", ".join("-" if s is None else str(s) for s in v["steps_to_0.9"])
         lines.append(
             f"| {name} | {v['seeds']} | {v['final_accuracy']:.3f} ({seeds}) | "
