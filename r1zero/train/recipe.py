@@ -51,12 +51,8 @@ log = logging.getLogger(__name__)
 #: loss statistics beyond the common ones, logged as ``policy/<name>`` (``r1zero.algo.losses``)
 LOSS_STATS = ("seq_clip", "weight_clip", "gate_weight", "dual_clip", "cov_clip", "kl_cov")
 
-#: ``algo.advantage`` names served by ``r1zero.algo.dispatch``'s estimators
-ESTIMATOR_NAMES = {
-    "rloo": "rloo",
-    "reinforce_pp": "reinforce_pp",
-    "reinforce_pp_baseline": "reinforce_pp_baseline",
-}
+#: ``algo.advantage`` values computed by ``r1zero.algo.dispatch.compute_advantages`` (same names)
+DISPATCHED_ADVANTAGES = ("rloo", "reinforce_pp", "reinforce_pp_baseline")
 
 
 @dataclass
@@ -163,7 +159,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 def _advantage_batch(s: Session, groups: list[Group], rewards: torch.Tensor) -> PackedBatch:
     """Advantages (batch statistics over every rank), overlong filter, reference log-probs."""
     algo = s.config.algo
-    if algo.advantage in ESTIMATOR_NAMES:  # RLOO, REINFORCE++ (batch statistics over every rank)
+    if algo.advantage in DISPATCHED_ADVANTAGES:  # RLOO, REINFORCE++ (batch statistics over every rank)
         lengths = [[float(len(r.completion_ids)) for r in g.rollouts] for g in groups]
         advantages = _estimator_advantages(s, rewards, torch.tensor(lengths))  # [n, G]
     elif algo.advantage == "batch" and s.dist.enabled:
@@ -184,7 +180,7 @@ def _advantage_batch(s: Session, groups: list[Group], rewards: torch.Tensor) -> 
 def _estimator_advantages(s: Session, rewards: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``algo.advantage``'s estimator (``r1zero.algo.dispatch``) on this rank's ``[n, G]`` rewards, its
     batch statistics taken over every rank's rows (each rank holds the same number of groups)."""
-    name = ESTIMATOR_NAMES[s.config.algo.advantage]
+    name = s.config.algo.advantage
     if not s.dist.enabled:
         return compute_advantages(name, rewards, lengths)
     all_rewards = torch.tensor(all_gather_list(rewards.tolist(), s.dist))  # [N, G]
@@ -249,6 +245,8 @@ def _update(s: Session, batch: PackedBatch, step: int) -> dict[str, float]:
     summed = all_reduce_sum(stats, s.dist)
     out = {k: v / s.dist.world_size for k, v in summed.items()}
     out.update(policy=summed["policy"], loss=summed["loss"], grad_norm=stats["grad_norm"], lr=stats["lr"])
+    if "entropy_bonus" in summed:  # a loss term too
+        out["entropy_bonus"] = summed["entropy_bonus"]
     return out
 
 

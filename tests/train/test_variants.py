@@ -196,3 +196,25 @@ def test_reference_reset_resets_the_reference_and_adam_and_resumes(tiny_model_di
     }
     final = "checkpoints/step_000004/model.safetensors"
     assert (tmp_path / "full" / final).read_bytes() == (tmp_path / "cut" / final).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["rloo", "reinforce_pp", "reinforce_pp_baseline"])
+def test_batch_estimators_take_their_statistics_over_every_rank(monkeypatch, name):
+    """On rank 1 of 2, the advantages are rank 1's rows of the estimator over both ranks' rows."""
+    from types import SimpleNamespace
+
+    from r1zero.algo.dispatch import compute_advantages
+    from r1zero.train import recipe
+    from r1zero.train.distributed import DistInfo
+
+    g = torch.Generator().manual_seed(0)
+    rewards = torch.randint(0, 2, (4, 4), generator=g).float()  # [N, G], both ranks
+    lengths = torch.randint(1, 30, (4, 4), generator=g).float()
+    mine = slice(2, 4)  # rank 1's two groups
+    gathered = iter([rewards.tolist(), lengths.tolist()])
+    monkeypatch.setattr(recipe, "all_gather_list", lambda items, dist_info: next(gathered))
+    s = SimpleNamespace(config=SimpleNamespace(algo=AlgoConfig(advantage=name)), dist=DistInfo(1, 2, 1))
+    got = recipe._estimator_advantages(s, rewards[mine], lengths[mine])
+    assert torch.equal(got, compute_advantages(name, rewards, lengths)[mine])
+    if name != "rloo":  # batch statistics: rank 1's rows alone would give other numbers
+        assert not torch.allclose(got, compute_advantages(name, rewards[mine], lengths[mine]))
