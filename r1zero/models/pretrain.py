@@ -29,7 +29,7 @@ from r1zero.models.corpus import CorpusSpec, build_corpus
 from r1zero.models.loading import resolve_model_path
 from r1zero.models.tiny import build_tokenizer, tiny_config
 
-__all__ = ["PRESETS", "PretrainConfig", "main", "pack_corpus", "pretrain"]
+__all__ = ["PRESETS", "PretrainConfig", "main", "override_corpus", "pack_corpus", "pretrain"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,33 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def override_corpus(spec: CorpusSpec, items: list[str]) -> CorpusSpec:
+    """``spec`` with ``FIELD=VALUE`` overrides (a tuple field takes comma-separated words).
+
+    >>> override_corpus(CorpusSpec(), ["slip_share=0.3", "check_phrases=wait,verify"]).check_phrases
+    ('wait', 'verify')
+    >>> override_corpus(CorpusSpec(), ["slips=0.3"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: unknown corpus field 'slips'; valid: list_sum_share, ...
+    """
+    names = [f.name for f in dataclasses.fields(CorpusSpec)]
+    changes: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in names:
+            raise ValueError(f"unknown corpus field {name!r}; valid: {', '.join(names)}")
+        default = getattr(spec, name)
+        try:
+            changes[name] = (
+                tuple(w.strip() for w in value.split(",") if w.strip())
+                if isinstance(default, tuple)
+                else type(default)(value)
+            )
+        except ValueError:
+            raise ValueError(f"corpus field {name}={value!r} is not a {type(default).__name__}") from None
+    return dataclasses.replace(spec, **changes)
 
 
 def pack_corpus(tokenizer: PreTrainedTokenizerFast, cfg: PretrainConfig) -> torch.Tensor:
@@ -219,6 +246,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's step count")
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a CorpusSpec field of the preset, e.g. --corpus slip_share=0.3 (repeatable)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: available cores)")
     parser.add_argument(
         "--force", action="store_true", help="write into --out even when it already holds files"
@@ -254,6 +288,11 @@ def main(argv: list[str]) -> int:
         cfg = dataclasses.replace(cfg, seed=args.seed)
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
+    try:
+        cfg = dataclasses.replace(cfg, corpus=override_corpus(cfg.corpus, args.corpus))
+    except ValueError as exc:
+        print(f"r1zero pretrain: --corpus: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads or _available_cores())
     model, stats = pretrain(cfg, max_minutes=args.minutes)
     save_checkpoint(model, out, cfg, stats)

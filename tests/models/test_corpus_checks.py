@@ -9,7 +9,7 @@ import pytest
 
 from r1zero.eval.checks import analyze_checks, problem_terms
 from r1zero.models.corpus import CorpusSpec, build_corpus, slipped_chain
-from r1zero.models.pretrain import PRESETS, pretrain
+from r1zero.models.pretrain import PRESETS, main, override_corpus, pretrain
 
 # sha256 of the first 3,000 default documents for seed 0, joined by blank lines: the corpus the shipped
 # tiny-base was pretrained on; any change to the default draws changes it
@@ -109,3 +109,34 @@ def test_continued_pretraining_starts_from_the_checkpoint(tmp_path):
     assert stats["steps"] == 1
     preset = PRESETS["tiny-aha"]
     assert preset.init_from == "tiny-base" and preset.corpus.slip_share > 0
+
+
+@pytest.mark.parametrize(
+    ("items", "field", "value"),
+    [
+        (["slip_share=0.3"], "slip_share", 0.3),
+        (["check_phrases=wait, let me verify"], "check_phrases", ("wait", "let me verify")),
+        (["list_len_max=7"], "list_len_max", 7),
+        ([], "slip_share", 0.0),
+    ],
+)
+def test_override_corpus(items, field, value):
+    assert getattr(override_corpus(CorpusSpec(), items), field) == value
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("slips=0.3", "unknown corpus field 'slips'"),
+        ("slip_share", "unknown"),
+        ("list_len_max=x", "not a int"),
+    ],
+)
+def test_override_corpus_names_the_bad_item(item, message):
+    with pytest.raises(ValueError, match=message):
+        override_corpus(CorpusSpec(), [item])
+
+
+def test_pretrain_cli_rejects_a_bad_corpus_override(tmp_path, capsys):
+    assert main(["--corpus", "slip_share=2", "--out", str(tmp_path / "x")]) == 2
+    assert "slip_share=2.0 must be in [0, 1]" in capsys.readouterr().err
