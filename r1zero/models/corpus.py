@@ -82,6 +82,9 @@ class CorpusSpec:
     keeps its value."""
     check_phrases: tuple[str, ...] = ("wait", "let me recheck", "let me verify")
     """Words that open a check (one drawn uniformly per check)."""
+    slip_kind: str = "value"
+    """What a slip gets wrong: ``"value"`` (the step's result is off by 1-2) or ``"term"`` (the step adds
+    a term off by 1-2, as when the list is misread, and its result is right for that term)."""
 
     def __post_init__(self) -> None:
         shares = ("list_sum_share", "worked_share_plain", "worked_share_tagged", "sloppy_share")
@@ -93,6 +96,8 @@ class CorpusSpec:
             raise ValueError(
                 f"list lengths {self.list_len_min}..{self.list_len_max} must satisfy 2 <= min <= max"
             )
+        if self.slip_kind not in ("value", "term"):
+            raise ValueError(f"CorpusSpec.slip_kind={self.slip_kind!r}; valid: 'value', 'term'")
         if (self.check_share or self.confirm_share) and not self.check_phrases:
             raise ValueError("CorpusSpec.check_phrases is empty; checks need at least one phrase")
 
@@ -146,13 +151,19 @@ def worked_chain(first: int, steps: list[tuple[str, int]], wait_at: int | None =
 
 
 def slipped_chain(
-    first: int, steps: list[tuple[str, int]], at: int, by: int, check: str | None = None
+    first: int,
+    steps: list[tuple[str, int]],
+    at: int,
+    by: int,
+    check: str | None = None,
+    term: bool = False,
 ) -> tuple[str, int]:
     """A running-total chain whose step ``at`` is first written off by ``by``, and its final value.
 
     Without ``check`` the slip is carried on (the final value is off too); with it, ``check`` follows the
     step, which is re-done right, and the chain goes on from the right value (``by=0``: a check that
-    confirms a right step).
+    confirms a right step). With ``term`` the slip is in the term instead (kept within 0-9), and the
+    written result is right for that term.
 
     >>> slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at=1, by=1)
     ('3+5=8, 8+2=11, 11+4=15', 15)
@@ -160,16 +171,21 @@ def slipped_chain(
     ('3+5=8, 8+2=8, let me recheck, 8+2=10, 10+4=14', 14)
     >>> slipped_chain(3, [("+", 5), ("+", 2)], at=0, by=0, check="let me verify")
     ('3+5=8, let me verify, 3+5=8, 8+2=10', 10)
+    >>> slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at=1, by=1, check="wait", term=True)
+    ('3+5=8, 8+3=11, wait, 8+2=10, 10+4=14', 14)
     """
     parts, total = [], first
     for i, (op, operand) in enumerate(steps):
         new = total + operand if op == "+" else total - operand
         if i == at:
-            written = new + by if new + by >= 0 else new - by
+            shown, written = operand, new + by if new + by >= 0 else new - by
+            if term:
+                shown = operand + by if 0 <= operand + by <= 9 else operand - by
+                written = total + shown if op == "+" else total - shown
             if check is None:
-                new = written
+                operand, new = shown, written
             else:
-                parts.append(f"{total}{op}{operand}={written}, {check}")
+                parts.append(f"{total}{op}{shown}={written}, {check}")
         parts.append(f"{total}{op}{operand}={new}")
         total = new
     return ", ".join(parts), total
@@ -187,7 +203,8 @@ def _chain_for(
         at, by = rng.randrange(len(steps)), rng.choice((-2, -1, 1, 2))
         checked = spec.check_share > 0 and rng.random() < spec.check_share
         phrase = rng.choice(spec.check_phrases) if checked else None
-        return (*slipped_chain(first, steps, at, by, phrase), True, checked)
+        term = spec.slip_kind == "term"
+        return (*slipped_chain(first, steps, at, by, phrase, term), True, checked)
     if worked and not wait and spec.confirm_share > 0 and rng.random() < spec.confirm_share:
         at, phrase = rng.randrange(len(steps)), rng.choice(spec.check_phrases)
         return (*slipped_chain(first, steps, at, 0, phrase), False, True)

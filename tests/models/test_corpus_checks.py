@@ -44,6 +44,19 @@ def test_slipped_chain(at, by, check, expected):
     assert slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at, by, check) == expected
 
 
+@pytest.mark.parametrize(
+    ("at", "by", "check", "expected"),
+    [
+        (1, 1, None, ("3+5=8, 8+3=11, 11+4=15", 15)),
+        (0, 2, "wait", ("3+7=10, wait, 3+5=8, 8+2=10, 10+4=14", 14)),
+        (2, -2, None, ("3+5=8, 8+2=10, 10+2=12", 12)),
+        (0, 5, None, ("3+0=3, 3+2=5, 5+4=9", 9)),  # 5 + 5 is past 9: the term goes down instead
+    ],
+)
+def test_term_slips(at, by, check, expected):
+    assert slipped_chain(3, [("+", 5), ("+", 2), ("+", 4)], at, by, check, term=True) == expected
+
+
 def test_a_slip_never_goes_below_zero():
     assert slipped_chain(1, [("-", 1)], at=0, by=-2) == ("1-1=2", 2)
 
@@ -64,10 +77,11 @@ def test_variant_shares(variant_docs):
     assert not any(d.slip or d.check for d in variant_docs if not d.worked)
 
 
-def test_the_exact_check_measure_reads_the_variant_corpus(variant_docs):
+@pytest.mark.parametrize("kind", ["value", "term"])
+def test_the_exact_check_measure_reads_the_variant_corpus(kind):
     """Slips without a check end wrong; checked slips are fixes; confirmations change nothing."""
     seen = {"slip": 0, "fix": 0, "confirm": 0}
-    for doc in variant_docs:
+    for doc in build_corpus(3000, seed=0, spec=replace(VARIANT, slip_kind=kind)):
         if doc.task != "list_sum" or not doc.worked:  # mixed chains may repeat 0-0=0 steps
             continue
         terms = problem_terms(doc.text)
@@ -92,6 +106,7 @@ def test_the_exact_check_measure_reads_the_variant_corpus(variant_docs):
         ({"slip_share": 1.5}, "slip_share"),
         ({"confirm_share": -0.1}, "confirm_share"),
         ({"check_share": 0.2, "check_phrases": ()}, "check_phrases"),
+        ({"slip_kind": "digit"}, "slip_kind='digit'; valid: 'value', 'term'"),
     ],
 )
 def test_bad_knobs_are_named(kwargs, message):
