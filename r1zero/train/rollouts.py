@@ -219,6 +219,8 @@ def evaluate_heldout(
     }
     if "heldout/reward/learned" in m:  # the learned reward model's view of the same completions
         metrics["heldout/learned_reward"] = m["heldout/reward/learned"]
+    checks = {k: v for k, v in m.items() if k.startswith("checks/")}  # running-sum tasks: exact checks
+    metrics.update({f"heldout/{k}": v for k, v in checks.items()})
     line = {
         "step": step,
         "benchmark": "heldout",
@@ -233,5 +235,6 @@ def evaluate_heldout(
         "temperature": config.run.eval_temperature,
         "template": config.data.template,
         "max_new_tokens": config.rollout.max_new_tokens,
+        **checks,
     }
     return metrics, line, records

@@ -28,6 +28,7 @@ HELDOUT_KEYS = {
     "heldout/format_rate",
     "heldout/length_mean",
     "heldout/reflection_per_response",
+    "heldout/checks/rate",  # list_sum: the exact self-check metrics (r1zero.eval.checks)
 }
 
 
