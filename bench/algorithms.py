@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "jobs": args.jobs,
         "threads_per_run": 1,
-        "bench_wall_s": round(time.time() - t0, 1),
+        "bench_wall_s": round(time.time() - t0, 1),  # this invocation (small with --skip-train)
+        "runs_train_s_total": round(sum(r["wall_s"] for r in runs.values()), 1),  # every run's training time
         "settings": {name: " ".join(VARIANTS[name][1]) or f"--preset {VARIANTS[name][0]}" for name in names},
         "variants": variants,
         "runs": runs,

@@ -349,6 +349,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
             torch.save({"result0": result, "full_after_next": full}, Path(tmp) / "rank0.pt")
         else:
             torch.save({"result1": result}, Path(tmp) / "rank1.pt")
+        dist.barrier()  # neither rank tears its gloo pairs down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
