@@ -30,10 +30,10 @@ __all__ = [
     "token_logprobs",
 ]
 
-#: float32 logits of a micro-batch up to this size run in one piece (``chunk_positions``)
 #: entropy alongside the log-probs: none (False), without gradient (True), or with it ("grad")
 EntropyMode = bool | Literal["grad"]
 
+#: float32 logits of a micro-batch up to this size run in one piece (``chunk_positions``)
 FULL_LOGITS_MAX_BYTES = 256 * 2**20
 #: float32 logits per chunk of the chunked path (a chunk is at least one position)
 CHUNK_BYTES = 64 * 2**20

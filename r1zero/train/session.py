@@ -142,9 +142,8 @@ def open_session(config: TrainConfig, resume: bool) -> Session:
     build.check_context(config, [*problems, *heldout], tokenizer, model)
     reference = None
     if config.algo.beta:  # the initial policy; no reference model is loaded when beta = 0
-        reference = build.load_model(_reference_source(config, checkpoint), config.model.dtype, device)[
-            0
-        ].eval()
+        ref_source = _reference_source(config, checkpoint)
+        reference = build.load_model(ref_source, config.model.dtype, device)[0].eval()
     model = broadcast_parameters(model, dist_info)
     replica = None
     if sharded:  # FSDP2: policy and reference sharded; the rollout engine generates from a full copy
