@@ -18,7 +18,11 @@ Variant corpora for self-checking (off by default; the defaults keep tiny-base's
 ``slip_share`` makes first attempts sometimes wrong (a running step written off by 1-2 and carried on to
 a wrong answer), ``check_share`` follows some slips with a check that re-does the step right
 (``8+2=11, let me recheck, 8+2=10``), and ``confirm_share`` re-checks a right step (the value stays), so
-checking has a base rate that pays only where it repairs a slip.
+checking has a base rate that pays only where it repairs a slip. ``guess_check_share`` follows some
+direct answers with a check that works the sum out and states its result (``the answer is 12. wait,
+3+5=8, 8+2=10, the answer is 10.``): the first attempt is a guess, sloppy as direct answers are, and the
+check repairs it when it is wrong. ``worked_share_list_sum`` sets the list sums' own worked share (at 0 a
+check after a guess is the only worked route to a list sum's answer in the corpus).
 """
 
 from __future__ import annotations
@@ -85,10 +89,15 @@ class CorpusSpec:
     slip_kind: str = "value"
     """What a slip gets wrong: ``"value"`` (the step's result is off by 1-2) or ``"term"`` (the step adds
     a term off by 1-2, as when the list is misread, and its result is right for that term)."""
+    guess_check_share: float = 0.0
+    """Share of direct answers followed by a check that works the chain out and states its (right)
+    result: ``the answer is 12. wait, 3+5=8, 8+2=10, the answer is 10.``"""
+    worked_share_list_sum: float | None = None
+    """Share of list-sum documents answered with a worked chain (None: ``worked_share_plain``)."""
 
     def __post_init__(self) -> None:
         shares = ("list_sum_share", "worked_share_plain", "worked_share_tagged", "sloppy_share")
-        for name in (*shares, "slip_share", "check_share", "confirm_share"):
+        for name in (*shares, "slip_share", "check_share", "confirm_share", "guess_check_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"CorpusSpec.{name}={value} must be in [0, 1]")
@@ -98,7 +107,11 @@ class CorpusSpec:
             )
         if self.slip_kind not in ("value", "term"):
             raise ValueError(f"CorpusSpec.slip_kind={self.slip_kind!r}; valid: 'value', 'term'")
-        if (self.check_share or self.confirm_share) and not self.check_phrases:
+        if self.worked_share_list_sum is not None and not 0.0 <= self.worked_share_list_sum <= 1.0:
+            raise ValueError(
+                f"CorpusSpec.worked_share_list_sum={self.worked_share_list_sum} must be in [0, 1]"
+            )
+        if (self.check_share or self.confirm_share or self.guess_check_share) and not self.check_phrases:
             raise ValueError("CorpusSpec.check_phrases is empty; checks need at least one phrase")
 
 
@@ -114,7 +127,9 @@ class Document:
     slip: bool = False
     """A running step was written wrong (carried on unless ``check``)."""
     check: bool = False
-    """A check re-did a step (repairing the slip, or confirming a right step)."""
+    """A check re-did a step (repairing the slip, or confirming a right step) or worked out a guess."""
+    guess: bool = False
+    """A direct answer (a guess) was followed by a check that worked the sum out."""
 
 
 def list_sum_question(numbers: list[int]) -> str:
@@ -231,10 +246,20 @@ def _sloppy(rng: random.Random, value: int, spec: CorpusSpec) -> int:
     return value + off if value + off >= 0 else value - off
 
 
-def _answer(rng: random.Random, chain: str, value: int, worked: bool, spec: CorpusSpec) -> tuple[str, int]:
-    """The answer text and the value it states (worked chains are right; direct answers may be sloppy)."""
+def _answer(
+    rng: random.Random, chain: str, value: int, worked: bool, spec: CorpusSpec
+) -> tuple[str, int, bool]:
+    """The answer text, the value it ends on, and whether a guess was checked.
+
+    Worked chains are right; direct answers may be sloppy, and a check after one works the chain out.
+    """
     stated = value if worked else _sloppy(rng, value, spec)
-    return (f"{chain}, the answer is {stated}." if worked else f"the answer is {stated}."), stated
+    if worked:
+        return f"{chain}, the answer is {stated}.", stated, False
+    if spec.guess_check_share > 0 and rng.random() < spec.guess_check_share:
+        phrase = rng.choice(spec.check_phrases)
+        return f"the answer is {stated}. {phrase}, {chain}, the answer is {value}.", value, True
+    return f"the answer is {stated}.", stated, False
 
 
 def _list_sum(rng: random.Random, spec: CorpusSpec) -> tuple[str, str, int, list[tuple[str, int]]]:
@@ -272,17 +297,29 @@ def generate_document(rng: random.Random, spec: CorpusSpec = CorpusSpec()) -> Do
         make = _two_digit if rng.random() < spec.two_digit_share else _mixed_chain
         question, task, first, steps = make(rng, spec)
         tagged = rng.random() < spec.tagged_share
-    worked = rng.random() < (spec.worked_share_tagged if tagged else spec.worked_share_plain)
+    worked_share = spec.worked_share_tagged if tagged else spec.worked_share_plain
+    if task == "list_sum" and spec.worked_share_list_sum is not None:
+        worked_share = spec.worked_share_list_sum
+    worked = rng.random() < worked_share
     wait = worked and rng.random() < spec.wait_share
     chain, value, slip, check = _chain_for(rng, first, steps, worked, wait, spec)
-    answer, stated = _answer(rng, chain, value, worked, spec)
+    answer, stated, guess = _answer(rng, chain, value, worked, spec)
     if tagged:
         text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: <think> {answer} </think> <answer>{stated}</answer>"
     elif task != "list_sum" and rng.random() < spec.plain_header_share:
         text = f"{DEMO_TEMPLATE_HEADER}\nUser: {question}\nAssistant: {answer}"
     else:
         text = f"User: {question}\nAssistant: {answer}"
-    return Document(text=text, task=task, tagged=tagged, worked=worked, wait=wait, slip=slip, check=check)
+    return Document(
+        text=text,
+        task=task,
+        tagged=tagged,
+        worked=worked,
+        wait=wait,
+        slip=slip,
+        check=check or guess,
+        guess=guess,
+    )
 
 
 def build_corpus(n_documents: int, seed: int, spec: CorpusSpec = CorpusSpec()) -> Iterator[Document]:

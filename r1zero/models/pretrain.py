@@ -106,7 +106,8 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 
 
 def override_corpus(spec: CorpusSpec, items: list[str]) -> CorpusSpec:
-    """``spec`` with ``FIELD=VALUE`` overrides (a tuple field takes comma-separated words).
+    """``spec`` with ``FIELD=VALUE`` overrides (a tuple field takes comma-separated words; an optional
+    number takes ``none``).
 
     >>> override_corpus(CorpusSpec(), ["slip_share=0.3", "check_phrases=wait,verify"]).check_phrases
     ('wait', 'verify')
@@ -115,6 +116,7 @@ def override_corpus(spec: CorpusSpec, items: list[str]) -> CorpusSpec:
     ValueError: unknown corpus field 'slips'; valid: list_sum_share, ...
     """
     names = [f.name for f in dataclasses.fields(CorpusSpec)]
+    optional = {f.name for f in dataclasses.fields(CorpusSpec) if "None" in str(f.type)}  # float | None
     changes: dict[str, object] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -122,11 +124,12 @@ def override_corpus(spec: CorpusSpec, items: list[str]) -> CorpusSpec:
             raise ValueError(f"unknown corpus field {name!r}; valid: {', '.join(names)}")
         default = getattr(spec, name)
         try:
-            changes[name] = (
-                tuple(w.strip() for w in value.split(",") if w.strip())
-                if isinstance(default, tuple)
-                else type(default)(value)
-            )
+            if isinstance(default, tuple):
+                changes[name] = tuple(w.strip() for w in value.split(",") if w.strip())
+            elif name in optional:
+                changes[name] = None if value.strip().lower() == "none" else float(value)
+            else:
+                changes[name] = type(default)(value)
         except ValueError:
             raise ValueError(f"corpus field {name}={value!r} is not a {type(default).__name__}") from None
     return dataclasses.replace(spec, **changes)

@@ -155,3 +155,46 @@ def test_override_corpus_names_the_bad_item(item, message):
 def test_pretrain_cli_rejects_a_bad_corpus_override(tmp_path, capsys):
     assert main(["--corpus", "slip_share=2", "--out", str(tmp_path / "x")]) == 2
     assert "slip_share=2.0 must be in [0, 1]" in capsys.readouterr().err
+
+
+GUESS = CorpusSpec(wait_share=0.0, guess_check_share=0.3, worked_share_list_sum=0.0)
+
+
+def test_guess_checks_work_the_sum_out_and_fix_wrong_guesses():
+    """A checked guess ends on the right value: a wrong guess is a fix, a right one a confirmation."""
+    docs = list(build_corpus(3000, seed=0, spec=GUESS))
+    sums = [d for d in docs if d.task == "list_sum"]
+    assert not any(d.worked for d in sums)  # worked_share_list_sum=0: no worked-first list sums
+    direct = [d for d in docs if not d.worked]
+    assert abs(sum(d.guess for d in direct) / len(direct) - 0.3) < 0.04
+    seen = {"fix": 0, "confirm": 0}
+    for doc in (d for d in sums if d.guess):
+        report = analyze_checks(doc.text.split("Assistant:")[1], problem_terms(doc.text))
+        assert doc.check and report.checked and report.final_correct and not report.broke, doc.text
+        seen["fix" if report.changed else "confirm"] += 1
+        assert report.fixed == report.changed, doc.text
+    assert min(seen.values()) > 30
+
+
+def test_a_tagged_guess_check_answers_the_worked_value():
+    doc = next(d for d in build_corpus(3000, seed=0, spec=GUESS) if d.guess and d.tagged)
+    think, answer = doc.text.rsplit("</think>", 1)
+    worked = int(think.rsplit("the answer is ", 1)[1].rstrip(". "))
+    assert answer.strip() == f"<answer>{worked}</answer>"
+
+
+def test_list_sums_can_keep_their_own_worked_share():
+    docs = list(build_corpus(3000, seed=0, spec=CorpusSpec(worked_share_list_sum=0.8)))
+    sums = [d for d in docs if d.task == "list_sum"]
+    others = [d for d in docs if d.task != "list_sum" and not d.tagged]
+    assert abs(sum(d.worked for d in sums) / len(sums) - 0.8) < 0.04
+    assert abs(sum(d.worked for d in others) / len(others) - 0.25) < 0.06
+
+
+def test_bad_guess_knobs_are_named():
+    with pytest.raises(ValueError, match=r"worked_share_list_sum=1\.5"):
+        CorpusSpec(worked_share_list_sum=1.5)
+    with pytest.raises(ValueError, match="guess_check_share"):
+        CorpusSpec(guess_check_share=-0.5)
+    assert override_corpus(GUESS, ["worked_share_list_sum=none"]).worked_share_list_sum is None
+    assert override_corpus(CorpusSpec(), ["worked_share_list_sum=0.1"]).worked_share_list_sum == 0.1
