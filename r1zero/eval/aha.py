@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["AhaResult", "binomial_sf", "detect_aha"]
+__all__ = ["AhaResult", "LengthPhases", "binomial_sf", "detect_aha", "length_phases"]
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:
@@ -138,3 +138,59 @@ def detect_aha(
             before = sum(rates[:s]) / s if s else None
             return AhaResult(steps[s], p0, p_value, before, tail_h / tail_n, window, alpha)
     return none
+
+
+@dataclass(frozen=True)
+class LengthPhases:
+    """Response length over a run, in phases (held-out lengths at each evaluation).
+
+    Attributes:
+        step0_length: Length at the first evaluation (the base model).
+        jump_step: The evaluation that ends the first jump: the length has risen by at least ``rise``
+            over step 0 and stops growing there (the next evaluation grows by less than ``settle``).
+            None when the length never rose that much.
+        jump_length: Length at ``jump_step`` (the plateau after the jump), or None.
+        final_step: The last evaluation.
+        final_length: Length at the last evaluation.
+        second_rise: ``final_length / jump_length - 1`` (a second rise after the plateau when > 0), or None.
+    """
+
+    step0_length: float
+    jump_step: int | None
+    jump_length: float | None
+    final_step: int
+    final_length: float
+    second_rise: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def length_phases(
+    steps: Sequence[int], lengths: Sequence[float], rise: float = 0.15, settle: float = 0.05
+) -> LengthPhases:
+    """Split a run's held-out length curve into the first jump, its plateau and what follows.
+
+    >>> p = length_phases([0, 10, 20, 30, 40, 50], [40.0, 70.0, 74.0, 75.0, 80.0, 90.0])
+    >>> p.jump_step, p.jump_length, round(p.second_rise, 3)
+    (20, 74.0, 0.216)
+    >>> length_phases([0, 10, 20], [40.0, 41.0, 40.0]).jump_step is None
+    True
+    """
+    if len(steps) != len(lengths) or not steps:
+        raise ValueError(f"need as many lengths as steps (at least one), got {len(steps)} and {len(lengths)}")
+    if rise < 0 or settle < 0:
+        raise ValueError(f"rise and settle must be >= 0, got rise={rise}, settle={settle}")
+    start = lengths[0]
+    jump = None
+    for i, value in enumerate(lengths):
+        if i == 0 or value < (1 + rise) * start:
+            continue
+        if i + 1 == len(lengths) or lengths[i + 1] < (1 + settle) * value:
+            jump = i
+            break
+    final = lengths[-1]
+    if jump is None:
+        return LengthPhases(start, None, None, steps[-1], final, None)
+    plateau = lengths[jump]
+    return LengthPhases(start, steps[jump], plateau, steps[-1], final, final / plateau - 1)

@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
+from r1zero.eval.aha import length_phases
 from r1zero.eval.rundir import (
     Run,
     aha_for_run,
@@ -150,8 +151,25 @@ def draw_length(ax: Axes, runs: Sequence[Run]) -> None:
         s, v = series(run.metrics, "heldout/length_mean")
         if s:
             ax.plot(s, v, "o", color=color, markersize=4, label=lab("held-out mean"))
+            _mark_length_phases(ax, s, v, color, lab)
     ax.set_title("Response length")
     ax.set_ylabel("tokens")
+
+
+def _mark_length_phases(
+    ax: Axes, steps: list[int], lengths: list[float], color: str, lab: Callable[..., str | None]
+) -> None:
+    """Mark where the held-out length's first jump ends, and the change from there to the end."""
+    phases = length_phases(steps, lengths)
+    if phases.jump_step is None or phases.jump_step == phases.final_step:
+        return
+    ax.axvline(
+        phases.jump_step,
+        color=color,
+        linestyle="-.",
+        linewidth=1.0,
+        label=lab(f"first jump ends (step {phases.jump_step}), then {phases.second_rise:+.0%}"),
+    )
 
 
 def draw_reflection(ax: Axes, runs: Sequence[Run]) -> None:

@@ -5,7 +5,7 @@ from math import comb
 
 import pytest
 
-from r1zero.eval.aha import binomial_sf, detect_aha
+from r1zero.eval.aha import binomial_sf, detect_aha, length_phases
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,31 @@ def test_zero_baseline_needs_more_than_one_hit():
 def test_validation():
     with pytest.raises(ValueError, match="rates"):
         detect_aha([1, 2], [0.1], 64, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "jump_step", "jump_length", "second_rise"),
+    [
+        # the CPU demo's shape: one jump to worked chains, then flat
+        ([40.3, 66.0, 73.5, 74.0, 74.2, 74.0], 20, 73.5, 74.0 / 73.5 - 1),
+        # a jump, a plateau, then a second rise (checks lengthen the chain)
+        ([40.0, 70.0, 72.0, 73.0, 85.0, 95.0], 10, 70.0, 95.0 / 70.0 - 1),
+        # still growing at the last evaluation: the jump ends there, nothing after it
+        ([40.0, 50.0, 60.0, 70.0, 80.0, 90.0], 50, 90.0, 0.0),
+        # never 15% above step 0
+        ([40.0, 42.0, 45.0, 44.0, 43.0, 45.9], None, None, None),
+        # shorter, not longer
+        ([80.0, 60.0, 40.0, 40.0, 40.0, 40.0], None, None, None),
+    ],
+)
+def test_length_phases(lengths, jump_step, jump_length, second_rise):
+    phases = length_phases([0, 10, 20, 30, 40, 50], lengths)
+    assert (phases.step0_length, phases.final_step, phases.final_length) == (lengths[0], 50, lengths[-1])
+    assert (phases.jump_step, phases.jump_length) == (jump_step, jump_length)
+    assert phases.second_rise == (None if second_rise is None else pytest.approx(second_rise))
+
+
+@pytest.mark.parametrize(("steps", "lengths"), [([0, 10], [40.0]), ([], [])])
+def test_length_phases_needs_a_length_per_step(steps, lengths):
+    with pytest.raises(ValueError, match="as many lengths as steps"):
+        length_phases(steps, lengths)

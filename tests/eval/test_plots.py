@@ -31,6 +31,7 @@ def test_plot_one_run_writes_png_and_svg(runs, capsys):
     assert "eval list_sum pass@1" in accuracy and "95% CI" in accuracy and "train reward" in accuracy
     length = (out / "length.svg").read_text()
     assert "p10-p90" in length and "incorrect" in length
+    assert "first jump ends (step 30), then +6%" in length  # held-out 84.6 at step 30, 89.3 at step 60
     assert "truncation rate" in (out / "format.svg").read_text()
 
 
