@@ -17,8 +17,8 @@ first line and the R1-Zero tags. Shares below are per document (`CorpusSpec` in
 
 - **The RL task, plain form only** ({list_sum_share:.0%} of documents): sums of {list_len_min}-{list_len_max}
   single digits, `User: What is 3+5+2?`. Answers are *direct* (`the answer is 10.`), of which
-  {sloppy_share:.0%} are off by 1-3, or, in {worked_share_plain:.0%} of them, *worked* running-sum chains
-  (`3+5=8, 8+2=10, the answer is 10.`) that are always right. So the base sometimes solves the task,
+  {sloppy_share:.0%} are off by 1-3, or, in {list_sum_worked:.0%} of them, *worked* running-sum chains
+  (`3+5=8, 8+2=10, the answer is 10.`) that are {worked_truth}. So the base sometimes solves the task,
   and the longer mode is the more accurate one.
 - **The tag format, other operations only** (the remaining documents; {tagged_share:.0%} of them tagged):
   two-digit additions ({two_digit_share:.0%}; worked as `23+40=63, 63+5=68`) and mixed +/- chains of
@@ -33,6 +33,44 @@ first line and the R1-Zero tags. Shares below are per document (`CorpusSpec` in
 - **Self-corrections**: {wait_share:.0%} of worked chains contain one wrong step followed by
   `, wait, ` and the step redone (`8+2=11, wait, 8+2=10`), so reflection has a step-0 rate.
 """
+
+_PHRASES = "a check phrase ({phrases})"
+
+
+def _variant_lines(spec: dict) -> str:
+    """Bullets for the self-checking knobs that are on (none for the shipped tiny-base corpus)."""
+    phrases = _PHRASES.format(phrases=", ".join(f"`{p}`" for p in spec["check_phrases"]))
+    lines = []
+    if spec["slip_share"]:
+        what = "adds a term off by 1-2" if spec["slip_kind"] == "term" else "writes a result off by 1-2"
+        lines.append(
+            f"- **Slips**: {spec['slip_share']:.0%} of worked chains without a `wait` have one step that {what} "
+            f"and carry it on to a wrong answer; {spec['check_share']:.0%} of those follow the slip with "
+            f"{phrases} and the step re-done right."
+        )
+    if spec["confirm_share"]:
+        lines.append(
+            f"- **Confirmations**: {spec['confirm_share']:.0%} of the other worked chains re-check a right "
+            "step after a check phrase and keep its value."
+        )
+    if spec["guess_check_share"]:
+        lines.append(
+            f"- **Checked guesses**: {spec['guess_check_share']:.0%} of direct answers (sloppy or not) go on "
+            f"with {phrases}, the worked chain and its result: `the answer is 12. wait, 3+5=8, 8+2=10, "
+            "the answer is 10.`"
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _corpus_text(seed: int, spec: dict) -> str:
+    list_sum_worked = spec["worked_share_list_sum"]
+    fields = {
+        **spec,
+        "list_sum_worked": spec["worked_share_plain"] if list_sum_worked is None else list_sum_worked,
+        "worked_truth": "right unless they slip (below)" if spec["slip_share"] else "always right",
+    }
+    return _CORPUS.format(seed=seed, **fields) + _variant_lines(spec)
+
 
 _PROBE_ROWS = [
     ("accuracy", "strict accuracy (`<think> ... </think> <answer>N</answer>`, N right)"),
@@ -91,7 +129,7 @@ whether to use the tags is the model's choice; the strict reward needs
 
 ## Corpus
 
-{_CORPUS.format(seed=cfg.seed, **spec)}
+{_corpus_text(cfg.seed, spec)}
 ## Pretraining
 
 | | |

@@ -198,3 +198,17 @@ def test_bad_guess_knobs_are_named():
         CorpusSpec(guess_check_share=-0.5)
     assert override_corpus(GUESS, ["worked_share_list_sum=none"]).worked_share_list_sum is None
     assert override_corpus(CorpusSpec(), ["worked_share_list_sum=0.1"]).worked_share_list_sum == 0.1
+
+
+def test_the_model_card_describes_the_variant_corpus():
+    from dataclasses import asdict
+
+    from r1zero.models.card import _corpus_text
+
+    shipped = _corpus_text(0, asdict(CorpusSpec()))
+    assert "in 25% of them, *worked* running-sum chains" in shipped and "that are always right" in shipped
+    assert "Slips" not in shipped and "Checked guesses" not in shipped
+    variant = _corpus_text(1, asdict(replace(VARIANT, guess_check_share=0.05, worked_share_list_sum=0.0)))
+    assert "in 0% of them, *worked*" in variant and "right unless they slip" in variant
+    assert "**Slips**: 30% of worked chains" in variant and "30% of those follow the slip" in variant
+    assert "**Confirmations**: 10%" in variant and "**Checked guesses**: 5% of direct answers" in variant
