@@ -56,8 +56,13 @@ class LoraSpec:
 def resolve_model_path(name_or_path: str) -> str:
     """``"tiny-base"`` -> the packaged checkpoint directory; an existing directory -> itself; else a hub name.
 
+    A name that can only be a local path (``./``, ``../``, ``/`` or ``~`` first) must exist.
+
     >>> resolve_model_path("Qwen/Qwen2.5-0.5B")
     'Qwen/Qwen2.5-0.5B'
+    >>> resolve_model_path("./runs/no-such-base")
+    Traceback (most recent call last):
+    FileNotFoundError: model directory './runs/no-such-base' does not exist
     """
     if name_or_path == TINY_BASE:
         path = Path(str(importlib.resources.files("r1zero") / "assets" / TINY_BASE))
@@ -67,6 +72,8 @@ def resolve_model_path(name_or_path: str) -> str:
                 f"'r1zero pretrain --preset {TINY_BASE}' or reinstall r1zero"
             )
         return str(path)
+    if name_or_path.startswith(("./", "../", "/", "~")) and not Path(name_or_path).expanduser().is_dir():
+        raise FileNotFoundError(f"model directory {name_or_path!r} does not exist")
     return name_or_path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,14 @@ def test_lora_trains_only_adapters_and_saves_merged_weights(tmp_path):
     plain = AutoModelForCausalLM.from_pretrained(merged_dir)
     with torch.no_grad():
         assert torch.allclose(plain(ids).logits, model(ids).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["./runs/no-such-base", "../no-such-base", "/no/such/base"])
+def test_a_missing_local_model_directory_is_named(name):
+    with pytest.raises(FileNotFoundError, match=f"model directory '{re.escape(name)}' does not exist"):
+        resolve_model_path(name)
+
+
+def test_hub_names_and_existing_directories_pass_through(tmp_path):
+    assert resolve_model_path("Qwen/Qwen2.5-Math-1.5B") == "Qwen/Qwen2.5-Math-1.5B"
+    assert resolve_model_path(str(tmp_path)) == str(tmp_path)
