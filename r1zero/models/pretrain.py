@@ -70,9 +70,22 @@ class PretrainConfig:
 #: Named presets; ``tiny-base`` reproduces the shipped checkpoint.
 PRESETS: dict[str, PretrainConfig] = {
     "tiny-base": PretrainConfig(),
-    # a variant base for self-checking (docs/aha.md): tiny-base, pretrained further on a corpus whose
-    # first attempts sometimes slip, a few slips re-checked and repaired, a few right steps re-checked
+    # the base of the cpu-aha preset (docs/aha.md): tiny-base, pretrained further on a corpus where every
+    # answer starts as a direct guess (sloppy half the time) and a few guesses go on with a check that
+    # works the sum out; no answer starts with a worked chain
     "tiny-aha": PretrainConfig(
+        steps=300,
+        lr=1e-3,
+        warmup_steps=20,
+        seed=1,
+        init_from="tiny-base",
+        corpus=CorpusSpec(
+            wait_share=0.0, worked_share_plain=0.0, worked_share_tagged=0.0, guess_check_share=0.08
+        ),
+    ),
+    # the first self-checking attempts (docs/aha.md): worked chains sometimes slip, a few slips are
+    # re-checked and repaired, a few right steps re-checked
+    "tiny-aha-slips": PretrainConfig(
         steps=300,
         lr=1e-3,
         warmup_steps=20,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from r1zero.options import did_you_mean, read_config_file, take_option
 from r1zero.train.config import TrainConfig, apply_overrides, config_from_dict, config_help
-from r1zero.train.presets import PRESETS, check_data, get_preset
+from r1zero.train.presets import PRESETS, check_data, check_model, get_preset
 
 __all__ = ["build_config", "check_names", "dry_run", "main", "summary_table"]
 
@@ -217,7 +217,8 @@ def main(argv: list[str]) -> int:
         if dry:
             print(dry_run(config, resume))
             return 0
-    except ValueError as exc:
+        check_model(config)  # a missing local base is named before a run directory exists
+    except (ValueError, FileNotFoundError) as exc:
         print(f"r1zero train: {exc}", file=sys.stderr)
         return 2
     from r1zero.cli import quiet_libraries

@@ -26,7 +26,7 @@ from r1zero.train.config import (
     validate,
 )
 
-__all__ = ["PRESETS", "PRESET_GPUS", "check_data", "get_preset"]
+__all__ = ["PRESETS", "PRESET_GPUS", "TINY_AHA_DIR", "check_data", "check_model", "get_preset"]
 
 
 def _gpu_model(name: str) -> ModelConfig:
@@ -188,6 +188,28 @@ def cpu_demo_ppo() -> TrainConfig:
     )
 
 
+#: where ``r1zero pretrain --preset tiny-aha`` writes the base of ``cpu-aha`` (its default ``--out``)
+TINY_AHA_DIR = "./runs/pretrain-tiny-aha"
+
+
+def cpu_aha() -> TrainConfig:
+    """Self-checking that pays, on 2 CPU cores (docs/aha.md): the CPU demo on the ``tiny-aha`` base.
+
+    In that base's corpus every answer starts as a direct guess, sloppy half the time, and a few guesses
+    go on with a check phrase and the worked sum (``the answer is 12. wait, 3+5=8, 8+2=10, the answer is
+    10.``). The reward is the demo's strict R1-Zero rule; nothing rewards a check. Make the base first
+    with ``r1zero pretrain --preset tiny-aha`` (it writes ``runs/pretrain-tiny-aha``), or pass
+    ``--model.name DIR``.
+    """
+    base = cpu_demo()
+    return replace(
+        base,
+        model=replace(base.model, name=TINY_AHA_DIR),
+        run=replace(base.run, name="aha", steps=80),
+        preset="cpu-aha",
+    )
+
+
 def ppo_orz() -> TrainConfig:
     """Open-Reasoner-Zero's recipe (Hu et al. 2025): vanilla PPO, GAE lambda = 1, gamma = 1, no KL.
 
@@ -227,6 +249,7 @@ def smoke() -> TrainConfig:
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "cpu-demo": cpu_demo,
     "cpu-demo-ppo": cpu_demo_ppo,
+    "cpu-aha": cpu_aha,
     "ppo-orz": ppo_orz,
     "r1zero-paper": r1zero_paper,
     "dr-grpo": dr_grpo,
@@ -257,6 +280,21 @@ PRESET_GPUS: dict[str, tuple[int, float]] = {
     "countdown-3b": (2, 80.0),
     "ppo-orz": (8, 80.0),
 }
+
+
+def check_model(config: TrainConfig) -> None:
+    """Raise ``FileNotFoundError`` when the model is a local directory that does not exist, saying how to
+    make ``cpu-aha``'s base."""
+    from r1zero.models.loading import resolve_model_path
+
+    try:
+        resolve_model_path(config.model.name)
+    except FileNotFoundError as exc:
+        if config.model.name == TINY_AHA_DIR:
+            raise FileNotFoundError(
+                f"{exc}: make it with 'r1zero pretrain --preset tiny-aha', or pass --model.name DIR"
+            ) from None
+        raise
 
 
 def check_data(config: TrainConfig) -> list[str]:

@@ -122,8 +122,9 @@ def test_continued_pretraining_starts_from_the_checkpoint(tmp_path):
     model, stats = pretrain(cfg)
     assert model.config.hidden_size == start.config.hidden_size == 32  # not tiny_config's 128
     assert stats["steps"] == 1
-    preset = PRESETS["tiny-aha"]
-    assert preset.init_from == "tiny-base" and preset.corpus.slip_share > 0
+    slips, guesses = PRESETS["tiny-aha-slips"], PRESETS["tiny-aha"]
+    assert slips.init_from == guesses.init_from == "tiny-base" and slips.corpus.slip_share > 0
+    assert guesses.corpus.guess_check_share > 0 and guesses.corpus.worked_share_plain == 0
 
 
 @pytest.mark.parametrize(

@@ -167,3 +167,14 @@ def test_presets_doc_has_a_cited_row_per_preset():
     assert set(PRESETS) <= rows
     for citation in ("2501.12948", "2503.20783", "2503.14476", "2503.18892", "2503.24290", "TinyZero"):
         assert citation in doc
+
+
+def test_cpu_aha_without_its_base_says_how_to_make_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--preset", "cpu-aha"]) == 2
+    err = capsys.readouterr().err
+    assert "model directory './runs/pretrain-tiny-aha' does not exist" in err
+    assert "r1zero pretrain --preset tiny-aha" in err
+    assert not (tmp_path / "runs").exists()  # no run directory for a run that cannot start
+    assert cli.main(["--preset", "cpu-demo", "--model.name", "./no/base", "--run.steps", "1"]) == 2
+    assert "model directory './no/base' does not exist" in capsys.readouterr().err
