@@ -74,7 +74,7 @@ PRESETS: dict[str, PretrainConfig] = {
     # answer starts as a direct guess (sloppy half the time) and a few guesses go on with a check that
     # works the sum out; no answer starts with a worked chain
     "tiny-aha": PretrainConfig(
-        steps=300,
+        steps=600,
         lr=1e-3,
         warmup_steps=20,
         seed=1,
