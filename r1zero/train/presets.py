@@ -205,7 +205,7 @@ def cpu_aha() -> TrainConfig:
     return replace(
         base,
         model=replace(base.model, name=TINY_AHA_DIR),
-        run=replace(base.run, name="aha", steps=80),
+        run=replace(base.run, name="aha"),
         preset="cpu-aha",
     )
 
