@@ -75,8 +75,18 @@ def train_argv(name: str, seed: int, base: Path, preset: str, out: Path, steps: 
 
 
 def finished(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a run that wrote its final weights."""
-    return (run_dir / "final" / "model.safetensors").is_file()
+    """Whether ``run_dir`` holds a run whose metrics reached its configured steps."""
+    config, metrics = run_dir / "config.json", run_dir / "metrics.jsonl"
+    if not (config.is_file() and metrics.is_file()):
+        return False
+    lines = [line for line in metrics.read_text().splitlines() if line.strip()]
+    try:
+        return (
+            bool(lines)
+            and json.loads(lines[-1]).get("step") == json.loads(config.read_text())["run"]["steps"]
+        )
+    except (ValueError, KeyError):  # a half-written last line, or not a run's config
+        return False
 
 
 def run_all(jobs: list[tuple[str, int]], argv_of, out: Path, parallel: int) -> None:

@@ -54,6 +54,16 @@ def smoke_run(tmp_path_factory):
     return out / "aha-s0"
 
 
+def test_a_run_is_finished_when_its_metrics_reach_its_steps(smoke_run, tmp_path):
+    assert bench.finished(smoke_run)
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "config.json").write_text((smoke_run / "config.json").read_text())
+    lines = (smoke_run / "metrics.jsonl").read_text().splitlines()
+    (cut / "metrics.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # stopped one step short
+    assert not bench.finished(cut) and not bench.finished(tmp_path / "missing")
+
+
 def test_summary_of_a_real_run(smoke_run, tmp_path):
     summary = bench.summarise_run(smoke_run)
     heldout = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
