@@ -15,7 +15,7 @@ random-reward and format-only controls on the same base model and task.
 Writes ``bench/results/aha.json`` and ``bench/results/aha.png`` (held-out accuracy, reflection and check
 rates, and length; seeds solid, controls dashed).
 
-    python bench/aha.py                       # about 25 minutes on 2 cores
+    python bench/aha.py                       # about 20 minutes on 2 cores (5 more to make the base)
     python bench/aha.py --seeds 0 --controls ""  # one run
     python bench/aha.py --skip-train          # summarise what is there
 """

@@ -34,12 +34,10 @@ first line and the R1-Zero tags. Shares below are per document (`CorpusSpec` in
   `, wait, ` and the step redone (`8+2=11, wait, 8+2=10`), so reflection has a step-0 rate.
 """
 
-_PHRASES = "a check phrase ({phrases})"
-
 
 def _variant_lines(spec: dict) -> str:
     """Bullets for the self-checking knobs that are on (none for the shipped tiny-base corpus)."""
-    phrases = _PHRASES.format(phrases=", ".join(f"`{p}`" for p in spec["check_phrases"]))
+    phrases = "a check phrase (" + ", ".join(f"`{p}`" for p in spec["check_phrases"]) + ")"
     lines = []
     if spec["slip_share"]:
         what = "adds a term off by 1-2" if spec["slip_kind"] == "term" else "writes a result off by 1-2"
