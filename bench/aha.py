@@ -15,8 +15,8 @@ random-reward and format-only controls on the same base model and task.
 Writes ``bench/results/aha.json`` and ``bench/results/aha.png`` (held-out accuracy, reflection and check
 rates, and length; seeds solid, controls dashed).
 
-    python bench/aha.py                       # about 20 minutes on 2 cores (5 more to make the base)
-    python bench/aha.py --seeds 0 --controls ""  # one run
+    python bench/aha.py                       # about 30 minutes on 2 cores, the base included
+    python bench/aha.py --seeds 0 --controls ""  # one run of the preset
     python bench/aha.py --skip-train          # summarise what is there
 """
 
@@ -178,51 +178,48 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
 
 
 def plot(runs: dict[str, dict[str, Any]], path: Path) -> None:
-    """Held-out accuracy, reflection (keyword solid, exact checks dotted) and length, one line per run."""
+    """Held-out accuracy, reflection (keyword rate as lines, exact checks dotted) and length; the preset's
+    seeds one colour each, each control one colour for all its seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    colours = {
-        "aha": ["#1f4e9c", "#3b7dd8", "#7fb2f0"],
-        "random_reward": ["#d9822b"],
-        "format_only": ["#7a7a7a"],
-    }
-    counters: dict[str, int] = {}
-    for key, r in runs.items():
-        name = key.rsplit("-s", 1)[0]
-        i = counters.get(name, 0)
-        counters[name] = i + 1
-        palette = colours.get(name, ["#444444"])
-        colour, style = palette[i % len(palette)], "-" if name == "aha" else "--"
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    colours = {"random_reward": "#d9822b", "format_only": "#7a7a7a"}
+    seeds = ["#1f4e9c", "#3b7dd8", "#7fb2f0"]
+    groups = [key.rsplit("-s", 1)[0] for key in runs]
+    for i, (key, r) in enumerate(runs.items()):
+        name = groups[i]
+        first = groups.index(name) == i
+        if name == "aha":
+            colour, style, label = seeds[groups[:i].count("aha") % len(seeds)], "-", key
+        else:
+            colour, style = colours.get(name, "#444444"), "--"
+            label = f"{name} ({groups.count(name)} seeds)" if first else None
         c = r["curves"]
-        axes[0].plot(c["steps"], c["accuracy"], style, marker="o", ms=3, color=colour, label=key)
-        axes[1].plot(
-            c["steps"], c["keyword_rate"], style, marker="o", ms=3, color=colour, label=f"{key} keywords"
-        )
-        axes[1].plot(
-            c["steps"], c["check_rate"], ":", marker="s", ms=3, color=colour, label=f"{key} exact checks"
-        )
-        axes[2].plot(c["steps"], c["length"], style, marker="o", ms=3, color=colour, label=key)
+        axes[0].plot(c["steps"], c["accuracy"], style, marker="o", ms=3, color=colour, label=label)
+        axes[1].plot(c["steps"], c["keyword_rate"], style, marker="o", ms=3, color=colour)
+        axes[1].plot(c["steps"], c["check_rate"], ":", marker="s", ms=3, color=colour)
+        axes[2].plot(c["steps"], c["length"], style, marker="o", ms=3, color=colour)
         jump = r["length"]["jump_step"]
         if name == "aha" and jump is not None and jump != r["length"]["final_step"]:
             axes[2].axvline(jump, color=colour, linestyle="-.", linewidth=0.8)
+    titles = (
+        "Held-out accuracy",
+        "Held-out reflection: keywords (o), exact checks (s, dotted)",
+        "Held-out length (first jump ends at -.)",
+    )
     for ax, title, ylabel in zip(
-        axes,
-        ("Held-out accuracy", "Held-out reflection", "Held-out length (first jump ends at -.)"),
-        ("accuracy (T = 1)", "share of responses", "tokens"),
-        strict=True,
+        axes, titles, ("accuracy (T = 1)", "share of responses", "tokens"), strict=True
     ):
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.02, 1.02)
-    axes[1].set_ylim(bottom=0)
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=6, ncol=2)
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -269,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/bench/aha"), help="where the runs go")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the preset's runs")
     p.add_argument("--controls", default="random_reward,format_only", help="comma-separated controls")
-    p.add_argument("--control-seeds", default="0", help="comma-separated seeds of the controls")
+    p.add_argument("--control-seeds", default="0,1,2", help="comma-separated seeds of the controls")
     p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     p.add_argument("--skip-train", action="store_true", help="summarise the runs under --out")
