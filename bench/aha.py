@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench scripts' shared job runner
+from jobs import run_jobs
+
 from r1zero.eval.aha import length_phases
 from r1zero.eval.rundir import heldout_check_series, load_run, series
 
@@ -91,21 +94,7 @@ def finished(run_dir: Path) -> bool:
 
 def run_all(jobs: list[tuple[str, int]], argv_of, out: Path, parallel: int) -> None:
     """Run every ``(name, seed)`` not finished yet, ``parallel`` at a time."""
-    todo = [job for job in jobs if not finished(out / f"{job[0]}-s{job[1]}")]
-    running: dict[tuple[str, int], subprocess.Popen] = {}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    while todo or running:
-        while todo and len(running) < parallel:
-            job = todo.pop(0)
-            log = (out / f"{job[0]}-s{job[1]}.log").open("w")
-            running[job] = subprocess.Popen(argv_of(*job), stdout=log, stderr=subprocess.STDOUT, env=env)
-            print(f"started {job[0]} seed {job[1]}", flush=True)
-        time.sleep(2)
-        for job, proc in list(running.items()):
-            if proc.poll() is not None:
-                del running[job]
-                state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-                print(f"{job[0]} seed {job[1]}: {state}", flush=True)
+    run_jobs([job for job in jobs if not finished(out / f"{job[0]}-s{job[1]}")], argv_of, out, parallel)
 
 
 def pooled(per_step: dict[int, dict[str, float]], prefix: str, min_step: int = 1) -> dict[str, float]:

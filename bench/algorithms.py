@@ -29,11 +29,13 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench scripts' shared job runner
+from jobs import run_jobs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "algorithms.md"
@@ -108,21 +110,7 @@ def finished(run_dir: Path, steps: int) -> bool:
 def run_all(jobs: list[tuple[str, int]], out: Path, steps: int, eval_every: int, parallel: int) -> None:
     """Run every ``(variant, seed)`` not finished yet, ``parallel`` at a time (one thread each)."""
     todo = [job for job in jobs if not finished(out / f"{job[0]}-s{job[1]}", steps)]
-    running: dict[tuple[str, int], subprocess.Popen] = {}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    while todo or running:
-        while todo and len(running) < parallel:
-            variant, seed = job = todo.pop(0)
-            log = (out / f"{variant}-s{seed}.log").open("w")
-            argv = train_argv(variant, out, steps, seed, eval_every)
-            running[job] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-            print(f"started {variant} seed {seed}", flush=True)
-        time.sleep(2)
-        for job, proc in list(running.items()):
-            if proc.poll() is not None:
-                del running[job]
-                state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-                print(f"{job[0]} seed {job[1]}: {state}", flush=True)
+    run_jobs(todo, lambda variant, seed: train_argv(variant, out, steps, seed, eval_every), out, parallel)
 
 
 def summarise_run(run_dir: Path) -> dict[str, Any]:
